@@ -1,0 +1,65 @@
+"""ONNX Runtime on the CPU: the default backend, and the reference every other is checked
+against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from ..modelmeta import LoadedModel
+from . import positive_probability
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model: LoadedModel, threads: int = 0, precision: str = "fp32"):
+        import onnxruntime as ort
+
+        self.model = model
+        self.precision = precision
+        path: Path = model.path
+        if precision == "fp16":
+            if model.fp16_path is None:
+                raise ModelError(f"model {model.path}: no FP16 sibling "
+                                 f"({model.path.stem}_fp16.onnx) next to it")
+            path = model.fp16_path
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"model {path}: ONNX Runtime cannot load it "
+                             f"({str(e).splitlines()[0][:200]})") from None
+        self.path = path
+        inp = self.session.get_inputs()[0]
+        self._input_name = model.meta.input_name
+        self._input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self._output_name = model.meta.output_name
+
+    def warmup(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        for b in batch_sizes:
+            self.infer(np.zeros(self.model.meta.input_shape(b), np.float32))
+
+    def raw(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        return self.session.run([self._output_name], {self._input_name: x})[0]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return positive_probability(self.raw(batch), self.model)
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {"name": self.name, "precision": self.precision, "device": "cpu",
+                "version": ort.__version__, "plan_key": None}
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,149 @@
+"""One recorded exam through the real pipeline: the replay command, the demo and QA."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import backends, modelmeta
+from .collect import Plan, arm_monitor, collect_slots, detect_arrival
+from .errors import InputError, UsageError
+from .journal import Journal, default_dir
+from .roi import Roi
+from .session import ExamSession, Score
+
+
+@dataclass
+class ReplayOptions:
+    roi: Roi
+    t0: float | None = None
+    injection: float | None = None
+    speed: float | None = None  # None = as fast as possible
+    backend: str = "auto"
+    model_path: str | None = None
+    exam: str | None = None
+    seek: str = "auto"  # auto | always | never
+    journal: bool = True
+    branch: str | None = None  # an extra GStreamer branch fed the same decoded video (overlay)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def exam_id_for(path: Path) -> str:
+    """An opaque, stable id from the file's content (not its name, which may hold a patient's)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(size - (1 << 20))
+            h.update(f.read())
+    h.update(str(size).encode())
+    return "r" + h.hexdigest()[:15]
+
+
+def load_model_and_backend(model_path: str | None, backend: str, cfg: dict):
+    path = model_path or cfg["model"]["path"] or str(modelmeta.shipped_model_path())
+    model = modelmeta.read(path)
+    be, note = backends.create(backend, model, threads=int(cfg["model"]["threads"]))
+    be.warmup((1,))
+    return model, be, note
+
+
+def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
+           progress: Callable[[str], None] | None = None,
+           on_score: Callable[[Score, ExamSession], None] | None = None,
+           loaded: tuple | None = None) -> dict[str, Any]:
+    from ceustream.pipelines.filesource import FileReader, StreamEnded, StreamError, discover
+
+    if opts.t0 is not None and opts.injection is not None:
+        raise UsageError("give either --t0 or --injection, not both")
+    if opts.t0 is None and opts.injection is None:
+        raise UsageError("give --t0 S (contrast arrival) or --injection S (injection time)")
+    for name, v in (("--t0", opts.t0), ("--injection", opts.injection)):
+        if v is not None and v < 0:
+            raise UsageError(f"{name} {v}: must be >= 0 seconds")
+    if opts.speed is not None and not opts.speed > 0:
+        raise UsageError(f"--speed {opts.speed}: must be > 0 or 'max'")
+    p = Path(path)
+    started = time.monotonic()
+    info = discover(p)
+    opts.roi.check_inside(info.width, info.height, f"the frame of {p.name}")
+    for name, v in (("--t0", opts.t0), ("--injection", opts.injection)):
+        if v is not None and info.duration_s is not None and v >= info.duration_s:
+            raise InputError(f"{name} {v:g} s is after the end of {p.name} "
+                             f"({info.duration_s:.1f} s)")
+    model, be, note = loaded or load_model_and_backend(opts.model_path, opts.backend, cfg)
+    exam = opts.exam or exam_id_for(p)
+    seek_mode = {"always": True, "never": False}.get(
+        opts.seek, opts.speed is None and info.seekable)
+    if seek_mode and not info.seekable:
+        raise InputError(f"{p}: the file is not seekable; use --seek never")
+    if seek_mode and opts.speed is not None:
+        raise UsageError("seeking replays run at --speed max only")
+    if opts.branch and seek_mode:
+        raise UsageError("an overlay branch needs a streaming replay (--seek never)")
+    r = cfg["replay"]
+    plan = Plan(seek_mode, float(r["seek_lead_s"]), float(r["seek_min_gap_s"]), info.duration_s)
+    journal = Journal(default_dir(cfg), exam) if opts.journal else None
+    session = ExamSession(exam, model, be, opts.roi, publisher, journal, speed=opts.speed,
+                          frame_size=(info.width, info.height), backend_note=note,
+                          on_score=on_score)
+    reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch)
+    reason = None
+    arrival = None
+    try:
+        position = None
+        if opts.injection is not None:
+            session.mark_injection(opts.injection)
+            if not seek_mode:
+                arm_monitor(reader, opts.injection, cfg)
+        reader.start()
+        if opts.injection is not None:
+            arrival, position = detect_arrival(reader, session, opts.injection, cfg, plan,
+                                               StreamEnded, StreamError, progress)
+            t0 = arrival.t0
+            if info.duration_s is not None and t0 >= info.duration_s:
+                raise InputError(f"{p.name}: contrast arrival ({t0:.1f} s) is after the end of "
+                                 f"the recording ({info.duration_s:.1f} s)")
+        else:
+            t0 = float(opts.t0)
+        session.set_t0(t0, arrival)
+        if info.duration_s is not None and t0 + session.schedule.span_s > info.duration_s + 1e-6:
+            session.warnings.add("recording_shorter_than_clip")
+            if progress:
+                progress(f"warning: {p.name} ends at {info.duration_s:.1f} s, before the clip "
+                         f"completes (t0 + {session.schedule.span_s:g} s = "
+                         f"{t0 + session.schedule.span_s:.1f} s): the result will be partial")
+        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, position)
+    finally:
+        reader.close()
+    result = session.finish(reason)
+    wall = time.monotonic() - started
+    damage = getattr(session, "damage", None)
+    result["recording"] = {"duration_s": info.duration_s, "width": info.width,
+                           "height": info.height, "fps": info.fps, "codec": info.codec,
+                           "container": info.container}
+    exam_span = None
+    if session.t0 is not None:
+        last = max([f.due_s for f in (session.sampler.fills if session.sampler else []) if f],
+                   default=session.t0)
+        exam_span = last - min(session.t0, opts.injection if opts.injection is not None else session.t0)
+    result["replay"] = {
+        "mode": "seek" if seek_mode else "stream", "speed": opts.speed or "max",
+        "wall_s": round(wall, 3), "frames_passed": reader.stats.passed,
+        "frames_dropped": reader.stats.dropped, "seeks": reader.stats.seeks,
+        "decoder_warnings": reader.stats.warnings[:5],
+        "exam_s_per_wall_s": round(exam_span / wall, 2) if exam_span and wall > 0 else None}
+    if damage:
+        result["damage"] = {"error": damage[0], "at_s": damage[1]}
+    if reader.stats.warnings:
+        result["flags"] = sorted(set(result["flags"]) | {"decoder_warnings"})
+    if journal:
+        journal.result(result)
+        journal.close()
+        if journal.error:
+            result["flags"] = sorted(set(result["flags"]) | {"journal_error"})
+    return result

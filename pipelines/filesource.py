@@ -1,0 +1,283 @@
+"""Recorded exams: discovery, and a reader that hands the engine only the frames it asks for.
+
+Two ways through a file, choosing the same frames:
+- stream: decode every frame; ``ceusgate`` drops all but the two frames around each slot
+  (and one per monitor interval while contrast arrival is detected);
+- seek: FLUSH|ACCURATE seek to just before each slot and stop (the gate sends EOS) as soon
+  as the slot's frames are through, so only the GOPs around the slots are decoded.
+Timestamps are the stream's own (buffer PTS mapped to stream time), never frame counts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ceustream.engine.errors import InputError
+
+from . import gst
+from .gst import ns, seconds
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    duration_s: float | None
+    width: int
+    height: int
+    fps: float | None
+    seekable: bool
+    codec: str
+    container: str
+
+
+@dataclass
+class Frame:
+    pts_s: float
+    luma: np.ndarray
+    mono_ns: int | None
+    width: int
+    height: int
+
+
+class StreamEnded(Exception):
+    """EOS: the end of the file (stream mode) or of the slots asked for (seek mode)."""
+
+
+class StreamError(Exception):
+    """The pipeline failed mid-stream (damaged data); ``at_s`` is the last good position."""
+
+    def __init__(self, text: str, at_s: float | None):
+        super().__init__(text)
+        self.at_s = at_s
+
+
+def _caps_str(caps) -> str:
+    if caps is None or caps.get_size() == 0:
+        return "unknown"
+    return caps.get_structure(0).get_name()
+
+
+def discover(path: str | Path, timeout_s: float = 15.0) -> VideoInfo:
+    """Checks that ``path`` is a playable video and reads its size, rate and duration."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a recording")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: empty file")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise InputError(f"{p}: cannot be read ({e.strerror})") from None
+    gst.init()
+    from gi.repository import GLib
+
+    Pb = gst.GstPbutils
+    disc = Pb.Discoverer.new(ns(timeout_s))
+    try:
+        info = disc.discover_uri(p.resolve().as_uri())
+    except GLib.Error as e:
+        raise InputError(f"{p}: not a playable video ({e.message})") from None
+    res = info.get_result()
+    if res == Pb.DiscovererResult.TIMEOUT:
+        raise InputError(f"{p}: timed out reading the file (damaged or not a video)")
+    if res == Pb.DiscovererResult.MISSING_PLUGINS:
+        raise InputError(f"{p}: no installed GStreamer decoder for this format "
+                         "(install gstreamer1.0-libav / -plugins-bad / -ugly)")
+    if res != Pb.DiscovererResult.OK:
+        raise InputError(f"{p}: not a playable video ({res.value_nick})")
+    videos = info.get_video_streams()
+    if not videos:
+        raise InputError(f"{p}: not a video (no video stream found)")
+    v = videos[0]
+    if v.get_width() <= 0 or v.get_height() <= 0:
+        raise InputError(f"{p}: video stream has no frame size")
+    num, den = v.get_framerate_num(), v.get_framerate_denom()
+    fps = num / den if num > 0 and den > 0 else None
+    dur = info.get_duration()
+    top = info.get_stream_info()
+    return VideoInfo(
+        path=str(p), duration_s=seconds(dur) if dur and dur > 0 else None,
+        width=v.get_width(), height=v.get_height(), fps=fps, seekable=bool(info.get_seekable()),
+        codec=_caps_str(v.get_caps()), container=_caps_str(top.get_caps()) if top else "unknown")
+
+
+@dataclass
+class ReaderStats:
+    passed: int = 0
+    dropped: int = 0
+    seeks: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class FileReader:
+    """A recording opened for the engine. Not thread-safe: one consumer pulls."""
+
+    def __init__(self, info: VideoInfo, *, seek_mode: bool, speed: float | None = None,
+                 branch: str | None = None):
+        gst.require("ceusgate", "decodebin", "videoconvert", "appsink")
+        self.info = info
+        self.seek_mode = seek_mode
+        self.speed = speed  # None = as fast as possible
+        Gst = gst.Gst
+        loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
+        pace = " ! clocksync" if speed else ""
+        head = f'filesrc location="{loc}" ! decodebin name=dec{pace}'
+        tail = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
+                "appsink name=sink sync=false async=false max-buffers=4 drop=false "
+                "enable-last-sample=false")
+        if branch:
+            desc = f"{head} ! tee name=t t. ! queue ! {tail} t. ! queue ! {branch}"
+        else:
+            desc = f"{head} ! {tail}"
+        try:
+            self.pipeline = Gst.parse_launch(desc)
+        except Exception as e:
+            raise InputError(f"cannot build the replay pipeline ({e})") from None
+        self.gate = self.pipeline.get_by_name("gate")
+        self.sink = self.pipeline.get_by_name("sink")
+        self.bus = self.pipeline.get_bus()
+        self._stamp_caps = Gst.Caps.from_string(gst.STAMP_CAPS)
+        self.stats = ReaderStats()
+        self._size: tuple[int, int] | None = None
+        self.last_pts_s: float | None = None
+        self._started = False
+
+    # -- control -------------------------------------------------------------------------
+    def start(self, timeout_s: float = 15.0) -> None:
+        Gst = gst.Gst
+        if self.seek_mode:
+            # Nothing is listed yet: the gate ends the stream on its first frame, which leaves
+            # the pipeline linked and idle until the first seek.
+            self.gate.set_property("eos-after-slots", True)
+            self.gate.set_property("slots", "")
+        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            self._raise_bus_error(InputError)
+            raise InputError(f"{self.info.path}: the pipeline cannot start")
+        deadline = time.monotonic() + timeout_s
+        # wait until data flows (decodebin linked): position is known or the stream ended
+        while time.monotonic() < deadline:
+            msg = self.bus.timed_pop_filtered(ns(0.02), Gst.MessageType.ERROR | Gst.MessageType.EOS)
+            if msg is not None and msg.type == Gst.MessageType.ERROR:
+                raise InputError(f"{self.info.path}: cannot be decoded ({gst.error_line(msg)})")
+            if msg is not None and msg.type == Gst.MessageType.EOS:
+                break
+            if self.gate.get_property("last-arrival") > 0:
+                break
+        else:
+            raise InputError(f"{self.info.path}: no frame decoded within {timeout_s:.0f} s")
+        if self.speed and self.speed != 1.0:
+            self._seek(0.0, rate=self.speed)
+        self._started = True
+
+    def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
+        self.gate.set_property("monitor-start", ns(max(start_s, 0.0)))
+        self.gate.set_property("monitor-stop", ns(stop_s))
+        self.gate.set_property("monitor-interval", ns(interval_s))
+
+    def stop_monitor(self) -> None:
+        self.gate.set_property("monitor-interval", 0)
+
+    def set_slots(self, times_s: list[float]) -> None:
+        self.gate.set_property("slots", ",".join(f"{t:.6f}" for t in times_s if t >= 0))
+
+    def seek(self, t_s: float) -> None:
+        """Flushing, accurate seek to stream time ``t_s`` (clamped at 0)."""
+        self._seek(max(t_s, 0.0), rate=self.speed if self.speed else 1.0)
+
+    def _seek(self, t_s: float, rate: float) -> None:
+        Gst = gst.Gst
+        ok = self.pipeline.seek(rate, Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.ACCURATE,
+                                Gst.SeekType.SET, ns(t_s), Gst.SeekType.NONE, -1)
+        self.stats.seeks += 1
+        if not ok:
+            raise StreamError(f"seek to {t_s:.2f} s refused", self.last_pts_s)
+
+    # -- data ----------------------------------------------------------------------------
+    def pull(self, timeout_s: float = 10.0) -> Frame:
+        """The next frame the gate let through. Raises StreamEnded or StreamError."""
+        Gst = gst.Gst
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_bus()
+            sample = self.sink.try_pull_sample(ns(0.05))
+            if sample is not None:
+                return self._frame(sample)
+            if self.sink.is_eos():
+                self._check_bus()
+                raise StreamEnded()
+            if time.monotonic() > deadline:
+                raise StreamError(f"no frame for {timeout_s:.0f} s (stalled)", self.last_pts_s)
+
+    def _check_bus(self) -> None:
+        Gst = gst.Gst
+        while True:
+            msg = self.bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.WARNING)
+            if msg is None:
+                return
+            if msg.type == Gst.MessageType.ERROR:
+                raise StreamError(gst.error_line(msg), self.last_pts_s)
+            line = gst.error_line(msg)
+            if line not in self.stats.warnings:
+                self.stats.warnings.append(line)
+
+    def _raise_bus_error(self, exc) -> None:
+        Gst = gst.Gst
+        msg = self.bus.pop_filtered(Gst.MessageType.ERROR)
+        if msg is not None:
+            raise exc(f"{self.info.path}: {gst.error_line(msg)}")
+
+    def _frame(self, sample) -> Frame:
+        Gst = gst.Gst
+        buf = sample.get_buffer()
+        caps = sample.get_caps()
+        st = caps.get_structure(0)
+        w, h = st.get_value("width"), st.get_value("height")
+        if self._size is None:
+            self._size = (w, h)
+        elif self._size != (w, h):
+            raise InputError(
+                f"{self.info.path}: resolution changed mid-stream at "
+                f"{seconds(buf.pts):.2f} s ({self._size[0]}x{self._size[1]} -> {w}x{h}); "
+                "the ROI no longer means the same place")
+        seg = sample.get_segment()
+        pts = seg.to_stream_time(Gst.Format.TIME, buf.pts)
+        if pts == Gst.CLOCK_TIME_NONE or pts < 0:
+            pts = buf.pts
+        data = buf.extract_dup(0, buf.get_size())
+        stride = len(data) // h
+        luma = np.frombuffer(data, np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        meta = buf.get_reference_timestamp_meta(self._stamp_caps)
+        mono = int(meta.timestamp) if meta is not None else None
+        self.last_pts_s = seconds(pts)
+        return Frame(self.last_pts_s, luma, mono, w, h)
+
+    def counters(self) -> tuple[int, int]:
+        return int(self.gate.get_property("passed")), int(self.gate.get_property("dropped"))
+
+    def close(self) -> None:
+        self.stats.passed, self.stats.dropped = self.counters()
+        self.pipeline.set_state(gst.Gst.State.NULL)
+
+
+def decode_all(path: str | Path) -> list[Frame]:
+    """Every frame of a recording (tests and offline reference scoring)."""
+    info = discover(path)
+    r = FileReader(info, seek_mode=False)
+    r.gate.set_property("pass-all", True)
+    r.start()
+    out = []
+    try:
+        while True:
+            out.append(r.pull())
+    except StreamEnded:
+        pass
+    finally:
+        r.close()
+    return out

@@ -1,0 +1,603 @@
+/* ceusgate: lets through only the frames a CEUS slot schedule needs.
+ *
+ * A capture card delivers 30-60 frames per second but the 30-slot schedule needs about two
+ * frames per slot (the last one before the slot time and the first one at or after it, so that
+ * the application can pick the nearest).  Everything else is dropped here, in the streaming
+ * thread, so that no application code (Python) runs for frames the schedule does not need.
+ *
+ * While contrast arrival is being detected, a "monitor" window lets one frame per
+ * monitor-interval through.  Every buffer that passes carries a GstReferenceTimestampMeta
+ * (caps "timestamp/x-ceus-monotonic") with CLOCK_MONOTONIC at the moment it left the decoder,
+ * which the engine uses to measure its own latency.
+ *
+ * The element never blocks: it takes a mutex only to read its settings, and pushes outside it.
+ *
+ * Example:
+ *   gst-launch-1.0 filesrc location=exam.mp4 ! decodebin ! ceusgate slots="12,14,16" ! \
+ *       videoconvert ! autovideosink
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstceusgate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+GST_DEBUG_CATEGORY_STATIC (ceus_gate_debug);
+#define GST_CAT_DEFAULT ceus_gate_debug
+
+#define DEFAULT_FROZEN_AFTER 30
+
+enum
+{
+  PROP_0,
+  PROP_SLOTS,
+  PROP_MONITOR_INTERVAL,
+  PROP_MONITOR_START,
+  PROP_MONITOR_STOP,
+  PROP_PASS_ALL,
+  PROP_STAMP,
+  PROP_FROZEN_AFTER,
+  PROP_PASSED,
+  PROP_DROPPED,
+  PROP_LAST_STREAM_TIME,
+  PROP_LAST_ARRIVAL,
+  PROP_FROZEN,
+  PROP_NEXT_SLOT,
+  PROP_EOS_AFTER_SLOTS,
+};
+
+struct _GstCeusGate
+{
+  GstElement parent;
+  GstPad *sinkpad;
+  GstPad *srcpad;
+
+  GMutex lock;
+  GArray *slots;                /* guint64 stream-time ns, ascending */
+  guint next_slot;
+  guint64 monitor_interval;
+  guint64 monitor_start;
+  guint64 monitor_stop;
+  guint64 last_monitor;
+  gboolean pass_all;
+  gboolean stamp;
+  gboolean eos_after_slots;
+  gboolean sent_eos;
+  guint frozen_after;
+
+  GstSegment segment;
+  GstBuffer *prev;              /* last frame seen and not pushed, while a slot is pending */
+  guint64 prev_arrival;
+
+  guint64 passed;
+  guint64 dropped;
+  guint64 last_st;
+  guint64 last_arrival;
+  guint32 last_hash;
+  guint same_count;
+  gboolean frozen;
+
+  GstCaps *stamp_caps;
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS ("video/x-raw(ANY)"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS ("video/x-raw(ANY)"));
+
+G_DEFINE_TYPE (GstCeusGate, gst_ceus_gate, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE (ceusgate, "ceusgate", GST_RANK_NONE, GST_TYPE_CEUS_GATE);
+
+static guint64
+monotonic_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (guint64) ts.tv_sec * GST_SECOND + (guint64) ts.tv_nsec;
+}
+
+static gint
+cmp_u64 (gconstpointer a, gconstpointer b)
+{
+  guint64 x = *(const guint64 *) a, y = *(const guint64 *) b;
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Index of the first slot at or after @t; called with the lock held. */
+static guint
+first_slot_from (GstCeusGate * self, guint64 t)
+{
+  guint i = 0;
+  if (t == GST_CLOCK_TIME_NONE)
+    return 0;
+  while (i < self->slots->len && g_array_index (self->slots, guint64, i) < t)
+    i++;
+  return i;
+}
+
+static gchar *
+slots_to_string (GstCeusGate * self)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < self->slots->len; i++) {
+    gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+    g_ascii_formatd (buf, sizeof buf, "%.6f",
+        (gdouble) g_array_index (self->slots, guint64, i) / GST_SECOND);
+    if (i)
+      g_string_append_c (s, ',');
+    g_string_append (s, buf);
+  }
+  return g_string_free (s, FALSE);
+}
+
+/* Parses "t1,t2,..." (seconds).  Returns FALSE and leaves @out untouched on a bad entry. */
+static gboolean
+parse_slots (const gchar * text, GArray * out)
+{
+  GArray *tmp = g_array_new (FALSE, FALSE, sizeof (guint64));
+  gchar **parts = g_strsplit (text ? text : "", ",", -1);
+  gboolean ok = TRUE;
+  for (gchar ** p = parts; *p; p++) {
+    gchar *item = g_strstrip (*p);
+    gchar *end = NULL;
+    gdouble v;
+    guint64 ns;
+    if (!*item)
+      continue;
+    v = g_ascii_strtod (item, &end);
+    if (end == item || *end != '\0' || !(v >= 0.0) || v > 1e7) {
+      ok = FALSE;
+      break;
+    }
+    ns = (guint64) (v * GST_SECOND + 0.5);
+    g_array_append_val (tmp, ns);
+  }
+  g_strfreev (parts);
+  if (ok) {
+    g_array_sort (tmp, cmp_u64);
+    g_array_set_size (out, 0);
+    g_array_append_vals (out, tmp->data, tmp->len);
+  }
+  g_array_free (tmp, TRUE);
+  return ok;
+}
+
+/* A cheap fingerprint of a frame: ~4096 sampled bytes.  Enough to tell a frozen scanner
+ * image (byte-identical frames) from live video, at a few microseconds per frame. */
+static guint32
+frame_hash (GstBuffer * buf)
+{
+  GstMapInfo map;
+  guint32 h = 2166136261u;
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ))
+    return 0;
+  if (map.size > 0) {
+    gsize step = map.size / 4096 + 1;
+    for (gsize i = 0; i < map.size; i += step)
+      h = (h ^ map.data[i]) * 16777619u;
+  }
+  gst_buffer_unmap (buf, &map);
+  return h;
+}
+
+static GstBuffer *
+stamp_buffer (GstCeusGate * self, GstBuffer * buf, guint64 arrival)
+{
+  buf = gst_buffer_make_writable (buf);
+  gst_buffer_add_reference_timestamp_meta (buf, self->stamp_caps, arrival,
+      GST_CLOCK_TIME_NONE);
+  return buf;
+}
+
+static GstFlowReturn
+gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  GstCeusGate *self = GST_CEUS_GATE (parent);
+  guint64 now = monotonic_ns ();
+  guint64 pts = GST_BUFFER_PTS (buf);
+  guint64 st = pts;
+  gboolean pass = FALSE, stamp;
+  GstBuffer *push_prev = NULL;
+  guint64 prev_arrival = 0;
+  guint32 hash = 0;
+  gboolean send_eos = FALSE;
+  GstFlowReturn ret = GST_FLOW_OK;
+
+  if (pts != GST_CLOCK_TIME_NONE && self->segment.format == GST_FORMAT_TIME) {
+    guint64 s = gst_segment_to_stream_time (&self->segment, GST_FORMAT_TIME, pts);
+    if (s != GST_CLOCK_TIME_NONE)
+      st = s;
+  }
+  if (self->frozen_after > 0)
+    hash = frame_hash (buf);
+
+  g_mutex_lock (&self->lock);
+  self->last_arrival = now;
+  if (self->frozen_after > 0) {
+    if (self->passed + self->dropped > 0 && hash == self->last_hash)
+      self->same_count++;
+    else
+      self->same_count = 0;
+    self->last_hash = hash;
+    self->frozen = self->same_count >= self->frozen_after;
+  }
+  stamp = self->stamp;
+
+  if (self->pass_all)
+    pass = TRUE;
+
+  if (st != GST_CLOCK_TIME_NONE) {
+    self->last_st = st;
+    if (self->monitor_interval > 0 && st >= self->monitor_start
+        && st <= self->monitor_stop) {
+      if (self->last_monitor == GST_CLOCK_TIME_NONE || st < self->last_monitor
+          || st >= self->last_monitor + self->monitor_interval) {
+        pass = TRUE;
+        self->last_monitor = st;
+      }
+    }
+    while (self->next_slot < self->slots->len
+        && g_array_index (self->slots, guint64, self->next_slot) <= st) {
+      pass = TRUE;
+      if (self->prev) {
+        push_prev = self->prev;
+        prev_arrival = self->prev_arrival;
+        self->prev = NULL;
+      }
+      self->next_slot++;
+    }
+  }
+
+  if (pass) {
+    /* this frame goes downstream, so the next slot's "before" frame is already there */
+    if (self->prev) {
+      gst_buffer_unref (self->prev);
+      self->prev = NULL;
+    }
+  } else if (self->next_slot < self->slots->len) {
+    if (self->prev)
+      gst_buffer_unref (self->prev);
+    self->prev = gst_buffer_ref (buf);
+    self->prev_arrival = now;
+  }
+  self->passed += (pass ? 1 : 0) + (push_prev ? 1 : 0);
+  if (!pass)
+    self->dropped++;
+  /* seek mode: once the listed slots are served (and no monitor window is open ahead),
+   * stop the stream so nothing more is decoded until the application seeks again */
+  if (self->eos_after_slots && !self->sent_eos && self->next_slot >= self->slots->len
+      && (self->monitor_interval == 0 || st == GST_CLOCK_TIME_NONE
+          || st >= self->monitor_stop)) {
+    send_eos = TRUE;
+    self->sent_eos = TRUE;
+  }
+  g_mutex_unlock (&self->lock);
+
+  if (push_prev) {
+    if (stamp)
+      push_prev = stamp_buffer (self, push_prev, prev_arrival);
+    ret = gst_pad_push (self->srcpad, push_prev);
+    if (ret != GST_FLOW_OK) {
+      gst_buffer_unref (buf);
+      return ret;
+    }
+  }
+  if (!pass) {
+    gst_buffer_unref (buf);
+  } else {
+    if (stamp)
+      buf = stamp_buffer (self, buf, now);
+    ret = gst_pad_push (self->srcpad, buf);
+  }
+  if (send_eos && ret == GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (self, "slots served, sending EOS");
+    gst_pad_push_event (self->srcpad, gst_event_new_eos ());
+    ret = GST_FLOW_EOS;
+  }
+  return ret;
+}
+
+static void
+clear_prev (GstCeusGate * self)
+{
+  if (self->prev) {
+    gst_buffer_unref (self->prev);
+    self->prev = NULL;
+  }
+}
+
+static gboolean
+gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstCeusGate *self = GST_CEUS_GATE (parent);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_FLUSH_STOP:
+      g_mutex_lock (&self->lock);
+      clear_prev (self);
+      self->sent_eos = FALSE;
+      self->last_monitor = GST_CLOCK_TIME_NONE;
+      self->same_count = 0;
+      self->frozen = FALSE;
+      g_mutex_unlock (&self->lock);
+      break;
+    case GST_EVENT_SEGMENT:{
+      const GstSegment *seg;
+      gst_event_parse_segment (event, &seg);
+      g_mutex_lock (&self->lock);
+      gst_segment_copy_into (seg, &self->segment);
+      clear_prev (self);
+      /* slots before the new segment were decided in an earlier one */
+      if (seg->format == GST_FORMAT_TIME)
+        self->next_slot = first_slot_from (self, seg->time);
+      g_mutex_unlock (&self->lock);
+      break;
+    }
+    case GST_EVENT_EOS:{
+      gboolean already;
+      g_mutex_lock (&self->lock);
+      clear_prev (self);
+      already = self->sent_eos;
+      self->sent_eos = TRUE;
+      g_mutex_unlock (&self->lock);
+      if (already) {
+        gst_event_unref (event);
+        return TRUE;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return gst_pad_event_default (pad, parent, event);
+}
+
+static void
+gst_ceus_gate_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstCeusGate *self = GST_CEUS_GATE (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id) {
+    case PROP_SLOTS:
+      if (!parse_slots (g_value_get_string (value), self->slots)) {
+        g_mutex_unlock (&self->lock);
+        GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, (NULL),
+            ("ceusgate: invalid slots '%s': expected comma-separated seconds",
+                g_value_get_string (value)));
+        return;
+      }
+      /* slots already in the past are not served retroactively */
+      self->next_slot = first_slot_from (self, self->last_st);
+      clear_prev (self);
+      break;
+    case PROP_MONITOR_INTERVAL:
+      self->monitor_interval = g_value_get_uint64 (value);
+      self->last_monitor = GST_CLOCK_TIME_NONE;
+      break;
+    case PROP_MONITOR_START:
+      self->monitor_start = g_value_get_uint64 (value);
+      break;
+    case PROP_MONITOR_STOP:
+      self->monitor_stop = g_value_get_uint64 (value);
+      break;
+    case PROP_PASS_ALL:
+      self->pass_all = g_value_get_boolean (value);
+      break;
+    case PROP_STAMP:
+      self->stamp = g_value_get_boolean (value);
+      break;
+    case PROP_FROZEN_AFTER:
+      self->frozen_after = g_value_get_uint (value);
+      break;
+    case PROP_EOS_AFTER_SLOTS:
+      self->eos_after_slots = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+gst_ceus_gate_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstCeusGate *self = GST_CEUS_GATE (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id) {
+    case PROP_SLOTS:
+      g_value_take_string (value, slots_to_string (self));
+      break;
+    case PROP_MONITOR_INTERVAL:
+      g_value_set_uint64 (value, self->monitor_interval);
+      break;
+    case PROP_MONITOR_START:
+      g_value_set_uint64 (value, self->monitor_start);
+      break;
+    case PROP_MONITOR_STOP:
+      g_value_set_uint64 (value, self->monitor_stop);
+      break;
+    case PROP_PASS_ALL:
+      g_value_set_boolean (value, self->pass_all);
+      break;
+    case PROP_STAMP:
+      g_value_set_boolean (value, self->stamp);
+      break;
+    case PROP_FROZEN_AFTER:
+      g_value_set_uint (value, self->frozen_after);
+      break;
+    case PROP_EOS_AFTER_SLOTS:
+      g_value_set_boolean (value, self->eos_after_slots);
+      break;
+    case PROP_PASSED:
+      g_value_set_uint64 (value, self->passed);
+      break;
+    case PROP_DROPPED:
+      g_value_set_uint64 (value, self->dropped);
+      break;
+    case PROP_LAST_STREAM_TIME:
+      g_value_set_uint64 (value, self->last_st);
+      break;
+    case PROP_LAST_ARRIVAL:
+      g_value_set_uint64 (value, self->last_arrival);
+      break;
+    case PROP_FROZEN:
+      g_value_set_boolean (value, self->frozen);
+      break;
+    case PROP_NEXT_SLOT:
+      g_value_set_int (value, self->next_slot < self->slots->len ?
+          (gint) self->next_slot : -1);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+static GstStateChangeReturn
+gst_ceus_gate_change_state (GstElement * element, GstStateChange transition)
+{
+  GstCeusGate *self = GST_CEUS_GATE (element);
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (gst_ceus_gate_parent_class)->change_state (element,
+      transition);
+
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    g_mutex_lock (&self->lock);
+    clear_prev (self);
+    gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
+    self->last_monitor = GST_CLOCK_TIME_NONE;
+    self->last_st = GST_CLOCK_TIME_NONE;
+    self->same_count = 0;
+    self->frozen = FALSE;
+    self->sent_eos = FALSE;
+    g_mutex_unlock (&self->lock);
+  }
+  return ret;
+}
+
+static void
+gst_ceus_gate_finalize (GObject * object)
+{
+  GstCeusGate *self = GST_CEUS_GATE (object);
+  clear_prev (self);
+  g_array_free (self->slots, TRUE);
+  gst_caps_unref (self->stamp_caps);
+  g_mutex_clear (&self->lock);
+  G_OBJECT_CLASS (gst_ceus_gate_parent_class)->finalize (object);
+}
+
+static void
+gst_ceus_gate_class_init (GstCeusGateClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_PLAYING;
+  const GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+
+  gobject_class->set_property = gst_ceus_gate_set_property;
+  gobject_class->get_property = gst_ceus_gate_get_property;
+  gobject_class->finalize = gst_ceus_gate_finalize;
+  element_class->change_state = gst_ceus_gate_change_state;
+
+  g_object_class_install_property (gobject_class, PROP_SLOTS,
+      g_param_spec_string ("slots", "Slots",
+          "Slot times in seconds of stream time, comma-separated. For each slot the last "
+          "frame before it and the first frame at or after it pass; slots already in the "
+          "past when set are not served", "", rw));
+  g_object_class_install_property (gobject_class, PROP_MONITOR_INTERVAL,
+      g_param_spec_uint64 ("monitor-interval", "Monitor interval",
+          "Inside the monitor window, pass one frame per this many nanoseconds "
+          "(0 = no monitoring); used while contrast arrival is detected",
+          0, G_MAXUINT64, 0, rw));
+  g_object_class_install_property (gobject_class, PROP_MONITOR_START,
+      g_param_spec_uint64 ("monitor-start", "Monitor start",
+          "Start of the monitor window, stream time in nanoseconds", 0,
+          G_MAXUINT64, 0, rw));
+  g_object_class_install_property (gobject_class, PROP_MONITOR_STOP,
+      g_param_spec_uint64 ("monitor-stop", "Monitor stop",
+          "End of the monitor window, stream time in nanoseconds", 0,
+          G_MAXUINT64, G_MAXUINT64, rw));
+  g_object_class_install_property (gobject_class, PROP_PASS_ALL,
+      g_param_spec_boolean ("pass-all", "Pass all",
+          "Pass every frame (for measurements and tests)", FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_STAMP,
+      g_param_spec_boolean ("stamp", "Stamp",
+          "Attach a timestamp/x-ceus-monotonic reference timestamp (CLOCK_MONOTONIC "
+          "when the frame reached the gate) to every frame that passes", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_FROZEN_AFTER,
+      g_param_spec_uint ("frozen-after", "Frozen after",
+          "Report a frozen image after this many identical consecutive frames "
+          "(0 = off)", 0, G_MAXUINT, DEFAULT_FROZEN_AFTER, rw));
+  g_object_class_install_property (gobject_class, PROP_EOS_AFTER_SLOTS,
+      g_param_spec_boolean ("eos-after-slots", "EOS after slots",
+          "Seek mode: end the stream (EOS) as soon as every listed slot is served and no "
+          "monitor window lies ahead, so nothing more is decoded until the next flushing "
+          "seek", FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_PASSED,
+      g_param_spec_uint64 ("passed", "Passed", "Frames passed downstream", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_DROPPED,
+      g_param_spec_uint64 ("dropped", "Dropped", "Frames dropped", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_LAST_STREAM_TIME,
+      g_param_spec_uint64 ("last-stream-time", "Last stream time",
+          "Stream time of the newest frame seen (ns; G_MAXUINT64 = none yet)", 0,
+          G_MAXUINT64, G_MAXUINT64, ro));
+  g_object_class_install_property (gobject_class, PROP_LAST_ARRIVAL,
+      g_param_spec_uint64 ("last-arrival", "Last arrival",
+          "CLOCK_MONOTONIC (ns) when the newest frame arrived; 0 = none yet", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_FROZEN,
+      g_param_spec_boolean ("frozen", "Frozen",
+          "TRUE while the last frozen-after frames were identical", FALSE, ro));
+  g_object_class_install_property (gobject_class, PROP_NEXT_SLOT,
+      g_param_spec_int ("next-slot", "Next slot",
+          "Index of the next slot to be served, -1 when none is pending", -1,
+          G_MAXINT, -1, ro));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "CEUS slot gate", "Filter/Video",
+      "Passes only the frames a contrast-ultrasound slot schedule needs",
+      "ceustream");
+  GST_DEBUG_CATEGORY_INIT (ceus_gate_debug, "ceusgate", 0, "CEUS slot gate");
+}
+
+static void
+gst_ceus_gate_init (GstCeusGate * self)
+{
+  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  gst_pad_set_chain_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (gst_ceus_gate_chain));
+  gst_pad_set_event_function (self->sinkpad,
+      GST_DEBUG_FUNCPTR (gst_ceus_gate_sink_event));
+  GST_PAD_SET_PROXY_CAPS (self->sinkpad);
+  GST_PAD_SET_PROXY_ALLOCATION (self->sinkpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
+
+  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  GST_PAD_SET_PROXY_CAPS (self->srcpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
+
+  g_mutex_init (&self->lock);
+  self->slots = g_array_new (FALSE, FALSE, sizeof (guint64));
+  self->monitor_stop = G_MAXUINT64;
+  self->last_monitor = GST_CLOCK_TIME_NONE;
+  self->last_st = GST_CLOCK_TIME_NONE;
+  self->stamp = TRUE;
+  self->frozen_after = DEFAULT_FROZEN_AFTER;
+  gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
+  self->stamp_caps = gst_caps_new_empty_simple ("timestamp/x-ceus-monotonic");
+}
