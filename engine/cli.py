@@ -202,7 +202,13 @@ def _print_result(r: dict[str, Any]) -> None:
     print(DISCLAIMER)
 
 
-COMMANDS = {"replay": cmd_replay}
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.run(args, _cfg(args))
+
+
+COMMANDS = {"replay": cmd_replay, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

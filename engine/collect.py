@@ -2,12 +2,19 @@
 
 Works on anything with the reader's small interface (``set_monitor``, ``stop_monitor``,
 ``set_slots``, ``seek``, ``pull``; see ``ceustream.pipelines.filesource.FileReader``), so the
-logic is the same for every container and is tested on real files.
+logic is the same for every container, live or recorded.
+
+One rule makes live, streamed and seeking runs choose the same frames. When t0 comes from
+arrival detection it is known only after the rise is confirmed, when its first slots have
+gone by. The arrival window is watched at ``monitor_hz`` (8 frames/s by default, chosen by
+stream time, so the same frames in every mode); it is kept open until ``HOLD_S`` after the
+confirmation, and every slot due before it closes is taken from those frames (its frame
+is then at most 1/16 s off the slot time). Later slots get the exact nearest frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -15,6 +22,8 @@ import numpy as np
 from .arrival import Arrival, ArrivalDetector
 from .roi import Roi, crop
 from .session import ExamSession
+
+HOLD_S = 1.0  # the monitor window stays open this long after arrival is confirmed
 
 
 class EndOfStream(Exception):
@@ -43,16 +52,38 @@ class Plan:
     duration_s: float | None = None
 
 
+@dataclass
+class Frame:
+    """A frame as the sampler keeps it: its time, the ROI crop, when it left the decoder."""
+
+    pts_s: float
+    crop: np.ndarray
+    mono_ns: int | None
+
+
+@dataclass
+class Watch:
+    """What arrival detection leaves behind for the slots."""
+
+    arrival: Arrival
+    history: list[Frame] = field(default_factory=list)  # monitor frames up to ``until``
+    until: float = 0.0                                  # the monitor window's end
+    pending: list[Any] = field(default_factory=list)    # frames already pulled after it
+
+
 def roi_mean(luma: np.ndarray, roi: Roi) -> float:
     return float(luma[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w].mean())
 
 
+def monitor_interval(cfg: dict) -> float:
+    return 1.0 / float(cfg["arrival"]["monitor_hz"])
+
+
 def arm_monitor(reader: Reader, injection_s: float, cfg: dict) -> None:
-    """One frame per 1/monitor_hz from the injection to the end of the arrival window.
+    """One frame per monitor interval from the injection to the end of the arrival window.
     A streaming reader is armed before it starts, so no frame of the window goes by."""
-    a = cfg["arrival"]
-    reader.set_monitor(injection_s, injection_s + float(a["window_s"]) + 1.0,
-                       1.0 / float(a["monitor_hz"]))
+    reader.set_monitor(injection_s, injection_s + float(cfg["arrival"]["window_s"]) + HOLD_S + 1.0,
+                       monitor_interval(cfg))
 
 
 def _pull(reader: Reader, ended: type, damaged: type) -> Any:
@@ -66,48 +97,76 @@ def _pull(reader: Reader, ended: type, damaged: type) -> Any:
 
 def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg: dict,
                    plan: Plan, ended: type, damaged: type,
-                   progress: Callable[[str], None] | None = None) -> tuple[Arrival, float | None]:
-    """Watches the ROI from the injection on; returns (arrival, stream time reached)."""
+                   progress: Callable[[str], None] | None = None) -> Watch:
+    """Watches the ROI from the injection on until contrast arrival is confirmed (or the
+    window ends), then keeps the monitor open ``HOLD_S`` longer for the first slots."""
     det = ArrivalDetector.from_config(injection_s, cfg["arrival"])
     if plan.seek_mode:
         arm_monitor(reader, injection_s, cfg)
         reader.seek(injection_s)
-    last = None
+    step = monitor_interval(cfg)
+    history: list[Frame] = []
+    res: Arrival | None = None
+    until = None
+    pending: list[Any] = []
     try:
         while True:
             fr = _pull(reader, ended, damaged)
-            last = fr.pts_s
-            session.position_s = last
-            res = det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
-            if res is not None:
+            session.position_s = fr.pts_s
+            if until is not None and fr.pts_s > until:
+                pending.append(fr)
                 break
+            history.append(Frame(fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns))
+            if res is None:
+                res = det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
+                if res is not None:
+                    until = _confirmed(reader, session, res, fr.pts_s, step, plan)
     except EndOfStream:
-        res = det.finish()
+        if res is None:
+            res = det.finish()
+            until = history[-1].pts_s if history else injection_s
+            session.set_t0(res.t0, res)
     finally:
         reader.stop_monitor()
     if progress:
-        progress(f"contrast arrival {'detected' if res.method == 'detected' else 'not seen'}:"
-                 f" t0 = {res.t0:.2f} s ({res.method})")
-    return res, last
+        how = "detected" if res.method == "detected" else "not seen, fallback"
+        progress(f"contrast arrival {how}: t0 = {res.t0:.2f} s")
+    return Watch(res, [f for f in history if f.pts_s <= until], until, pending)
+
+
+def _confirmed(reader: Reader, session: ExamSession, res: Arrival, now: float,
+               step: float, plan: Plan) -> float:
+    """Arrival confirmed at stream time ``now``: close the window ``HOLD_S`` later and, when
+    streaming, list the later slots at once (a seeking reader lists them per seek)."""
+    sampler = session.set_t0(res.t0, res)
+    until = now + HOLD_S + step
+    reader.set_monitor(session.injection or 0.0, until, step)
+    if not plan.seek_mode:
+        reader.set_slots([d for d in sampler.due if d > until])
+    return until
 
 
 def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type, damaged: type,
-                  position_s: float | None = None) -> str | None:
+                  watch: Watch | None = None) -> str | None:
     """Fills the session's slots from the reader. Returns the reason the exam ended early
     (``recording_ended_early``, ``recording_damaged``) or None when every slot was decided."""
     sampler = session.sampler
     assert sampler is not None
     due = sampler.due
     try:
+        if watch is not None:
+            for f in watch.history:
+                _offer_frame(session, f.pts_s, f.crop, f.mono_ns)
+            fills = sampler.cutoff(watch.until)
+            if fills:
+                session.add(fills)
         if not plan.seek_mode:
-            reader.set_slots(due)
-            if position_s is not None and due[0] <= position_s:
-                # t0 was found after its first slots went by: go back for them
-                sampler.reset_prev()
-                reader.seek(due[0] - plan.seek_lead_s)
-            while not sampler.done:
-                fr = _pull(reader, ended, damaged)
+            if watch is None:
+                reader.set_slots(due)
+            for fr in (watch.pending if watch else []):
                 _offer(session, fr)
+            while not sampler.done:
+                _offer(session, _pull(reader, ended, damaged))
             return None
         while sampler.next_index is not None:
             i = sampler.next_index
@@ -121,7 +180,7 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
                 j += 1
             reader.set_slots(group)
             lead = plan.seek_lead_s
-            for _attempt in range(3):
+            for attempt in range(3):
                 sampler.reset_prev()
                 reader.seek(due[i] - lead)
                 first = None
@@ -130,10 +189,10 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
                         fr = _pull(reader, ended, damaged)
                         if first is None:
                             first = fr.pts_s
-                            # the frame before the slot was not delivered (decoder clipped
-                            # it, or a gap): look further back so it is not missed
+                            # the frame before the slot was not delivered (the decoder clipped
+                            # it, or a gap): look further back so it cannot be missed
                             if first >= due[i] and first - due[i] >= lead and \
-                                    due[i] - lead > 0 and _attempt < 2:
+                                    due[i] - lead > 0 and attempt < 2:
                                 lead = (first - due[i]) + plan.seek_lead_s
                                 break
                         _offer(session, fr)
@@ -147,13 +206,17 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
     except EndOfStream:
         return "recording_ended_early"
     except DamagedStream as e:
-        session.warnings.add(f"damaged: {e}")
+        session.warnings.add("recording_damaged")
         session.damage = (str(e), e.at_s)  # type: ignore[attr-defined]
         return "recording_damaged"
 
 
 def _offer(session: ExamSession, fr: Any) -> None:
-    session.position_s = fr.pts_s
-    fills = session.sampler.offer(fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns)
+    _offer_frame(session, fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns)
+
+
+def _offer_frame(session: ExamSession, pts: float, roi_crop: np.ndarray, mono: int | None) -> None:
+    session.position_s = pts
+    fills = session.sampler.offer(pts, roi_crop, mono)
     if fills:
-        session.add(fills, fr.mono_ns)
+        session.add(fills, mono)

@@ -41,14 +41,15 @@ def encode(payload: dict[str, Any]) -> bytes:
 def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, score: float,
           label: str | None, final: bool, flags: list[str], model: dict, backend: dict,
           latency_ms: float | None, frame_mono_ns: int | None, t0_s: float | None,
-          frame_times_s: list[float | None], threshold: float) -> dict[str, Any]:
+          frame_times_s: list[float | None], slot_states: list[str | None],
+          threshold: float) -> dict[str, Any]:
     return {
         "v": VERSION, "type": "score", "exam": exam, "t_wall": time.time(),
         "slot": slot, "slots_filled": slots_filled, "slots_total": slots_total,
         "score": float(score), "label": label, "final": final, "provisional": not final,
         "threshold": threshold, "flags": sorted(set(flags)), "model": model, "backend": backend,
         "latency_ms": latency_ms, "frame_mono_ns": frame_mono_ns, "t0_s": t0_s,
-        "frame_times_s": frame_times_s, "disclaimer": DISCLAIMER,
+        "frame_times_s": frame_times_s, "slot_states": slot_states, "disclaimer": DISCLAIMER,
     }
 
 
@@ -57,6 +58,8 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
            next_slot_in_s: float | None, speed: float, t0_s: float | None,
            injection_s: float | None, warnings: list[str], roi: list[int] | None,
            frame_size: list[int] | None, model: dict | None, backend: dict | None,
+           slot_states: list[str | None] | None = None, score: float | None = None,
+           final: bool = False, label: str | None = None, flags: list[str] | None = None,
            heartbeat: bool = False) -> dict[str, Any]:
     assert phase in PHASES, phase
     return {
@@ -66,7 +69,8 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
         "next_slot_in_s": next_slot_in_s, "speed": speed, "t0_s": t0_s,
         "injection_s": injection_s, "warnings": sorted(set(warnings)), "roi": roi,
         "frame_size": frame_size, "model": model, "backend": backend,
-        "heartbeat": heartbeat, "disclaimer": DISCLAIMER,
+        "slot_states": slot_states, "score": score, "final": final, "label": label,
+        "flags": sorted(set(flags or [])), "heartbeat": heartbeat, "disclaimer": DISCLAIMER,
     }
 
 

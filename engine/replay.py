@@ -93,31 +93,32 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
                           on_score=on_score)
     reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch)
     reason = None
-    arrival = None
     try:
-        position = None
+        watch = None
         if opts.injection is not None:
             session.mark_injection(opts.injection)
             if not seek_mode:
                 arm_monitor(reader, opts.injection, cfg)
         reader.start()
         if opts.injection is not None:
-            arrival, position = detect_arrival(reader, session, opts.injection, cfg, plan,
-                                               StreamEnded, StreamError, progress)
-            t0 = arrival.t0
+            watch = detect_arrival(reader, session, opts.injection, cfg, plan,
+                                   StreamEnded, StreamError, progress)
+            t0 = watch.arrival.t0
             if info.duration_s is not None and t0 >= info.duration_s:
                 raise InputError(f"{p.name}: contrast arrival ({t0:.1f} s) is after the end of "
                                  f"the recording ({info.duration_s:.1f} s)")
         else:
             t0 = float(opts.t0)
-        session.set_t0(t0, arrival)
+            session.set_t0(t0, None)
         if info.duration_s is not None and t0 + session.schedule.span_s > info.duration_s + 1e-6:
             session.warnings.add("recording_shorter_than_clip")
             if progress:
                 progress(f"warning: {p.name} ends at {info.duration_s:.1f} s, before the clip "
                          f"completes (t0 + {session.schedule.span_s:g} s = "
                          f"{t0 + session.schedule.span_s:.1f} s): the result will be partial")
-        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, position)
+        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, watch)
+        if opts.branch and reason is None:
+            reader.run_to_end()
     finally:
         reader.close()
     result = session.finish(reason)

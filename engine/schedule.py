@@ -132,6 +132,16 @@ class Sampler:
             self._next += 1
         return out
 
+    def cutoff(self, t: float) -> list[SlotFill]:
+        """Decides every slot due at or before ``t`` from the frames offered so far (the
+        last one is the only candidate left for those not decided yet). Used where the frames
+        up to ``t`` are all there will be for them: the arrival window's monitor frames."""
+        out: list[SlotFill] = []
+        while self._next < len(self.due) and self.due[self._next] <= t:
+            out += self._decide(self._next, self._prev, None)
+            self._next += 1
+        return out
+
     def close(self) -> list[SlotFill]:
         """The recording ended (or the exam stopped). The last frame may still serve the
         next slot if within tolerance; later slots are missing."""

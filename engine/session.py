@@ -145,7 +145,8 @@ class ExamSession:
                 self.exam, slot=slot, slots_filled=filled, slots_total=self.model.meta.frames,
                 score=p, label=label, final=final, flags=sorted(self.flags), model=self._model_desc,
                 backend=self._backend_desc, latency_ms=None, frame_mono_ns=mono_ns, t0_s=self.t0,
-                frame_times_s=self.frame_times(), threshold=self.model.meta.threshold)
+                frame_times_s=self.frame_times(), slot_states=self.slot_states(),
+                threshold=self.model.meta.threshold)
         if mono_ns is not None:
             s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
         if self.publisher is not None:
@@ -153,6 +154,12 @@ class ExamSession:
         if self.on_score:
             self.on_score(s, self)
         return s
+
+    def slot_states(self) -> list[str | None]:
+        """Per slot: "frame", "neighbour", "missing" or None (pending)."""
+        if self.sampler is None:
+            return [None] * self.model.meta.frames
+        return [None if f is None else f.source for f in self.sampler.fills]
 
     def frame_times(self) -> list[float | None]:
         if self.sampler is None:
@@ -229,7 +236,11 @@ class ExamSession:
                 next_slot_in_s=due_in, speed=self.speed or 0.0, t0_s=self.t0,
                 injection_s=self.injection, warnings=sorted(self.warnings),
                 roi=self.roi.as_list(), frame_size=list(self.frame_size) if self.frame_size else None,
-                model=self._model_desc, backend=self._backend_desc)
+                model=self._model_desc, backend=self._backend_desc, slot_states=self.slot_states(),
+                score=None if self.last_score is None else self.last_score.score,
+                final=bool(self.last_score and self.last_score.final),
+                label=None if self.last_score is None else self.last_score.label,
+                flags=sorted(self.flags))
 
     def _publish_status(self) -> None:
         if self.publisher is not None:

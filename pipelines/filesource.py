@@ -127,7 +127,7 @@ class FileReader:
         self.speed = speed  # None = as fast as possible
         Gst = gst.Gst
         loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
-        pace = " ! clocksync" if speed else ""
+        pace = " ! clocksync name=pace" if speed else ""
         head = f'filesrc location="{loc}" ! decodebin name=dec{pace}'
         tail = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
                 "appsink name=sink sync=false async=false max-buffers=4 drop=false "
@@ -157,29 +157,41 @@ class FileReader:
             # the pipeline linked and idle until the first seek.
             self.gate.set_property("eos-after-slots", True)
             self.gate.set_property("slots", "")
-        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+        if self.speed and self.speed != 1.0:
+            # Paced at another rate: clocksync holds the data in PAUSED, the rate seek happens
+            # before any frame reaches a branch (a muxer must not see a flush).
+            self._set_state(Gst.State.PAUSED)
+            pad = self.pipeline.get_by_name("pace").get_static_pad("sink")
+            self._wait(timeout_s, lambda: pad.get_current_caps() is not None, stop_on_eos=False)
+            self._seek(0.0, rate=self.speed)
+        self._set_state(Gst.State.PLAYING)
+        self._wait(timeout_s, lambda: self.gate.get_property("last-arrival") > 0, stop_on_eos=True)
+        self._started = True
+
+    def _set_state(self, state) -> None:
+        Gst = gst.Gst
+        if self.pipeline.set_state(state) == Gst.StateChangeReturn.FAILURE:
             self._raise_bus_error(InputError)
             raise InputError(f"{self.info.path}: the pipeline cannot start")
+
+    def _wait(self, timeout_s: float, done, stop_on_eos: bool) -> None:
+        """Until ``done()`` (or EOS), raising a one-line error on a bus ERROR or timeout."""
+        Gst = gst.Gst
         deadline = time.monotonic() + timeout_s
-        # wait until data flows (decodebin linked): position is known or the stream ended
         while time.monotonic() < deadline:
             msg = self.bus.timed_pop_filtered(ns(0.02), Gst.MessageType.ERROR | Gst.MessageType.EOS)
             if msg is not None and msg.type == Gst.MessageType.ERROR:
                 raise InputError(f"{self.info.path}: cannot be decoded ({gst.error_line(msg)})")
-            if msg is not None and msg.type == Gst.MessageType.EOS:
-                break
-            if self.gate.get_property("last-arrival") > 0:
-                break
-        else:
-            raise InputError(f"{self.info.path}: no frame decoded within {timeout_s:.0f} s")
-        if self.speed and self.speed != 1.0:
-            self._seek(0.0, rate=self.speed)
-        self._started = True
+            if msg is not None and msg.type == Gst.MessageType.EOS and stop_on_eos:
+                return
+            if done():
+                return
+        raise InputError(f"{self.info.path}: no frame decoded within {timeout_s:.0f} s")
 
     def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
         self.gate.set_property("monitor-start", ns(max(start_s, 0.0)))
         self.gate.set_property("monitor-stop", ns(stop_s))
-        self.gate.set_property("monitor-interval", ns(interval_s))
+        self.gate.set_property("monitor-interval", ns(interval_s))  # unchanged: no reset
 
     def stop_monitor(self) -> None:
         self.gate.set_property("monitor-interval", 0)
@@ -257,6 +269,18 @@ class FileReader:
         mono = int(meta.timestamp) if meta is not None else None
         self.last_pts_s = seconds(pts)
         return Frame(self.last_pts_s, luma, mono, w, h)
+
+    def run_to_end(self, timeout_s: float = 600.0) -> None:
+        """Lets the rest of the file play (an overlay branch is still recording)."""
+        Gst = gst.Gst
+        self.stop_monitor()
+        self.set_slots([])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.sink.try_pull_sample(ns(0.01))
+            msg = self.bus.timed_pop_filtered(ns(0.05), Gst.MessageType.EOS | Gst.MessageType.ERROR)
+            if msg is not None:
+                return
 
     def counters(self) -> tuple[int, int]:
         return int(self.gate.get_property("passed")), int(self.gate.get_property("dropped"))

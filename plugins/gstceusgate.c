@@ -376,10 +376,14 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       self->next_slot = first_slot_from (self, self->last_st);
       clear_prev (self);
       break;
-    case PROP_MONITOR_INTERVAL:
-      self->monitor_interval = g_value_get_uint64 (value);
-      self->last_monitor = GST_CLOCK_TIME_NONE;
+    case PROP_MONITOR_INTERVAL:{
+      guint64 v = g_value_get_uint64 (value);
+      /* the same interval again (e.g. moving the window's end) keeps the monitor's rhythm */
+      if (v != self->monitor_interval)
+        self->last_monitor = GST_CLOCK_TIME_NONE;
+      self->monitor_interval = v;
       break;
+    }
     case PROP_MONITOR_START:
       self->monitor_start = g_value_get_uint64 (value);
       break;

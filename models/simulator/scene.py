@@ -1,18 +1,21 @@
 """Image formation: a scanner's CEUS screen at any time, or just the ROI of it.
 
 The same ``Scene.render`` serves the full-screen recording (demo, pipeline tests) and the
-fast ROI-only clip (training), so a clip made here and the clip the engine samples from the
-recording differ only by codec loss.
+fast ROI-only clip (training): every random texture is a slice of a fixed noise atlas at a
+case-specific offset plus the pixel's screen position, so a pixel has the same value
+whether the whole screen or only the ROI is rendered. A clip made here and the clip the
+engine samples from the recording therefore differ only by codec loss.
 
 Model: linear echo power E = speckle_bubbles · C(x, t) + speckle_tissue · tissue · leak +
 noise, log-compressed over a 50 dB display range and shown through a gold colour map, as
 contrast modes on scanners do. C is the contrast signal (parenchyma / lesion / rim curves
-from ``physiology``), tissue is suppressed 22-30 dB before arrival, the whole field moves
-with breathing, and the bubble speckle changes every frame (bubbles flow).
+from ``physiology``), tissue is suppressed 22-30 dB before arrival, the field moves with
+breathing, and the bubble speckle changes every frame (bubbles flow).
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -25,8 +28,9 @@ DISPLAY_TOP_DB = 12.0     # E at +12 dB maps to white; parenchyma peak (0 dB) to
 NOISE_FLOOR = 10 ** (-3.75)  # just above the display floor, so grey levels are >= 0
 SECTOR_DEPTH_MM = 160.0
 SECTOR_HALF_ANGLE = np.deg2rad(37.0)
-BANK = 24                 # pre-computed bubble speckle fields
-JITTER = 16               # random offset range into a speckle field
+ATLAS = 2048              # side of the shared noise textures
+BANK = 64                 # distinct bubble-speckle offsets per case
+SMOOTH_SCALES = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def gold_lut() -> np.ndarray:
@@ -43,25 +47,31 @@ GOLD = gold_lut()
 GOLD_LUMA = np.clip(GOLD @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
 
 
-def _speckle_field(rng: np.random.Generator, h: int, w: int, grain: float) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def speckle_atlas(grain: float) -> np.ndarray:
+    """Fully developed speckle intensity (exponential, mean 1) with a grain of ``grain`` px."""
     import cv2
 
-    re = rng.standard_normal((h, w)).astype(np.float32)
-    im = rng.standard_normal((h, w)).astype(np.float32)
+    rng = np.random.default_rng(int(grain * 1000) + 1)
     k = int(grain * 3) | 1
-    re = cv2.GaussianBlur(re, (k, k), grain)
-    im = cv2.GaussianBlur(im, (k, k), grain)
+    re = cv2.GaussianBlur(rng.standard_normal((ATLAS, ATLAS), np.float32), (k, k), grain,
+                          borderType=cv2.BORDER_REFLECT)
+    im = cv2.GaussianBlur(rng.standard_normal((ATLAS, ATLAS), np.float32), (k, k), grain,
+                          borderType=cv2.BORDER_REFLECT)
     p = re * re + im * im
     return (p / p.mean()).astype(np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def smooth_atlas(sigma: float) -> np.ndarray:
+    """Zero-mean, unit-variance smooth noise at scale ``sigma`` px."""
     import cv2
 
-    n = rng.standard_normal((h, w)).astype(np.float32)
+    rng = np.random.default_rng(int(sigma * 100) + 7)
     k = int(sigma * 4) | 1
-    n = cv2.GaussianBlur(n, (k, k), sigma)
-    return n / (n.std() + 1e-6)
+    n = cv2.GaussianBlur(rng.standard_normal((ATLAS, ATLAS), np.float32), (k, k), sigma,
+                         borderType=cv2.BORDER_REFLECT)
+    return (n / (n.std() + 1e-6)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -92,72 +102,80 @@ class Layout:
         return x0, y0, x1 - x0, y1 - y0
 
 
+class _Maps:
+    """The static maps of one window of the screen (in tissue coordinates)."""
+
+    def __init__(self, scene: "Scene", x0: int, y0: int, w: int, h: int):
+        c, L = scene.case, scene.layout
+        self.x0, self.y0, self.w, self.h = x0, y0, w, h
+        yy, xx = np.mgrid[y0:y0 + h, x0:x0 + w].astype(np.float32)
+        cx, cy = scene.center
+        r = scene.radius_px
+        ca, sa = np.cos(c.angle), np.sin(c.angle)
+        u = ((xx - cx) * ca + (yy - cy) * sa) / r
+        v = (-(xx - cx) * sa + (yy - cy) * ca) / (r * c.aspect)
+        theta = np.arctan2(v, u)
+        wobble = 1 + 0.06 * np.sin(3 * theta + scene.phase[0]) + \
+            0.04 * np.sin(5 * theta + scene.phase[1])
+        rho = np.sqrt(u * u + v * v) / wobble
+        edge = max(c.margin_blur / r, 0.02)
+
+        def sigmoid(z):
+            return 1.0 / (1.0 + np.exp(np.minimum(z, 60.0)))
+
+        inside = sigmoid((rho - 1.0) / edge)
+        if c.rim is not None:
+            core = sigmoid((rho - (1.0 - c.rim_frac)) / edge)
+            rim = inside - core
+        else:
+            core, rim = inside, np.zeros_like(inside)
+        het = 1.0 + c.heterogeneity * scene.atlas_slice(scene.het_atlas, scene.het_off, x0, y0, w, h)
+        het = np.clip(het, 0.05, None)
+        ax, ay = L.apex
+        wall = ay + 0.1 * L.radius + 4 * np.sin(xx / 37.0)
+        liver = 1.0 / (1.0 + np.exp(np.clip(-(yy - wall) / 2.0, -60, 60)))
+        self.par = (liver * (1 - inside)).astype(np.float32)
+        self.core = (core * het).astype(np.float32)
+        self.rim = (rim * het).astype(np.float32)
+        tissue = 0.6 + 1.4 * (1 - liver)
+        tspk = scene.atlas_slice(speckle_atlas(1.2), scene.tissue_off, x0, y0, w, h)
+        self.tissue = (tspk * tissue * scene.leak).astype(np.float32)
+
+
 class Scene:
     """One case on one screen layout, at recording time ``t`` (seconds from the start of the
-    recording; the injection is at ``injection_s``)."""
+    recording; the injection is at ``injection_s``). Cheap to build: maps are made for the
+    windows that are rendered."""
 
     def __init__(self, case: Case, layout: Layout = Layout(), injection_s: float = 5.0):
         self.case = case
         self.layout = layout
         self.injection_s = injection_s
         rng = np.random.default_rng(case.seed + 7919)
-        W, H = layout.width, layout.height
-        self.margin = M = int(np.ceil(case.breathing_mm * layout.px_per_mm)) + 4
-        ch, cw = H + 2 * M, W + 2 * M
-        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        xx -= M
-        yy -= M
-        ax, ay = layout.apex
         R = layout.radius
-        # lesion geometry (at rest)
+        ax, ay = layout.apex
         depth = case.depth_frac * R
         half_w = depth * np.tan(SECTOR_HALF_ANGLE)
-        cx = ax + case.lateral_frac * half_w * 0.8
-        cy = ay + depth
-        r = case.size_mm / 2 * layout.px_per_mm
-        self.center = (cx, cy)
-        self.radius_px = r
-        ca, sa = np.cos(case.angle), np.sin(case.angle)
-        u = ((xx - cx) * ca + (yy - cy) * sa) / r
-        v = (-(xx - cx) * sa + (yy - cy) * ca) / (r * case.aspect)
-        theta = np.arctan2(v, u)
-        wobble = 1 + 0.06 * np.sin(3 * theta + rng.uniform(0, 6.28)) + \
-            0.04 * np.sin(5 * theta + rng.uniform(0, 6.28))
-        rho = np.sqrt(u * u + v * v) / wobble
-        edge = max(case.margin_blur / r, 0.02)
-        inside = 1.0 / (1.0 + np.exp(np.minimum((rho - 1.0) / edge, 60.0)))
-        if self.case.rim is not None:
-            inner = 1.0 / (1.0 + np.exp(np.minimum((rho - (1.0 - case.rim_frac)) / edge, 60.0)))
-            self.rim = (inside - inner).astype(np.float32)
-            self.core = inner.astype(np.float32)
-        else:
-            self.rim = np.zeros_like(inside, np.float32)
-            self.core = inside.astype(np.float32)
-        het = 1.0 + case.heterogeneity * _smooth_noise(rng, ch, cw, max(r / 4, 2.0))
-        self.het = np.clip(het, 0.05, None).astype(np.float32)
-        self.lesion_any = (self.rim + self.core).astype(np.float32)
-        # liver: everything in the sector below a thin abdominal wall
-        wall = ay + 0.1 * R + 4 * np.sin(xx / 37.0)
-        self.liver = (1.0 / (1.0 + np.exp(-(yy - wall) / 2.0))).astype(np.float32)
-        self.par_weight = (self.liver * (1 - self.lesion_any)).astype(np.float32)
-        self.tissue = (0.6 + 1.4 * (1 - self.liver)).astype(np.float32)
-        self.tissue_speckle = _speckle_field(rng, ch, cw, 1.2)
+        self.center = (ax + case.lateral_frac * half_w * 0.8, ay + depth)
+        self.radius_px = case.size_mm / 2 * layout.px_per_mm
+        self.phase = rng.uniform(0, 2 * np.pi, 2)
+        self.margin = int(np.ceil(case.breathing_mm * layout.px_per_mm)) + 2
+        span = ATLAS - max(layout.width, layout.height) - 4 * self.margin - 8
+        if span < 16:
+            raise ValueError(f"layout {layout.width}x{layout.height} is too large for the atlas")
+        self.het_atlas = smooth_atlas(min(SMOOTH_SCALES, key=lambda s: abs(s - self.radius_px / 4)))
+        self.het_off = tuple(rng.integers(0, span, 2))
+        self.tissue_off = tuple(rng.integers(0, span, 2))
+        self.bank_off = rng.integers(0, span, (BANK, 2))
         self.leak = np.float32(10 ** (case.suppression_db / 10))
-        # maps that move together, pre-multiplied: C = par*cp + core*cl + rim*cr
-        self._core_het = (self.core * self.het).astype(np.float32)
-        self._rim_het = (self.rim * self.het).astype(np.float32)
-        self._tissue_term = (self.tissue_speckle * self.tissue * self.leak).astype(np.float32)
-        bank_rng = np.random.default_rng(case.seed + 104729)
-        self.bank = [_speckle_field(bank_rng, ch + JITTER, cw + JITTER, 1.0) for _ in range(BANK)]
-        # screen-fixed maps: sector mask and depth gain
-        sy, sx = np.mgrid[0:H, 0:W].astype(np.float32)
-        dist = np.hypot(sx - ax, sy - ay)
-        ang = np.arctan2(sx - ax, sy - ay)
-        self.sector = (dist <= R) & (np.abs(ang) <= SECTOR_HALF_ANGLE) & (sy >= ay)
-        self.depth_gain = (10 ** ((-6.0 * dist / R + case.gain_db) / 10)).astype(np.float32)
-        self._sector_u8 = np.where(self.sector, 255, 0).astype(np.uint8)
+        self._maps: _Maps | None = None
+        self._screen_maps: tuple | None = None
 
     # -- geometry --------------------------------------------------------------------------
+    def atlas_slice(self, atlas: np.ndarray, off, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        oy, ox = int(off[0]) + y0 + self.margin, int(off[1]) + x0 + self.margin
+        return atlas[oy:oy + h, ox:ox + w]
+
     def roi(self, margin: float = 0.3) -> tuple[int, int, int, int]:
         """The operator's box: the lesion at rest plus a margin, inside the sector's box."""
         cx, cy = self.center
@@ -176,6 +194,28 @@ class Scene:
         ph = 2 * np.pi * t / c.breathing_period_s + (c.seed % 17)
         return int(round(amp * 0.3 * np.sin(ph + 1.0))), int(round(amp * np.sin(ph)))
 
+    def _window(self, x: int, y: int, w: int, h: int) -> _Maps:
+        """Maps for the box plus the breathing margin (tissue coordinates)."""
+        M = self.margin
+        m = self._maps
+        if m is None or not (m.x0 <= x - M and m.y0 <= y - M and x + w + M <= m.x0 + m.w
+                             and y + h + M <= m.y0 + m.h):
+            self._maps = m = _Maps(self, x - M, y - M, w + 2 * M, h + 2 * M)
+        return m
+
+    def _screen(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Screen-fixed maps of the box: depth gain and the sector mask (255 inside)."""
+        if self._screen_maps is None or self._screen_maps[0] != (x, y, w, h):
+            L = self.layout
+            ax, ay = L.apex
+            sy, sx = np.mgrid[y:y + h, x:x + w].astype(np.float32)
+            dist = np.hypot(sx - ax, sy - ay)
+            ang = np.arctan2(sx - ax, sy - ay)
+            sector = (dist <= L.radius) & (np.abs(ang) <= SECTOR_HALF_ANGLE) & (sy >= ay)
+            gain = (10 ** ((-6.0 * dist / L.radius + self.case.gain_db) / 10)).astype(np.float32)
+            self._screen_maps = ((x, y, w, h), gain, np.where(sector, 255, 0).astype(np.uint8))
+        return self._screen_maps[1], self._screen_maps[2]
+
     # -- rendering -------------------------------------------------------------------------
     def curves(self, t: float) -> tuple[float, float, float]:
         tau = t - self.injection_s
@@ -184,29 +224,30 @@ class Scene:
 
     def render(self, t: float, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Grey levels (uint8, before the colour map) of ``box`` (x, y, w, h) at time ``t``."""
-        x, y, w, h = box if box is not None else (0, 0, self.layout.width, self.layout.height)
-        M = self.margin
-        dx, dy = self.motion(t)
-        ys, xs = slice(y + M - dy, y + M - dy + h), slice(x + M - dx, x + M - dx + w)
         import cv2
 
+        x, y, w, h = box if box is not None else (0, 0, self.layout.width, self.layout.height)
+        m = self._window(x, y, w, h)
+        dx, dy = self.motion(t)
+        ys = slice(y - dy - m.y0, y - dy - m.y0 + h)
+        xs = slice(x - dx - m.x0, x - dx - m.x0 + w)
         cp, cl, cr = self.curves(t)
-        C = cv2.addWeighted(self.par_weight[ys, xs], cp, self._core_het[ys, xs], cl, 0.0)
+        C = cv2.addWeighted(m.par[ys, xs], cp, m.core[ys, xs], cl, 0.0)
         if cr:
-            C = cv2.scaleAdd(self._rim_het[ys, xs], cr, C)
+            C = cv2.scaleAdd(m.rim[ys, xs], cr, C)
         key = zlib.crc32(np.int64(round(t * 1000)).tobytes() + np.int64(self.case.seed).tobytes())
-        spk = self.bank[key % BANK]
-        ox, oy = (key >> 8) % JITTER, (key >> 16) % JITTER
-        E = cv2.multiply(C, spk[y + M + oy:y + M + oy + h, x + M + ox:x + M + ox + w])
-        E = cv2.add(E, self._tissue_term[ys, xs])
-        E = cv2.multiply(E, self.depth_gain[y:y + h, x:x + w])
+        spk = self.atlas_slice(speckle_atlas(1.0), self.bank_off[key % BANK], x, y, w, h)
+        E = cv2.multiply(C, spk)
+        E = cv2.add(E, m.tissue[ys, xs])
+        gain, sector = self._screen(x, y, w, h)
+        E = cv2.multiply(E, gain)
         E = cv2.add(E, NOISE_FLOOR)
         lnE = cv2.log(E)
         # 10*log10(E) = 4.3429*ln(E); grey = (dB + range - top) * 255 / range, saturated
         a = 10.0 / np.log(10.0) * 255.0 / DISPLAY_RANGE_DB
         b = (DISPLAY_RANGE_DB - DISPLAY_TOP_DB) * 255.0 / DISPLAY_RANGE_DB
         out = cv2.convertScaleAbs(lnE, alpha=a, beta=b)
-        return cv2.bitwise_and(out, self._sector_u8[y:y + h, x:x + w])
+        return cv2.bitwise_and(out, sector)
 
     def render_luma(self, t: float, box: tuple[int, int, int, int]) -> np.ndarray:
         """What the engine sees of ``box``: the luma of the colour-mapped grey levels."""

@@ -1,0 +1,68 @@
+"""Simulated cohorts: clips (and B-mode images) for many cases, deterministic in the seed.
+Patient p of cohort seed s is case ``s * 1_000_003 + p``, so cohorts from different seeds never
+share a patient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .bmode import bmode_image
+from .clips import simulate_clip
+from .physiology import HCC, NON_HCC, sample_case
+
+PAPER_COHORT = {"n": 116, "hcc": 100}
+
+
+@dataclass
+class Cohort:
+    seeds: np.ndarray      # (N,) case seeds (patient ids)
+    labels: np.ndarray     # (N,) 1 = HCC
+    clips: np.ndarray      # (N, 30, 64, 64) uint8
+    bmode: np.ndarray | None  # (N, 112, 112, 3) uint8
+    subtypes: list[str]
+    patterns: list[str]
+    washouts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, seeds=self.seeds, labels=self.labels, clips=self.clips,
+                            bmode=self.bmode if self.bmode is not None else np.zeros(0),
+                            subtypes=np.array(self.subtypes), patterns=np.array(self.patterns),
+                            washouts=np.array(self.washouts))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Cohort":
+        d = np.load(path)
+        bm = d["bmode"] if d["bmode"].size else None
+        return cls(d["seeds"], d["labels"], d["clips"], bm, list(d["subtypes"]),
+                   list(d["patterns"]), list(d["washouts"]))
+
+
+def make_cohort(n: int, seed: int, n_hcc: int | None = None, bmode: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> Cohort:
+    """``n`` patients; ``n_hcc`` of them HCC (default: half)."""
+    n_hcc = n // 2 if n_hcc is None else n_hcc
+    rng = np.random.default_rng(seed)
+    labels = np.array([HCC] * n_hcc + [NON_HCC] * (n - n_hcc))
+    rng.shuffle(labels)
+    seeds = np.array([seed * 1_000_003 + p for p in range(n)], np.int64)
+    clips = np.empty((n, 30, 64, 64), np.uint8)
+    bm = np.empty((n, 112, 112, 3), np.uint8) if bmode else None
+    subtypes, patterns, washouts = [], [], []
+    for i, (s, y) in enumerate(zip(seeds, labels)):
+        case = sample_case(int(s), int(y))
+        clips[i] = simulate_clip(case)
+        if bm is not None:
+            bm[i] = bmode_image(case)
+        subtypes.append(case.subtype)
+        patterns.append(case.pattern)
+        washouts.append(case.washout)
+        if progress and (i + 1) % 50 == 0:
+            progress(i + 1, n)
+    return Cohort(seeds, labels, clips, bm, subtypes, patterns, washouts)

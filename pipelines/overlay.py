@@ -1,0 +1,58 @@
+"""The bedside display: any source, the ``ceushud`` overlay, and a window, an MP4 or PNG
+snapshots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ceustream.engine.errors import UsageError
+
+from . import gst
+from .source import source_description
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def sink_description(sink: str) -> tuple[str, str]:
+    """(GStreamer description of the sink branch, what it writes to in words)."""
+    if sink == "auto":
+        if has_display():
+            return "videoconvert ! autovideosink sync=true", "a window"
+        sink = "ceustream-overlay.mp4"
+    p = Path(sink)
+    if p.suffix.lower() == ".mp4":
+        p.parent.mkdir(parents=True, exist_ok=True)
+        loc = str(p).replace('"', '\\"')
+        return ("videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=veryfast "
+                f'key-int-max=60 ! h264parse ! mp4mux fragment-duration=1000 ! filesink location="{loc}"',
+                str(p))
+    if p.suffix:
+        raise UsageError(f"--sink {sink}: expected auto, a .mp4 file or a folder for PNG snapshots")
+    p.mkdir(parents=True, exist_ok=True)
+    loc = str(p / "overlay_%05d.png").replace('"', '\\"')
+    return ("videorate drop-only=true ! video/x-raw,framerate=1/1 ! videoconvert ! pngenc ! "
+            f'multifilesink location="{loc}"', f"PNG snapshots in {p}/ (one per second)")
+
+
+def hud_description(endpoint: str, exam: str | None = None, keys: dict | None = None,
+                    name: str = "hud") -> str:
+    gst.require("ceushud")
+    props = [f'endpoint="{endpoint}"']
+    if exam:
+        props.append(f'exam="{exam}"')
+    for prop, key in (("server-public-key", "server_public"), ("client-public-key", "client_public"),
+                      ("client-secret-key", "client_secret")):
+        if keys and keys.get(key):
+            props.append(f'{prop}="{keys[key]}"')
+    return f"videoconvert ! ceushud name={name} {' '.join(props)}"
+
+
+def display_pipeline(source: str, endpoint: str, sink: str = "auto", exam: str | None = None,
+                     keys: dict | None = None) -> tuple[str, str]:
+    """(pipeline description, where it goes) for ``ceustream overlay``."""
+    src = source_description(source, paced=True)
+    out, where = sink_description(sink)
+    return f"{src} ! {hud_description(endpoint, exam, keys)} ! {out}", where

@@ -1,0 +1,176 @@
+/* Premultiplied "over" blending of the overlay's rectangles, per pixel format. */
+#include "hudblend.h"
+
+#include <string.h>
+
+static inline guint8
+div255 (guint v)
+{
+  return (guint8) ((v + 128 + ((v + 128) >> 8)) >> 8);
+}
+
+static inline guint
+px_at (const HudOverlay * ov, const guint8 * base, gint stride, gint x, gint y)
+{
+  return *(const guint32 *) (base + (gsize) y * stride + (gsize) x * 4);
+}
+
+void
+hud_overlay_prepare (HudOverlay * ov)
+{
+  const guint8 *base;
+  gint stride;
+  gsize total = 0;
+
+  g_free (ov->planes);
+  ov->planes = NULL;
+  if (ov->format != HUD_FMT_I420 && ov->format != HUD_FMT_NV12)
+    return;
+  for (gint i = 0; i < ov->n_rects; i++) {
+    const HudRect *r = &ov->rects[i];
+    gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
+    ov->plane_offset[i] = total;
+    total += (gsize) r->w * r->h * 2 + (gsize) cw * ch * 3;
+  }
+  ov->planes = g_malloc0 (total ? total : 1);
+  base = cairo_image_surface_get_data (ov->surface);
+  stride = cairo_image_surface_get_stride (ov->surface);
+  for (gint i = 0; i < ov->n_rects; i++) {
+    const HudRect *r = &ov->rects[i];
+    gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
+    guint8 *Y = ov->planes + ov->plane_offset[i];
+    guint8 *A = Y + (gsize) r->w * r->h;
+    guint8 *U = A + (gsize) r->w * r->h;
+    guint8 *V = U + (gsize) cw * ch;
+    guint8 *A2 = V + (gsize) cw * ch;
+    for (gint y = 0; y < r->h; y++)
+      for (gint x = 0; x < r->w; x++) {
+        guint p = px_at (ov, base, stride, r->x + x, r->y + y);
+        gint a = p >> 24, R = (p >> 16) & 255, G = (p >> 8) & 255, B = p & 255;
+        /* BT.601 studio range, premultiplied by alpha */
+        gint yv = (66 * R + 129 * G + 25 * B + 128) / 256 + (16 * a + 127) / 255;
+        Y[y * r->w + x] = (guint8) CLAMP (yv, 0, 255);
+        A[y * r->w + x] = (guint8) a;
+      }
+    for (gint cy = 0; cy < ch; cy++)
+      for (gint cx = 0; cx < cw; cx++) {
+        gint sa = 0, sr = 0, sg = 0, sb = 0, n = 0;
+        for (gint dy = 0; dy < 2; dy++)
+          for (gint dx = 0; dx < 2; dx++) {
+            gint x = cx * 2 + dx, y = cy * 2 + dy;
+            if (x >= r->w || y >= r->h)
+              continue;
+            guint p = px_at (ov, base, stride, r->x + x, r->y + y);
+            sa += p >> 24;
+            sr += (p >> 16) & 255;
+            sg += (p >> 8) & 255;
+            sb += p & 255;
+            n++;
+          }
+        sa /= n;
+        sr /= n;
+        sg /= n;
+        sb /= n;
+        gint u = (-38 * sr - 74 * sg + 112 * sb) / 256 + (128 * sa + 127) / 255;
+        gint v = (112 * sr - 94 * sg - 18 * sb) / 256 + (128 * sa + 127) / 255;
+        U[cy * cw + cx] = (guint8) CLAMP (u, 0, 255);
+        V[cy * cw + cx] = (guint8) CLAMP (v, 0, 255);
+        A2[cy * cw + cx] = (guint8) sa;
+      }
+  }
+}
+
+static void
+blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
+{
+  const guint8 *base = cairo_image_surface_get_data (ov->surface);
+  gint sstride = cairo_image_surface_get_stride (ov->surface);
+  for (gint i = 0; i < ov->n_rects; i++) {
+    const HudRect *r = &ov->rects[i];
+    gint w = MIN (r->w, f->width - r->x), h = MIN (r->h, f->height - r->y);
+    for (gint y = 0; y < h; y++) {
+      const guint32 *src = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x;
+      guint8 *d = f->data[0] + (gsize) (r->y + y) * f->stride[0] + (gsize) r->x * 4;
+      for (gint x = 0; x < w; x++, d += 4) {
+        guint p = src[x], a = p >> 24;
+        if (!a)
+          continue;
+        guint R = (p >> 16) & 255, G = (p >> 8) & 255, B = p & 255, ia = 255 - a;
+        if (bgr) {
+          d[0] = (guint8) (B + div255 (d[0] * ia));
+          d[1] = (guint8) (G + div255 (d[1] * ia));
+          d[2] = (guint8) (R + div255 (d[2] * ia));
+        } else {
+          d[0] = (guint8) (R + div255 (d[0] * ia));
+          d[1] = (guint8) (G + div255 (d[1] * ia));
+          d[2] = (guint8) (B + div255 (d[2] * ia));
+        }
+      }
+    }
+  }
+}
+
+static void
+blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alpha, gint sw,
+    gint w, gint h, gint pixel_step)
+{
+  for (gint y = 0; y < h; y++) {
+    guint8 *d = dst + (gsize) y * dstride;
+    const guint8 *s = src + (gsize) y * sw, *a = alpha + (gsize) y * sw;
+    for (gint x = 0; x < w; x++, d += pixel_step)
+      if (a[x])
+        *d = (guint8) (s[x] + div255 (*d * (255u - a[x])));
+  }
+}
+
+static void
+blend_yuv (const HudOverlay * ov, HudFrame * f)
+{
+  gint fcw = (f->width + 1) / 2, fch = (f->height + 1) / 2;
+  for (gint i = 0; i < ov->n_rects; i++) {
+    const HudRect *r = &ov->rects[i];
+    gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
+    const guint8 *Y = ov->planes + ov->plane_offset[i];
+    const guint8 *A = Y + (gsize) r->w * r->h;
+    const guint8 *U = A + (gsize) r->w * r->h;
+    const guint8 *V = U + (gsize) cw * ch;
+    const guint8 *A2 = V + (gsize) cw * ch;
+    gint w = MIN (r->w, f->width - r->x), h = MIN (r->h, f->height - r->y);
+    gint cx0 = r->x / 2, cy0 = r->y / 2;
+    gint cwc = MIN (cw, fcw - cx0), chc = MIN (ch, fch - cy0);
+    if (w <= 0 || h <= 0)
+      continue;
+    blend_plane (f->data[0] + (gsize) r->y * f->stride[0] + r->x, f->stride[0], Y, A, r->w, w,
+        h, 1);
+    if (f->format == HUD_FMT_I420) {
+      blend_plane (f->data[1] + (gsize) cy0 * f->stride[1] + cx0, f->stride[1], U, A2, cw,
+          cwc, chc, 1);
+      blend_plane (f->data[2] + (gsize) cy0 * f->stride[2] + cx0, f->stride[2], V, A2, cw,
+          cwc, chc, 1);
+    } else {                    /* NV12: interleaved UV */
+      guint8 *uv = f->data[1] + (gsize) cy0 * f->stride[1] + (gsize) cx0 * 2;
+      blend_plane (uv, f->stride[1], U, A2, cw, cwc, chc, 2);
+      blend_plane (uv + 1, f->stride[1], V, A2, cw, cwc, chc, 2);
+    }
+  }
+}
+
+void
+hud_blend (const HudOverlay * ov, HudFrame * f)
+{
+  if (!ov || ov->width != f->width || ov->height != f->height)
+    return;
+  switch (f->format) {
+    case HUD_FMT_BGRX:
+      blend_rgb (ov, f, TRUE);
+      break;
+    case HUD_FMT_RGBX:
+      blend_rgb (ov, f, FALSE);
+      break;
+    case HUD_FMT_I420:
+    case HUD_FMT_NV12:
+      if (ov->planes)
+        blend_yuv (ov, f);
+      break;
+  }
+}
