@@ -68,6 +68,8 @@ class ProgressBar:
         self.total, self.label, self.enabled = total, label, enabled and total > 0
         self.start = time.monotonic()
         self.n = 0
+        self.tty = sys.stderr.isatty()
+        self._last_tenth = -1
 
     def update(self, n: int = 1, note: str = "") -> None:
         self.n += n
@@ -77,11 +79,13 @@ class ProgressBar:
         el = time.monotonic() - self.start
         eta = el / frac - el if frac > 0 else 0
         bar = "#" * int(frac * 24)
-        sys.stderr.write(f"\r{self.label} [{bar:<24}] {self.n}/{self.total} "
-                         f"{el:5.0f}s eta {eta:4.0f}s {note}   ")
+        line = f"{self.label} [{bar:<24}] {self.n}/{self.total} {el:5.0f}s eta {eta:4.0f}s {note}"
+        if self.tty:
+            sys.stderr.write(f"\r{line}   " + ("\n" if self.n >= self.total else ""))
+        elif int(frac * 10) != self._last_tenth:  # a log file gets a line per 10 %
+            self._last_tenth = int(frac * 10)
+            sys.stderr.write(line + "\n")
         sys.stderr.flush()
-        if self.n >= self.total:
-            sys.stderr.write("\n")
 
 
 def _to_tensor(x: np.ndarray, is_3d: bool):
@@ -154,7 +158,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
             loss = loss_fn(net(xb), yb)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             bar.update(len(idx), f"loss {total / min(i + cfg.batch, len(order)):.3f}")
         p_val = predict(net, x_val, cfg.is_3d)
         with torch.no_grad():

@@ -11,15 +11,15 @@ Timestamps are the stream's own (buffer PTS mapped to stream time), never frame 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ceustream.engine.errors import InputError
 
 from . import gst
 from .gst import ns, seconds
+from .reader import TAIL, Frame, GateReader, StreamEnded, StreamError, range_lut  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -32,27 +32,6 @@ class VideoInfo:
     seekable: bool
     codec: str
     container: str
-
-
-@dataclass
-class Frame:
-    pts_s: float
-    luma: np.ndarray
-    mono_ns: int | None
-    width: int
-    height: int
-
-
-class StreamEnded(Exception):
-    """EOS: the end of the file (stream mode) or of the slots asked for (seek mode)."""
-
-
-class StreamError(Exception):
-    """The pipeline failed mid-stream (damaged data); ``at_s`` is the last good position."""
-
-    def __init__(self, text: str, at_s: float | None):
-        super().__init__(text)
-        self.at_s = at_s
 
 
 def _caps_str(caps) -> str:
@@ -108,16 +87,8 @@ def discover(path: str | Path, timeout_s: float = 15.0) -> VideoInfo:
         codec=_caps_str(v.get_caps()), container=_caps_str(top.get_caps()) if top else "unknown")
 
 
-@dataclass
-class ReaderStats:
-    passed: int = 0
-    dropped: int = 0
-    seeks: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-class FileReader:
-    """A recording opened for the engine. Not thread-safe: one consumer pulls."""
+class FileReader(GateReader):
+    """A recording opened for the engine (stream or seek mode, at max or a paced speed)."""
 
     def __init__(self, info: VideoInfo, *, seek_mode: bool, speed: float | None = None,
                  branch: str | None = None):
@@ -125,31 +96,15 @@ class FileReader:
         self.info = info
         self.seek_mode = seek_mode
         self.speed = speed  # None = as fast as possible
-        Gst = gst.Gst
         loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
         pace = " ! clocksync name=pace" if speed else ""
         head = f'filesrc location="{loc}" ! decodebin name=dec{pace}'
-        tail = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
-                "appsink name=sink sync=false async=false max-buffers=4 drop=false "
-                "enable-last-sample=false")
         if branch:
-            desc = f"{head} ! tee name=t t. ! queue ! {tail} t. ! queue ! {branch}"
+            desc = f"{head} ! tee name=t t. ! queue ! {TAIL} t. ! queue ! {branch}"
         else:
-            desc = f"{head} ! {tail}"
-        try:
-            self.pipeline = Gst.parse_launch(desc)
-        except Exception as e:
-            raise InputError(f"cannot build the replay pipeline ({e})") from None
-        self.gate = self.pipeline.get_by_name("gate")
-        self.sink = self.pipeline.get_by_name("sink")
-        self.bus = self.pipeline.get_bus()
-        self._stamp_caps = Gst.Caps.from_string(gst.STAMP_CAPS)
-        self.stats = ReaderStats()
-        self._size: tuple[int, int] | None = None
-        self.last_pts_s: float | None = None
-        self._started = False
+            desc = f"{head} ! {TAIL}"
+        super().__init__(desc, info.path)
 
-    # -- control -------------------------------------------------------------------------
     def start(self, timeout_s: float = 15.0) -> None:
         Gst = gst.Gst
         if self.seek_mode:
@@ -166,38 +121,6 @@ class FileReader:
             self._seek(0.0, rate=self.speed)
         self._set_state(Gst.State.PLAYING)
         self._wait(timeout_s, lambda: self.gate.get_property("last-arrival") > 0, stop_on_eos=True)
-        self._started = True
-
-    def _set_state(self, state) -> None:
-        Gst = gst.Gst
-        if self.pipeline.set_state(state) == Gst.StateChangeReturn.FAILURE:
-            self._raise_bus_error(InputError)
-            raise InputError(f"{self.info.path}: the pipeline cannot start")
-
-    def _wait(self, timeout_s: float, done, stop_on_eos: bool) -> None:
-        """Until ``done()`` (or EOS), raising a one-line error on a bus ERROR or timeout."""
-        Gst = gst.Gst
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            msg = self.bus.timed_pop_filtered(ns(0.02), Gst.MessageType.ERROR | Gst.MessageType.EOS)
-            if msg is not None and msg.type == Gst.MessageType.ERROR:
-                raise InputError(f"{self.info.path}: cannot be decoded ({gst.error_line(msg)})")
-            if msg is not None and msg.type == Gst.MessageType.EOS and stop_on_eos:
-                return
-            if done():
-                return
-        raise InputError(f"{self.info.path}: no frame decoded within {timeout_s:.0f} s")
-
-    def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
-        self.gate.set_property("monitor-start", ns(max(start_s, 0.0)))
-        self.gate.set_property("monitor-stop", ns(stop_s))
-        self.gate.set_property("monitor-interval", ns(interval_s))  # unchanged: no reset
-
-    def stop_monitor(self) -> None:
-        self.gate.set_property("monitor-interval", 0)
-
-    def set_slots(self, times_s: list[float]) -> None:
-        self.gate.set_property("slots", ",".join(f"{t:.6f}" for t in times_s if t >= 0))
 
     def seek(self, t_s: float) -> None:
         """Flushing, accurate seek to stream time ``t_s`` (clamped at 0)."""
@@ -211,64 +134,15 @@ class FileReader:
         if not ok:
             raise StreamError(f"seek to {t_s:.2f} s refused", self.last_pts_s)
 
-    # -- data ----------------------------------------------------------------------------
     def pull(self, timeout_s: float = 10.0) -> Frame:
         """The next frame the gate let through. Raises StreamEnded or StreamError."""
-        Gst = gst.Gst
         deadline = time.monotonic() + timeout_s
         while True:
-            self._check_bus()
-            sample = self.sink.try_pull_sample(ns(0.05))
-            if sample is not None:
-                return self._frame(sample)
-            if self.sink.is_eos():
-                self._check_bus()
-                raise StreamEnded()
+            fr = self._try_pull(0.05)
+            if fr is not None:
+                return fr
             if time.monotonic() > deadline:
                 raise StreamError(f"no frame for {timeout_s:.0f} s (stalled)", self.last_pts_s)
-
-    def _check_bus(self) -> None:
-        Gst = gst.Gst
-        while True:
-            msg = self.bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.WARNING)
-            if msg is None:
-                return
-            if msg.type == Gst.MessageType.ERROR:
-                raise StreamError(gst.error_line(msg), self.last_pts_s)
-            line = gst.error_line(msg)
-            if line not in self.stats.warnings:
-                self.stats.warnings.append(line)
-
-    def _raise_bus_error(self, exc) -> None:
-        Gst = gst.Gst
-        msg = self.bus.pop_filtered(Gst.MessageType.ERROR)
-        if msg is not None:
-            raise exc(f"{self.info.path}: {gst.error_line(msg)}")
-
-    def _frame(self, sample) -> Frame:
-        Gst = gst.Gst
-        buf = sample.get_buffer()
-        caps = sample.get_caps()
-        st = caps.get_structure(0)
-        w, h = st.get_value("width"), st.get_value("height")
-        if self._size is None:
-            self._size = (w, h)
-        elif self._size != (w, h):
-            raise InputError(
-                f"{self.info.path}: resolution changed mid-stream at "
-                f"{seconds(buf.pts):.2f} s ({self._size[0]}x{self._size[1]} -> {w}x{h}); "
-                "the ROI no longer means the same place")
-        seg = sample.get_segment()
-        pts = seg.to_stream_time(Gst.Format.TIME, buf.pts)
-        if pts == Gst.CLOCK_TIME_NONE or pts < 0:
-            pts = buf.pts
-        data = buf.extract_dup(0, buf.get_size())
-        stride = len(data) // h
-        luma = np.frombuffer(data, np.uint8, count=stride * h).reshape(h, stride)[:, :w]
-        meta = buf.get_reference_timestamp_meta(self._stamp_caps)
-        mono = int(meta.timestamp) if meta is not None else None
-        self.last_pts_s = seconds(pts)
-        return Frame(self.last_pts_s, luma, mono, w, h)
 
     def run_to_end(self, timeout_s: float = 600.0) -> None:
         """Lets the rest of the file play (an overlay branch is still recording)."""
@@ -281,13 +155,6 @@ class FileReader:
             msg = self.bus.timed_pop_filtered(ns(0.05), Gst.MessageType.EOS | Gst.MessageType.ERROR)
             if msg is not None:
                 return
-
-    def counters(self) -> tuple[int, int]:
-        return int(self.gate.get_property("passed")), int(self.gate.get_property("dropped"))
-
-    def close(self) -> None:
-        self.stats.passed, self.stats.dropped = self.counters()
-        self.pipeline.set_state(gst.Gst.State.NULL)
 
 
 def decode_all(path: str | Path) -> list[Frame]:

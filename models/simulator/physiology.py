@@ -110,8 +110,15 @@ class Case:
         cur = self.rim_curve(tau) if self.rim is not None else self.lesion_curve(tau)
         # the lesion's own bolus, without the parenchyma's slow part it shares
         own = cur - (self.rim or self.lesion).late_ratio * self.parenchyma_slow(tau)
-        idx = np.nonzero(own >= 0.001 * own.max())[0]
-        return float(tau[idx[0]]) if idx.size else float(self.lesion.arrival)
+        level = 0.001 * own.max()
+        idx = np.nonzero(own >= level)[0]
+        if not idx.size:
+            return float(self.lesion.arrival)
+        i = int(idx[0])
+        if i == 0 or own[i] == own[i - 1]:
+            return float(tau[i])
+        # interpolated between grid points, so t0 is not tied to a frame grid
+        return float(tau[i - 1] + (level - own[i - 1]) / (own[i] - own[i - 1]) * (tau[i] - tau[i - 1]))
 
     def parenchyma_slow(self, tau) -> np.ndarray:
         return portal_component(tau, self.parenchyma_arrival, self.parenchyma_ttp,

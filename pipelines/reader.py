@@ -1,0 +1,190 @@
+"""What every ceustream frame source shares: a pipeline ending in ``ceusgate`` → GRAY8 →
+appsink, the gate's controls (slots, monitor window), and turning samples into frames with
+stream timestamps, a decoder-exit stamp and full-range luma."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ceustream.engine.errors import InputError
+
+from . import gst
+from .gst import ns, seconds
+
+#: the engine's end of every pipeline (``{name}`` prefixes nothing; one reader per pipeline)
+TAIL = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
+        "appsink name=sink sync=false async=false max-buffers=4 drop=false "
+        "enable-last-sample=false")
+
+
+@dataclass
+class Frame:
+    pts_s: float
+    luma: np.ndarray
+    mono_ns: int | None
+    width: int
+    height: int
+
+
+class StreamEnded(Exception):
+    """EOS: the end of the file (stream mode) or of the slots asked for (seek mode)."""
+
+
+class StreamError(Exception):
+    """The pipeline failed mid-stream (damaged data); ``at_s`` is the last good position."""
+
+    def __init__(self, text: str, at_s: float | None):
+        super().__init__(text)
+        self.at_s = at_s
+
+
+@dataclass
+class ReaderStats:
+    passed: int = 0
+    dropped: int = 0
+    seeks: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def range_lut(caps):
+    """Studio-range (16-235) YUV is stretched to full range, so every source gives the model
+    the same luma scale (videoconvert copies Y into GRAY8 as it is); False = nothing to do."""
+    from gi.repository import GstVideo
+
+    if caps is None:
+        return False
+    info = GstVideo.VideoInfo.new_from_caps(caps)
+    if info is None or not (info.finfo.flags & GstVideo.VideoFormatFlags.YUV):
+        return False
+    if info.colorimetry.range != getattr(GstVideo.VideoColorRange, "16_235"):
+        return False
+    y = (np.arange(256, dtype=np.float64) - 16.0) * 255.0 / 219.0
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+class GateReader:
+    """A pipeline whose engine branch ends in ``TAIL``. Not thread-safe: one consumer pulls."""
+
+    def __init__(self, desc: str, what: str):
+        self.what = what
+        try:
+            self.pipeline = gst.Gst.parse_launch(desc)
+        except Exception as e:
+            raise InputError(f"{what}: cannot build the pipeline ({e})") from None
+        self.gate = self.pipeline.get_by_name("gate")
+        self.sink = self.pipeline.get_by_name("sink")
+        self.bus = self.pipeline.get_bus()
+        self._stamp_caps = gst.Gst.Caps.from_string(gst.STAMP_CAPS)
+        self.stats = ReaderStats()
+        self._size: tuple[int, int] | None = None
+        self._range_lut = None
+        self.last_pts_s: float | None = None
+
+    # -- the gate ------------------------------------------------------------------------
+    def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
+        self.gate.set_property("monitor-start", ns(max(start_s, 0.0)))
+        self.gate.set_property("monitor-stop", ns(stop_s))
+        self.gate.set_property("monitor-interval", ns(interval_s))  # unchanged: no reset
+
+    def stop_monitor(self) -> None:
+        self.gate.set_property("monitor-interval", 0)
+
+    def set_slots(self, times_s: list[float]) -> None:
+        self.gate.set_property("slots", ",".join(f"{t:.6f}" for t in times_s if t >= 0))
+
+    def counters(self) -> tuple[int, int]:
+        return int(self.gate.get_property("passed")), int(self.gate.get_property("dropped"))
+
+    def stream_time(self) -> float | None:
+        """Stream time of the newest frame the gate saw (None before the first)."""
+        st = self.gate.get_property("last-stream-time")
+        return None if st >= (1 << 63) else seconds(st)
+
+    def seconds_since_frame(self) -> float | None:
+        last = self.gate.get_property("last-arrival")
+        return None if last == 0 else (time.monotonic_ns() - last) / 1e9
+
+    def frozen(self) -> bool:
+        return bool(self.gate.get_property("frozen"))
+
+    # -- the pipeline --------------------------------------------------------------------
+    def _set_state(self, state) -> None:
+        Gst = gst.Gst
+        if self.pipeline.set_state(state) == Gst.StateChangeReturn.FAILURE:
+            msg = self.bus.pop_filtered(Gst.MessageType.ERROR)
+            why = gst.error_line(msg) if msg is not None else "the pipeline cannot start"
+            raise InputError(f"{self.what}: {why}")
+
+    def _wait(self, timeout_s: float, done, stop_on_eos: bool) -> None:
+        """Until ``done()`` (or EOS), raising a one-line error on a bus ERROR or timeout."""
+        Gst = gst.Gst
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msg = self.bus.timed_pop_filtered(ns(0.02), Gst.MessageType.ERROR | Gst.MessageType.EOS)
+            if msg is not None and msg.type == Gst.MessageType.ERROR:
+                raise InputError(f"{self.what}: cannot be decoded ({gst.error_line(msg)})")
+            if msg is not None and msg.type == Gst.MessageType.EOS and stop_on_eos:
+                return
+            if done():
+                return
+        raise InputError(f"{self.what}: no frame decoded within {timeout_s:.0f} s")
+
+    def _check_bus(self) -> None:
+        Gst = gst.Gst
+        while True:
+            msg = self.bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.WARNING)
+            if msg is None:
+                return
+            if msg.type == Gst.MessageType.ERROR:
+                raise StreamError(gst.error_line(msg), self.last_pts_s)
+            line = gst.error_line(msg)
+            if line not in self.stats.warnings:
+                self.stats.warnings.append(line)
+
+    def _try_pull(self, timeout_s: float) -> Frame | None:
+        """A frame within ``timeout_s``, or None; raises StreamEnded / StreamError."""
+        self._check_bus()
+        sample = self.sink.try_pull_sample(ns(timeout_s))
+        if sample is not None:
+            return self._frame(sample)
+        if self.sink.is_eos():
+            self._check_bus()
+            raise StreamEnded()
+        return None
+
+    def _frame(self, sample) -> Frame:
+        Gst = gst.Gst
+        buf = sample.get_buffer()
+        st = sample.get_caps().get_structure(0)
+        w, h = st.get_value("width"), st.get_value("height")
+        if self._size is None:
+            self._size = (w, h)
+        elif self._size != (w, h):
+            raise InputError(
+                f"{self.what}: resolution changed mid-stream at "
+                f"{seconds(buf.pts):.2f} s ({self._size[0]}x{self._size[1]} -> {w}x{h}); "
+                "the ROI no longer means the same place")
+        seg = sample.get_segment()
+        pts = seg.to_stream_time(Gst.Format.TIME, buf.pts)
+        if pts == Gst.CLOCK_TIME_NONE or pts < 0:
+            pts = buf.pts
+        data = buf.extract_dup(0, buf.get_size())
+        stride = len(data) // h
+        luma = np.frombuffer(data, np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        if self._range_lut is None:
+            self._range_lut = range_lut(self.gate.get_static_pad("sink").get_current_caps())
+        if self._range_lut is not False:
+            import cv2
+
+            luma = cv2.LUT(luma, self._range_lut)
+        meta = buf.get_reference_timestamp_meta(self._stamp_caps)
+        mono = int(meta.timestamp) if meta is not None else None
+        self.last_pts_s = seconds(pts)
+        return Frame(self.last_pts_s, luma, mono, w, h)
+
+    def close(self) -> None:
+        self.stats.passed, self.stats.dropped = self.counters()
+        self.pipeline.set_state(gst.Gst.State.NULL)

@@ -1,0 +1,197 @@
+"""End to end on real files: GStreamer decoding, the ceusgate element, ONNX Runtime, ZeroMQ.
+
+Recordings are made by GStreamer encoders at several frame rates and in several containers
+(MP4/H.264 30 fps, MKV/H.264 25 fps, AVI/MJPEG 15 fps, MKV/H.264 variable frame rate)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import zmq
+
+from ceustream.engine import config, messages, modelmeta
+from ceustream.engine.clip import normalise
+from ceustream.engine.publisher import Publisher
+from ceustream.engine.replay import ReplayOptions, replay
+from ceustream.engine.roi import Roi, crop, resize
+from ceustream.engine.schedule import Schedule, nearest_brute_force
+from ceustream.pipelines.filesource import decode_all
+
+from conftest import last_json, one_line_error, run_cli
+from media import ROI, read_index
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    c = config.load(env={})
+    c["journal"]["dir"] = str(tmp_path_factory.mktemp("journal"))
+    return c
+
+
+def offline_score(path, roi: Roi, t0: float) -> tuple[float, list[float]]:
+    """The reference: decode every frame, pick the nearest per slot by brute force, preprocess
+    and run the shipped model in a plain ONNX Runtime session."""
+    model = modelmeta.read(modelmeta.shipped_model_path())
+    frames = decode_all(path)
+    pts = [f.pts_s for f in frames]
+    idx = nearest_brute_force(pts, Schedule.from_meta(model.meta), t0)
+    assert None not in idx
+    imgs = np.stack([resize(crop(frames[i].luma, roi), model.meta.height, model.meta.width)
+                     for i in idx])
+    sess = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    prob = sess.run(None, {model.meta.input_name: normalise(imgs, model.meta)})[0]
+    return float(prob[0, model.meta.positive_index]), [pts[i] for i in idx]
+
+
+class Sub:
+    """A real SUB socket on loopback, collecting everything in a thread."""
+
+    def __init__(self, endpoint: str):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.setsockopt(zmq.RCVTIMEO, 100)
+        self.sock.connect(endpoint)
+        self.msgs: list[dict] = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+        time.sleep(0.3)
+
+    def run(self):
+        while not self.stop:
+            try:
+                _, m = messages.decode(self.sock.recv_multipart())
+                m["_recv_mono_ns"] = time.monotonic_ns()
+                self.msgs.append(m)
+            except zmq.Again:
+                pass
+
+    def close(self):
+        time.sleep(0.3)
+        self.stop = True
+        self.t.join()
+        self.sock.close()
+        self.ctx.term()
+
+
+def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4, cfg, port):
+    endpoint = f"tcp://127.0.0.1:{port}"
+    sub = Sub(endpoint)
+    pub = Publisher(endpoint, cfg)
+    roi = Roi(*ROI)
+    try:
+        res = replay(coded_mp4.path, ReplayOptions(roi=roi, t0=coded_mp4.arrival, exam="e2e"),
+                     cfg, pub)
+    finally:
+        pub.close()
+        sub.close()
+    scores = [m for m in sub.msgs if m["type"] == "score" and m["exam"] == "e2e"]
+    assert [m["slot"] for m in scores] == list(range(30))
+    assert [m["slots_filled"] for m in scores] == list(range(1, 31))
+    assert all(not m["final"] and m["label"] is None for m in scores[:-1])
+    assert scores[-1]["final"] and scores[-1]["label"] in ("HCC", "non-HCC")
+    seqs = [m["seq"] for m in sub.msgs if m["exam"] == "e2e"]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a message was lost"
+    for m in scores:
+        assert m["v"] == 1 and m["model"]["sha256"] and m["backend"]["name"] == "onnxruntime"
+        assert "simulated" in m["disclaimer"] and m["latency_ms"] is not None
+    ref, ref_pts = offline_score(coded_mp4.path, roi, coded_mp4.arrival)
+    assert scores[-1]["score"] == pytest.approx(ref, abs=1e-6)
+    assert res["score"] == pytest.approx(ref, abs=1e-6) and res["final"]
+    assert [s["pts_s"] for s in res["slots"]] == pytest.approx(ref_pts, abs=1e-6)
+
+
+@pytest.mark.parametrize("rec", ["coded_mp4", "coded_mkv25", "coded_avi15", "coded_vfr"])
+def test_seek_and_stream_choose_the_same_frames(rec, request, cfg):
+    c = request.getfixturevalue(rec)
+    roi = Roi(*ROI)
+    frames = decode_all(c.path)
+    pts = [f.pts_s for f in frames]
+    # timestamps come from the stream: for VFR they are the written ones, not k / fps
+    assert pts == pytest.approx(c.times, abs=2e-3)
+    assert [read_index(f.luma) for f in frames[:50]] == list(range(50))
+    out = {}
+    for mode in ("always", "never"):
+        r = replay(c.path, ReplayOptions(roi=roi, t0=c.arrival, seek=mode, journal=False), cfg)
+        out[mode] = r
+        assert r["final"], r["flags"]
+    a, b = out["always"], out["never"]
+    assert [s["pts_s"] for s in a["slots"]] == [s["pts_s"] for s in b["slots"]]
+    assert a["score"] == b["score"]
+    want = nearest_brute_force(pts, Schedule(), c.arrival)
+    assert [s["pts_s"] for s in a["slots"]] == pytest.approx([pts[i] for i in want], abs=1e-6)
+    # seeking decoded far fewer frames than streaming
+    assert a["replay"]["mode"] == "seek" and b["replay"]["mode"] == "stream"
+    assert a["replay"]["frames_dropped"] < b["replay"]["frames_dropped"] / 2
+    assert b["replay"]["frames_passed"] <= 2 * 30
+
+
+@pytest.mark.parametrize("rec", ["coded_mp4", "coded_vfr"])
+def test_injection_finds_contrast_arrival_the_same_way_in_every_mode(rec, request, cfg):
+    c = request.getfixturevalue(rec)
+    res = {}
+    for mode, speed in (("always", None), ("never", None), ("never", 20.0)):
+        r = replay(c.path, ReplayOptions(roi=Roi(*ROI), injection=c.injection, seek=mode,
+                                         speed=speed, journal=False), cfg)
+        assert r["final"] and "t0_from_injection" in r["flags"]
+        assert abs(r["t0"] - c.arrival) < 1.0
+        res[(mode, speed)] = r
+    ref = res[("always", None)]
+    for r in res.values():
+        assert r["t0"] == ref["t0"] and r["score"] == ref["score"]
+        assert [s.get("pts_s") for s in r["slots"]] == [s.get("pts_s") for s in ref["slots"]]
+
+
+def test_no_rise_falls_back_to_a_documented_t0(media_dir, cfg):
+    from media import write_coded
+
+    c = write_coded(media_dir / "flat.mp4", duration=120, arrival=1e9)  # never enhances
+    r = replay(c.path, ReplayOptions(roi=Roi(*ROI), injection=4.0, journal=False), cfg)
+    assert "t0_fallback" in r["flags"] and r["t0"] == pytest.approx(4.0 + 18.0)
+    assert r["arrival"]["method"] == "fallback"
+
+
+def test_short_recording_gives_a_flagged_partial_result(short_mp4, env):
+    p = run_cli(["replay", str(short_mp4.path), "--roi", short_mp4.roi, "--t0",
+                 str(short_mp4.arrival), "--json", "--no-publish"], env)
+    assert p.returncode == 4, p.stderr
+    r = last_json(p.stdout)
+    assert r["final"] is False and r["label"] is None
+    assert "slots_missing" in r["flags"] and r["slots_filled"] == 26  # 25 video + 1 late
+    assert "partial result" in one_line_error(p)
+
+
+def test_simulator_clip_matches_the_engine_clip(sim_exam, cfg, tmp_path):
+    from ceustream.engine import journal as jr
+    from ceustream.models.simulator.clips import simulate_clip, slot_times
+    from ceustream.models.simulator.physiology import sample_case
+    from ceustream.models.simulator.scene import Scene
+
+    path, truth = sim_exam
+    cfg = dict(cfg, journal={"dir": str(tmp_path)})
+    r = replay(path, ReplayOptions(roi=Roi(*truth["roi"]), t0=truth["t0_s"], exam="sim"), cfg)
+    assert r["final"]
+    _, records, crops = jr.load(tmp_path, "sim")
+    engine = np.stack([resize(crops[i], 64, 64) for i in range(30)]).astype(float)
+    # the same slots (the simulator's nearest frames; a tie may go either way) ...
+    want = slot_times(Scene(sample_case(11), injection_s=5.0))
+    got = [records[i]["pts_s"] for i in range(30)]
+    assert got == pytest.approx(want, abs=1 / 60 + 1e-3), (got, want)
+    assert sum(abs(a - b) > 1e-3 for a, b in zip(got, want)) <= 1, (got, want)
+    # ... and the same ROI content up to codec loss
+    sim = simulate_clip(sample_case(11), injection_s=5.0, times=got).astype(float)
+    level = np.abs(engine.mean(axis=(1, 2)) - sim.mean(axis=(1, 2)))
+    assert level.max() < 2.0, level  # brightness per slot: the time-intensity curve
+    diff = np.abs(engine - sim).mean(axis=(1, 2))
+    assert diff.max() < 15.0, diff  # pixels: H.264 at q23 smooths the finest speckle
+    corr = np.corrcoef(engine.ravel(), sim.ravel())[0, 1]
+    assert corr > 0.9, corr
+    # the frame next door (new bubble speckle, same curve) is clearly further away
+    other = simulate_clip(sample_case(11), injection_s=5.0,
+                          times=[t + 1 / 30 for t in got]).astype(float)
+    assert np.abs(engine - other).mean() > 1.3 * diff.mean(), (np.abs(engine - other).mean(), diff)

@@ -1,0 +1,137 @@
+"""The schedule and the sampler, as plain functions: nearest frame within tolerance, neighbour
+fill, missing slots, over any frame rate and jitter (property tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ceustream.engine.modelmeta import PAPER_OFFSETS_S, PAPER_TOLERANCE_S
+from ceustream.engine.schedule import (FRAME, MISSING, NEIGHBOUR, Sampler, Schedule,
+                                       nearest_brute_force)
+
+
+def test_paper_schedule():
+    s = Schedule()
+    assert len(s) == 30
+    assert s.offsets_s[:25] == tuple(float(x) for x in range(0, 50, 2))
+    assert s.offsets_s[25:] == (60.0, 90.0, 120.0, 150.0, 180.0)
+    assert s.span_s == 180.0
+    assert s.times(10.0)[0] == 10.0 and s.times(10.0)[-1] == 190.0
+
+
+def gate_select(pts: list[float], due: list[float]) -> list[int]:
+    """What ceusgate lets through: for each slot, the last frame before it and the first at or
+    after it (mirrors plugins/gstceusgate.c, to prove two frames per slot are enough)."""
+    keep, prev, nxt = set(), None, 0
+    for k, p in enumerate(pts):
+        passed = False
+        while nxt < len(due) and due[nxt] <= p:
+            passed = True
+            if prev is not None:
+                keep.add(prev)
+            nxt += 1
+        if passed:
+            keep.add(k)
+            prev = None
+        else:
+            prev = k
+    return sorted(keep)
+
+
+def run_sampler(pts, sched, t0, payloads=None):
+    s = Sampler(sched, t0)
+    for k in range(len(pts)):
+        s.offer(pts[k], k if payloads is None else payloads[k])
+    s.close()
+    return s
+
+
+def chosen(s: Sampler) -> list:
+    return [f.payload if f.source == FRAME else None for f in s.fills]
+
+
+@settings(max_examples=150, deadline=None)
+@given(fps=st.floats(5.0, 60.0), jitter=st.floats(0.0, 0.45), t0=st.floats(0.0, 30.0),
+       seed=st.integers(0, 10_000), drop=st.floats(0.0, 0.3))
+def test_sampler_picks_nearest_frame(fps, jitter, t0, seed, drop):
+    rng = np.random.default_rng(seed)
+    n = int((t0 + 185) * fps)
+    pts = np.arange(n) / fps + rng.uniform(-jitter, jitter, n) / fps
+    pts = np.sort(pts[rng.random(n) >= drop])
+    pts = [float(p) for p in pts if p >= 0]
+    sched = Schedule()
+    ref = nearest_brute_force(pts, sched, t0)
+    # every frame, or only the frames the gate passes: the same choice
+    assert chosen(run_sampler(pts, sched, t0)) == ref
+    keep = gate_select(pts, sched.times(t0))
+    assert len(keep) <= 2 * len(sched)
+    s = Sampler(sched, t0)
+    for k in keep:
+        s.offer(pts[k], k)
+    s.close()
+    assert chosen(s) == ref
+
+
+def test_tie_goes_to_the_earlier_frame():
+    s = run_sampler([9.5, 10.5], Schedule((10.0,), (1.0,)), 0.0)
+    assert s.fills[0].payload == 0 and s.fills[0].error_s == -0.5
+
+
+def test_empty_slot_is_filled_from_its_neighbour_and_flagged():
+    # a 6 s gap (probe lifted) around slots 3-5 of t0 = 0
+    pts = [x / 10 for x in range(0, 50)] + [x / 10 for x in range(110, 2000)]
+    s = run_sampler(pts, Schedule(), 0.0)
+    sources = [f.source for f in s.fills]
+    assert sources[3] == NEIGHBOUR and s.fills[3].from_slot == 2
+    assert sources[4] == NEIGHBOUR and sources[5] == FRAME
+    assert s.fills[3].payload is s.fills[2].payload
+    assert MISSING not in sources
+
+
+def test_first_slot_empty_waits_for_the_next_one():
+    pts = [x / 10 for x in range(15, 2000)]  # starts 1.5 s after t0 = 0: slot 0 out of tolerance
+    s = run_sampler(pts, Schedule(), 0.0)
+    assert s.fills[0].source == NEIGHBOUR and s.fills[0].from_slot == 1
+
+
+def test_recording_ending_early_leaves_slots_missing_not_neighbour_filled():
+    pts = [x / 30 for x in range(0, 30 * 100)]  # 100 s of video, t0 = 10 s
+    s = run_sampler(pts, Schedule(), 10.0)
+    sources = [f.source for f in s.fills]
+    assert sources[:25] == [FRAME] * 25
+    assert sources[25] == FRAME  # due at 70 s
+    assert sources[27:] == [MISSING] * 3
+    assert s.filled() == 27
+
+
+def test_advance_decides_slots_when_no_frames_come():
+    s = Sampler(Schedule(), 0.0)
+    s.offer(0.01, "a")
+    s.offer(2.0, "b")  # slots 0 and 1
+    out = s.advance(9.0)  # no frames for 7 s: slots 2, 3 (due 4, 6) are past tolerance
+    assert [f.index for f in out] == [2, 3]
+    assert all(f.source == NEIGHBOUR for f in out)
+
+
+def test_cutoff_uses_the_frames_so_far():
+    s = Sampler(Schedule(), 10.0)
+    for t in np.arange(9.0, 11.95, 0.125):  # the arrival window's frames, up to 11.875 s
+        s.offer(float(t), float(t))
+    out = s.cutoff(12.1)
+    assert [f.index for f in out] == [1]  # slot 1 (12 s) from the last frame before it
+    assert s.fills[0].pts_s == 10.0 and s.fills[1].pts_s == 11.875
+
+
+def test_duplicate_or_out_of_order_frames_are_ignored():
+    s = Sampler(Schedule(), 0.0)
+    s.offer(0.0, "a")
+    assert s.offer(0.0, "dup") == [] and s.offer(-1.0, "old") == []
+
+
+def test_meta_schedule_drives_the_sampler():
+    sched = Schedule((0.0, 5.0, 7.5), (0.5, 0.5, 0.5))
+    s = run_sampler([x / 4 for x in range(0, 60)], sched, 1.0)
+    assert [f.pts_s for f in s.fills] == [1.0, 6.0, 8.5]
+    assert len(PAPER_OFFSETS_S) == len(PAPER_TOLERANCE_S) == 30
