@@ -20,13 +20,15 @@ import numpy as np
 @dataclass(frozen=True)
 class Arrival:
     t0: float
-    method: str  # "detected" | "fallback"
+    method: str  # "detected" | "fallback" | "manual" (the operator marked arrival)
     baseline: float | None = None
     threshold: float | None = None
     confirmed_at: float | None = None
 
     @property
     def flags(self) -> list[str]:
+        if self.method == "manual":
+            return ["t0_marked"]
         return ["t0_from_injection"] + (["t0_fallback"] if self.method == "fallback" else [])
 
 

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_common(p)
     _add_zmq(p)
+    from .commands import add_parsers
+
+    add_parsers(sub, _add_common, _add_zmq, _seconds, _speed)
     return ap
 
 

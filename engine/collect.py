@@ -87,6 +87,7 @@ def arm_monitor(reader: Reader, injection_s: float, cfg: dict) -> None:
 
 
 def _pull(reader: Reader, ended: type, damaged: type) -> Any:
+    """The next frame; None from a live reader when no frame came in time."""
     try:
         return reader.pull()
     except ended:
@@ -95,11 +96,25 @@ def _pull(reader: Reader, ended: type, damaged: type) -> Any:
         raise DamagedStream(str(e), getattr(e, "at_s", None)) from None
 
 
+def idle(session: ExamSession, reader: Any) -> None:
+    """No frame within the pull timeout (live): say so, and decide the slots whose tolerance
+    window has passed (neighbour-filled, flagged) instead of waiting for frames forever."""
+    since = reader.seconds_since_frame()
+    st = reader.stream_time()
+    session.set_warning("no_signal", since is not None and since > 1.0)
+    if session.sampler is not None and st is not None and since is not None:
+        fills = session.sampler.advance(st + since)
+        if fills:
+            session.add(fills)
+
+
 def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg: dict,
                    plan: Plan, ended: type, damaged: type,
-                   progress: Callable[[str], None] | None = None) -> Watch:
+                   progress: Callable[[str], None] | None = None,
+                   override: Callable[[], float | None] | None = None) -> Watch:
     """Watches the ROI from the injection on until contrast arrival is confirmed (or the
-    window ends), then keeps the monitor open ``HOLD_S`` longer for the first slots."""
+    window ends, or ``override()`` gives t0: the operator marked arrival), then keeps the
+    monitor open ``HOLD_S`` longer for the first slots."""
     det = ArrivalDetector.from_config(injection_s, cfg["arrival"])
     if plan.seek_mode:
         arm_monitor(reader, injection_s, cfg)
@@ -112,16 +127,29 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
     try:
         while True:
             fr = _pull(reader, ended, damaged)
+            if fr is None:
+                idle(session, reader)
+                if override is not None and res is None and override() is not None:
+                    res = Arrival(override(), "manual")
+                    until = _confirmed(reader, session, res, reader.stream_time() or res.t0,
+                                       step, plan)
+                continue
+            session.set_warning("no_signal", False)
             session.position_s = fr.pts_s
             if until is not None and fr.pts_s > until:
                 pending.append(fr)
                 break
             history.append(Frame(fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns))
             if res is None:
-                res = det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
+                manual = override() if override is not None else None
+                res = Arrival(manual, "manual") if manual is not None else \
+                    det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
                 if res is not None:
                     until = _confirmed(reader, session, res, fr.pts_s, step, plan)
-    except EndOfStream:
+    except (EndOfStream, DamagedStream) as e:
+        if isinstance(e, DamagedStream):
+            session.warnings.add("recording_damaged")
+            session.damage = (str(e), e.at_s)
         if res is None:
             res = det.finish()
             until = history[-1].pts_s if history else injection_s
@@ -129,7 +157,8 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
     finally:
         reader.stop_monitor()
     if progress:
-        how = "detected" if res.method == "detected" else "not seen, fallback"
+        how = {"detected": "detected", "manual": "marked by the operator"}.get(
+            res.method, "not seen, fallback")
         progress(f"contrast arrival {how}: t0 = {res.t0:.2f} s")
     return Watch(res, [f for f in history if f.pts_s <= until], until, pending)
 
@@ -166,7 +195,11 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
             for fr in (watch.pending if watch else []):
                 _offer(session, fr)
             while not sampler.done:
-                _offer(session, _pull(reader, ended, damaged))
+                fr = _pull(reader, ended, damaged)
+                if fr is None:
+                    idle(session, reader)
+                else:
+                    _offer(session, fr)
             return None
         while sampler.next_index is not None:
             i = sampler.next_index
@@ -207,11 +240,12 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
         return "recording_ended_early"
     except DamagedStream as e:
         session.warnings.add("recording_damaged")
-        session.damage = (str(e), e.at_s)  # type: ignore[attr-defined]
+        session.damage = (str(e), e.at_s)
         return "recording_damaged"
 
 
 def _offer(session: ExamSession, fr: Any) -> None:
+    session.set_warning("no_signal", False)
     _offer_frame(session, fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns)
 
 

@@ -123,7 +123,7 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
         reader.close()
     result = session.finish(reason)
     wall = time.monotonic() - started
-    damage = getattr(session, "damage", None)
+    damage = session.damage
     result["recording"] = {"duration_s": info.duration_s, "width": info.width,
                            "height": info.height, "fps": info.fps, "codec": info.codec,
                            "container": info.container}

@@ -64,13 +64,14 @@ class CurveServer:
 
 def bind(sock: zmq.Socket, endpoint: str, cfg: dict, curve: "CurveServer | None",
          what: str) -> None:
-    """Binds ``sock``; off loopback requires ``curve`` (built from the config)."""
-    if not is_loopback(endpoint):
-        if curve is None:
-            raise UsageError(
-                f"{what} endpoint {endpoint} is not loopback: set zmq.curve_secret_key and "
-                "zmq.curve_authorized_dir (create keys with `ceustream keys DIR`)")
+    """Binds ``sock``; off loopback requires ``curve`` (built from the config). Configured
+    keys are used on loopback too."""
+    if curve is not None:
         curve.apply(sock)
+    elif not is_loopback(endpoint):
+        raise UsageError(
+            f"{what} endpoint {endpoint} is not loopback: set zmq.curve_secret_key and "
+            "zmq.curve_authorized_dir (create keys with `ceustream keys DIR`)")
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:

@@ -65,6 +65,8 @@ class ExamSession:
     last_score: Score | None = None
     scores: list[Score] = field(default_factory=list)
     end_reason: str | None = None
+    #: (error, stream time) when the recording turned out damaged
+    damage: tuple[str, float | None] | None = None
 
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_meta(self.model.meta)
@@ -220,6 +222,14 @@ class ExamSession:
                 "slots": [f.describe() for f in fills if f is not None],
                 "disclaimer": DISCLAIMER,
             }
+
+    def set_warning(self, name: str, on: bool) -> None:
+        """A bedside warning (no_signal, frozen, roi_lost); published when it changes."""
+        with self._lock:
+            if on == (name in self.warnings):
+                return
+            (self.warnings.add if on else self.warnings.discard)(name)
+        self._publish_status()
 
     # -- status --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

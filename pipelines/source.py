@@ -5,6 +5,7 @@
   decklink://0                            a Blackmagic DeckLink input (device number)
   rtsp://host/stream, http(s)://...       a network stream
   test://smpte                            GStreamer's test pattern (any videotestsrc pattern)
+  sim://7?speed=1&size=640x480            a simulated scanner playing CEUS exam no. 7 live
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ def kind(uri: str) -> str:
     u = urlparse(uri)
     if u.scheme in ("", "file"):
         return "file"
-    if u.scheme in ("v4l2", "decklink", "rtsp", "http", "https", "test"):
+    if u.scheme in ("v4l2", "decklink", "rtsp", "http", "https", "test", "sim"):
         return u.scheme
     raise UsageError(f"--source {uri}: unknown scheme '{u.scheme}' (file, v4l2, decklink, rtsp, "
-                     "http(s), test)")
+                     "http(s), test, sim)")
 
 
 def is_live(uri: str) -> bool:
@@ -57,5 +58,9 @@ def source_description(uri: str, paced: bool = False) -> str:
         return f"decklinkvideosrc device-number={int(u.netloc or 0)} ! videoconvert"
     if k in ("rtsp", "http", "https"):
         return f'uridecodebin uri="{_quote(uri)}"'
+    if k == "sim":
+        from .live import SimScanner
+
+        return SimScanner(uri).description()
     pattern = u.netloc or "smpte"
     return f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,framerate=30/1"

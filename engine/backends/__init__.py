@@ -55,7 +55,10 @@ def create(name: str, model: LoadedModel, threads: int = 0, **options: Any) -> t
 
         why_not = trt_backend.unavailable_reason()
         if why_not is None:
-            return trt_backend.TensorRTBackend(model, **options), "TensorRT is usable"
+            try:
+                return trt_backend.TensorRTBackend(model, **options), "TensorRT plan loaded"
+            except BackendUnavailable as e:
+                why_not = str(e)
         if name == "tensorrt":
             raise BackendUnavailable(f"--backend tensorrt: {why_not}")
         from .onnxruntime import OnnxRuntimeBackend

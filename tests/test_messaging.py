@@ -1,0 +1,183 @@
+"""ZeroMQ on loopback, for real: sequence numbers and heartbeats, the control socket's
+commands and refusals, CURVE (an unauthorised peer gets nothing), no identifiers in
+messages."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import zmq
+import zmq.auth
+
+from ceustream.engine import config, messages
+from ceustream.engine.control import ControlServer, request
+from ceustream.engine.publisher import Publisher
+from ceustream.engine.security import CurveServer, create_keys, is_loopback
+
+
+def collect(sock, seconds: float) -> list[tuple[str, dict]]:
+    out, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        if sock.poll(50):
+            out.append(messages.decode(sock.recv_multipart()))
+    return out
+
+
+def sub(ctx, endpoint, topic=b""):
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, topic)
+    s.connect(endpoint)
+    time.sleep(0.2)
+    return s
+
+
+def test_heartbeats_let_a_subscriber_tell_loss_from_a_stall(port):
+    cfg = config.load(env={})
+    cfg["zmq"]["heartbeat_s"] = 0.2
+    ep = f"tcp://127.0.0.1:{port}"
+    ctx = zmq.Context()
+    s = sub(ctx, ep)
+    pub = Publisher(ep, cfg, ctx)
+    pub.watch("ex1", lambda: messages.status(
+        "ex1", phase="video_phase", slots_filled=3, slots_total=30, next_slot=3,
+        next_slot_due_s=10.0, next_slot_in_s=1.0, speed=1.0, t0_s=4.0, injection_s=None,
+        warnings=[], roi=[1, 2, 3, 4], frame_size=[10, 10], model=None, backend=None))
+    time.sleep(0.3)
+    pub.publish("score", {"v": 1, "type": "score", "exam": "ex1", "score": 0.5})
+    got = collect(s, 1.0)
+    beats = [m for t, m in got if m["type"] == "status"]
+    assert len(beats) >= 3 and all(m["heartbeat"] for m in beats)
+    seqs = [m["seq"] for _, m in got]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap: nothing lost
+    pub.unwatch("ex1")  # the engine stalls: heartbeats stop, which is what "stale" means
+    time.sleep(0.3)
+    assert collect(s, 0.8) == []
+    pub.close()
+    s.close()
+    ctx.term()
+
+
+def test_control_commands_and_refusals(port):
+    cfg = config.load(env={})
+    ep = f"tcp://127.0.0.1:{port}"
+    seen = []
+
+    def handler(req):
+        seen.append(req)
+        if req["cmd"] == "stop_exam":
+            raise ValueError("no exam running: send start_exam first")
+        return {"echo": req["cmd"]}
+
+    srv = ControlServer(ep, handler, cfg, zmq.Context.instance())
+    try:
+        assert request(ep, {"cmd": "status"}) == {"ok": True, "echo": "status"}
+        assert request(ep, {"cmd": "start_exam", "roi": [1, 2, 30, 40]})["ok"]
+        r = request(ep, {"cmd": "stop_exam"})
+        assert r == {"ok": False, "error": "no exam running: send start_exam first"}
+        r = request(ep, {"cmd": "launch_missiles"})
+        assert not r["ok"] and "unknown command" in r["error"]
+        r = request(ep, {"cmd": "set_roi", "roi": [1, 2, 0, 4]})
+        assert not r["ok"] and "roi" in r["error"]
+        r = request(ep, {"cmd": "start_exam", "exam": "Jane Doe"})
+        assert not r["ok"] and "exam id" in r["error"]
+        r = request(ep, {"cmd": "mark_injection", "t": -3})
+        assert not r["ok"]
+        # raw garbage: still a one-line answer, the server keeps serving
+        ctx = zmq.Context.instance()
+        s = ctx.socket(zmq.REQ)
+        s.connect(ep)
+        s.send(b"\xff\xfe not json")
+        ans = json.loads(s.recv())
+        s.close()
+        assert ans["ok"] is False and "JSON" in ans["error"]
+        assert request(ep, {"cmd": "status"})["ok"]
+    finally:
+        srv.close()
+    assert [r["cmd"] for r in seen] == ["status", "start_exam", "stop_exam", "status"]
+
+
+def test_curve_unauthorised_peer_gets_nothing(tmp_path, port):
+    keys = create_keys(str(tmp_path / "keys"))
+    cfg = config.load(env={})
+    cfg["zmq"]["curve_secret_key"] = keys["server_secret"]
+    cfg["zmq"]["curve_authorized_dir"] = keys["authorized_dir"]
+    ctx = zmq.Context()
+    curve = CurveServer(ctx, keys["server_secret"], keys["authorized_dir"])
+    ep = f"tcp://127.0.0.1:{port}"
+    pub = Publisher(ep, cfg, ctx, curve)
+    spub, _ = zmq.auth.load_certificate(keys["server_public"])
+    cpub, csec = zmq.auth.load_certificate(keys["client_secret"])
+    good = ctx.socket(zmq.SUB)
+    good.curve_serverkey, good.curve_publickey, good.curve_secretkey = spub, cpub, csec
+    good.setsockopt(zmq.SUBSCRIBE, b"")
+    good.connect(ep)
+    stranger_pub, stranger_sec = zmq.curve_keypair()
+    bad = ctx.socket(zmq.SUB)
+    bad.curve_serverkey, bad.curve_publickey, bad.curve_secretkey = spub, stranger_pub, stranger_sec
+    bad.setsockopt(zmq.SUBSCRIBE, b"")
+    bad.connect(ep)
+    plain = ctx.socket(zmq.SUB)
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.connect(ep)
+    time.sleep(0.5)
+    for i in range(5):
+        pub.publish("score", {"v": 1, "type": "score", "exam": "ex9", "score": 0.1 * i})
+        time.sleep(0.05)
+    assert len(collect(good, 0.8)) == 5
+    assert collect(bad, 0.3) == [] and collect(plain, 0.3) == []
+    for s in (good, bad, plain):
+        s.close()
+    pub.close()
+    curve.stop()
+    ctx.term()
+
+
+def test_loopback_detection():
+    assert is_loopback("tcp://127.0.0.1:5556") and is_loopback("tcp://localhost:1")
+    assert is_loopback("ipc:///tmp/x") and is_loopback("tcp://[::1]:5")
+    assert not is_loopback("tcp://0.0.0.0:5556") and not is_loopback("tcp://10.1.2.3:5")
+
+
+def test_messages_carry_no_identifier():
+    with pytest.raises(ValueError):
+        messages.check_exam_id("Doe, Jane")
+    with pytest.raises(ValueError):
+        messages.check_exam_id("x" * 65)
+    assert messages.check_exam_id("r3f9a-01") == "r3f9a-01"
+
+
+def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
+    """A recording named after a patient must not leak the name into any message."""
+    import shutil
+
+    from ceustream.engine.replay import ReplayOptions, replay
+    from ceustream.engine.roi import Roi
+
+    from media import ROI
+
+    named = tmp_path / "DOE_JANE_1961-04-02.mp4"
+    shutil.copy(coded_mp4.path, named)
+    cfg = config.load(env={})
+    cfg["journal"]["dir"] = str(tmp_path / "j")
+    ep = f"tcp://127.0.0.1:{port}"
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, b"")
+    s.connect(ep)
+    pub = Publisher(ep, cfg, ctx)
+    time.sleep(0.3)
+    res = replay(named, ReplayOptions(roi=Roi(*ROI), t0=coded_mp4.arrival), cfg, pub)
+    raw = []
+    while s.poll(300):
+        raw.append(b"".join(s.recv_multipart()))
+    pub.close()
+    s.close()
+    ctx.term()
+    assert len(raw) >= 30
+    blob = b"".join(raw)
+    assert b"DOE" not in blob and b"JANE" not in blob and b"1961" not in blob
+    assert "DOE" not in json.dumps(res)
+    journal = json.dumps([p.read_text() for p in (tmp_path / "j").rglob("*.json*")])
+    assert "DOE" not in journal
