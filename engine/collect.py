@@ -140,12 +140,16 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
                 pending.append(fr)
                 break
             history.append(Frame(fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns))
+            if until is not None and fr.pts_s + step > until:
+                break  # the next monitor frame would fall after the window: it is complete
             if res is None:
                 manual = override() if override is not None else None
                 res = Arrival(manual, "manual") if manual is not None else \
                     det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
                 if res is not None:
                     until = _confirmed(reader, session, res, fr.pts_s, step, plan)
+                    if fr.pts_s + step > until:
+                        break
     except (EndOfStream, DamagedStream) as e:
         if isinstance(e, DamagedStream):
             session.warnings.add("recording_damaged")

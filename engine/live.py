@@ -39,7 +39,7 @@ class LiveEngine:
 
     # -- helpers -------------------------------------------------------------------------
     def _frame_size(self) -> tuple[int, int] | None:
-        return self.reader._size
+        return self.reader.frame_size()
 
     def _now(self) -> float:
         st = self.reader.stream_time()

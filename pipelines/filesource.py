@@ -108,9 +108,9 @@ class FileReader(GateReader):
     def start(self, timeout_s: float = 15.0) -> None:
         Gst = gst.Gst
         if self.seek_mode:
-            # Nothing is listed yet: the gate ends the stream on its first frame, which leaves
+            # Nothing is listed yet: the gate holds the stream at its first frame, which leaves
             # the pipeline linked and idle until the first seek.
-            self.gate.set_property("eos-after-slots", True)
+            self.gate.set_property("hold-after-slots", True)
             self.gate.set_property("slots", "")
         if self.speed and self.speed != 1.0:
             # Paced at another rate: clocksync holds the data in PAUSED, the rate seek happens

@@ -107,6 +107,16 @@ class GateReader:
         last = self.gate.get_property("last-arrival")
         return None if last == 0 else (time.monotonic_ns() - last) / 1e9
 
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) negotiated into the gate, before any frame reached Python."""
+        if self._size is not None:
+            return self._size
+        caps = self.gate.get_static_pad("sink").get_current_caps()
+        if caps is None or caps.get_size() == 0:
+            return None
+        st = caps.get_structure(0)
+        return int(st.get_value("width")), int(st.get_value("height"))
+
     def frozen(self) -> bool:
         return bool(self.gate.get_property("frozen"))
 

@@ -47,7 +47,7 @@ enum
   PROP_LAST_ARRIVAL,
   PROP_FROZEN,
   PROP_NEXT_SLOT,
-  PROP_EOS_AFTER_SLOTS,
+  PROP_HOLD_AFTER_SLOTS,
 };
 
 struct _GstCeusGate
@@ -65,8 +65,9 @@ struct _GstCeusGate
   guint64 last_monitor;
   gboolean pass_all;
   gboolean stamp;
-  gboolean eos_after_slots;
-  gboolean sent_eos;
+  gboolean hold_after_slots;
+  gboolean flushing;
+  GCond cond;
   guint frozen_after;
 
   GstSegment segment;
@@ -193,6 +194,32 @@ stamp_buffer (GstCeusGate * self, GstBuffer * buf, guint64 arrival)
   return buf;
 }
 
+/* Seek mode: once every listed slot is served (and no monitor window lies ahead), park the
+ * streaming thread like a prerolled sink does, so nothing more is decoded. A flushing seek
+ * (FLUSH_START), new slots or a state change to READY release it. */
+static gboolean
+nothing_ahead (GstCeusGate * self, guint64 st)
+{
+  return self->hold_after_slots && self->next_slot >= self->slots->len
+      && (self->monitor_interval == 0 || st == GST_CLOCK_TIME_NONE
+      || st >= self->monitor_stop);
+}
+
+static GstFlowReturn
+hold (GstCeusGate * self, guint64 st)
+{
+  GstFlowReturn ret = GST_FLOW_OK;
+  g_mutex_lock (&self->lock);
+  if (nothing_ahead (self, st) && !self->flushing)
+    GST_DEBUG_OBJECT (self, "slots served, holding until the next seek");
+  while (nothing_ahead (self, st) && !self->flushing)
+    g_cond_wait (&self->cond, &self->lock);
+  if (self->flushing)
+    ret = GST_FLOW_FLUSHING;
+  g_mutex_unlock (&self->lock);
+  return ret;
+}
+
 static GstFlowReturn
 gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
@@ -204,7 +231,6 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GstBuffer *push_prev = NULL;
   guint64 prev_arrival = 0;
   guint32 hash = 0;
-  gboolean send_eos = FALSE;
   GstFlowReturn ret = GST_FLOW_OK;
 
   if (pts != GST_CLOCK_TIME_NONE && self->segment.format == GST_FORMAT_TIME) {
@@ -267,14 +293,6 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   self->passed += (pass ? 1 : 0) + (push_prev ? 1 : 0);
   if (!pass)
     self->dropped++;
-  /* seek mode: once the listed slots are served (and no monitor window is open ahead),
-   * stop the stream so nothing more is decoded until the application seeks again */
-  if (self->eos_after_slots && !self->sent_eos && self->next_slot >= self->slots->len
-      && (self->monitor_interval == 0 || st == GST_CLOCK_TIME_NONE
-          || st >= self->monitor_stop)) {
-    send_eos = TRUE;
-    self->sent_eos = TRUE;
-  }
   g_mutex_unlock (&self->lock);
 
   if (push_prev) {
@@ -293,11 +311,8 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       buf = stamp_buffer (self, buf, now);
     ret = gst_pad_push (self->srcpad, buf);
   }
-  if (send_eos && ret == GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (self, "slots served, sending EOS");
-    gst_pad_push_event (self->srcpad, gst_event_new_eos ());
-    ret = GST_FLOW_EOS;
-  }
+  if (ret == GST_FLOW_OK)
+    ret = hold (self, st);
   return ret;
 }
 
@@ -316,10 +331,16 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
   GstCeusGate *self = GST_CEUS_GATE (parent);
 
   switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_FLUSH_START:
+      g_mutex_lock (&self->lock);
+      self->flushing = TRUE;
+      g_cond_broadcast (&self->cond);
+      g_mutex_unlock (&self->lock);
+      break;
     case GST_EVENT_FLUSH_STOP:
       g_mutex_lock (&self->lock);
       clear_prev (self);
-      self->sent_eos = FALSE;
+      self->flushing = FALSE;
       self->last_monitor = GST_CLOCK_TIME_NONE;
       self->same_count = 0;
       self->frozen = FALSE;
@@ -337,19 +358,11 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       g_mutex_unlock (&self->lock);
       break;
     }
-    case GST_EVENT_EOS:{
-      gboolean already;
+    case GST_EVENT_EOS:
       g_mutex_lock (&self->lock);
       clear_prev (self);
-      already = self->sent_eos;
-      self->sent_eos = TRUE;
       g_mutex_unlock (&self->lock);
-      if (already) {
-        gst_event_unref (event);
-        return TRUE;
-      }
       break;
-    }
     default:
       break;
   }
@@ -375,6 +388,7 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       /* slots already in the past are not served retroactively */
       self->next_slot = first_slot_from (self, self->last_st);
       clear_prev (self);
+      g_cond_broadcast (&self->cond);
       break;
     case PROP_MONITOR_INTERVAL:{
       guint64 v = g_value_get_uint64 (value);
@@ -389,6 +403,7 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       break;
     case PROP_MONITOR_STOP:
       self->monitor_stop = g_value_get_uint64 (value);
+      g_cond_broadcast (&self->cond);
       break;
     case PROP_PASS_ALL:
       self->pass_all = g_value_get_boolean (value);
@@ -399,8 +414,9 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
     case PROP_FROZEN_AFTER:
       self->frozen_after = g_value_get_uint (value);
       break;
-    case PROP_EOS_AFTER_SLOTS:
-      self->eos_after_slots = g_value_get_boolean (value);
+    case PROP_HOLD_AFTER_SLOTS:
+      self->hold_after_slots = g_value_get_boolean (value);
+      g_cond_broadcast (&self->cond);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -438,8 +454,8 @@ gst_ceus_gate_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_FROZEN_AFTER:
       g_value_set_uint (value, self->frozen_after);
       break;
-    case PROP_EOS_AFTER_SLOTS:
-      g_value_set_boolean (value, self->eos_after_slots);
+    case PROP_HOLD_AFTER_SLOTS:
+      g_value_set_boolean (value, self->hold_after_slots);
       break;
     case PROP_PASSED:
       g_value_set_uint64 (value, self->passed);
@@ -471,9 +487,19 @@ static GstStateChangeReturn
 gst_ceus_gate_change_state (GstElement * element, GstStateChange transition)
 {
   GstCeusGate *self = GST_CEUS_GATE (element);
-  GstStateChangeReturn ret =
-      GST_ELEMENT_CLASS (gst_ceus_gate_parent_class)->change_state (element,
-      transition);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    g_mutex_lock (&self->lock);
+    self->flushing = TRUE;      /* release a held streaming thread */
+    g_cond_broadcast (&self->cond);
+    g_mutex_unlock (&self->lock);
+  } else if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
+    g_mutex_lock (&self->lock);
+    self->flushing = FALSE;
+    g_mutex_unlock (&self->lock);
+  }
+  ret = GST_ELEMENT_CLASS (gst_ceus_gate_parent_class)->change_state (element, transition);
 
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     g_mutex_lock (&self->lock);
@@ -483,7 +509,6 @@ gst_ceus_gate_change_state (GstElement * element, GstStateChange transition)
     self->last_st = GST_CLOCK_TIME_NONE;
     self->same_count = 0;
     self->frozen = FALSE;
-    self->sent_eos = FALSE;
     g_mutex_unlock (&self->lock);
   }
   return ret;
@@ -497,6 +522,7 @@ gst_ceus_gate_finalize (GObject * object)
   g_array_free (self->slots, TRUE);
   gst_caps_unref (self->stamp_caps);
   g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
   G_OBJECT_CLASS (gst_ceus_gate_parent_class)->finalize (object);
 }
 
@@ -543,11 +569,11 @@ gst_ceus_gate_class_init (GstCeusGateClass * klass)
       g_param_spec_uint ("frozen-after", "Frozen after",
           "Report a frozen image after this many identical consecutive frames "
           "(0 = off)", 0, G_MAXUINT, DEFAULT_FROZEN_AFTER, rw));
-  g_object_class_install_property (gobject_class, PROP_EOS_AFTER_SLOTS,
-      g_param_spec_boolean ("eos-after-slots", "EOS after slots",
-          "Seek mode: end the stream (EOS) as soon as every listed slot is served and no "
-          "monitor window lies ahead, so nothing more is decoded until the next flushing "
-          "seek", FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_HOLD_AFTER_SLOTS,
+      g_param_spec_boolean ("hold-after-slots", "Hold after slots",
+          "Seek mode: once every listed slot is served and no monitor window lies ahead, "
+          "hold the stream (like a prerolled sink) so nothing more is decoded until the next "
+          "flushing seek or new slots", FALSE, rw));
   g_object_class_install_property (gobject_class, PROP_PASSED,
       g_param_spec_uint64 ("passed", "Passed", "Frames passed downstream", 0,
           G_MAXUINT64, 0, ro));
@@ -596,6 +622,7 @@ gst_ceus_gate_init (GstCeusGate * self)
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 
   g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
   self->slots = g_array_new (FALSE, FALSE, sizeof (guint64));
   self->monitor_stop = G_MAXUINT64;
   self->last_monitor = GST_CLOCK_TIME_NONE;
