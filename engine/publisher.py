@@ -59,9 +59,12 @@ class Publisher:
         self._seq[exam] = seq
         payload["seq"] = seq
         payload["t_wall"] = time.time()
-        if payload.get("type") == "score" and payload.get("frame_mono_ns"):
-            payload["latency_ms"] = round(
-                (time.monotonic_ns() - payload["frame_mono_ns"]) / 1e6, 3)
+        if payload.get("type") == "score":
+            now = time.monotonic_ns()
+            if payload.get("frame_mono_ns"):
+                payload["latency_ms"] = round((now - payload["frame_mono_ns"]) / 1e6, 3)
+            if isinstance(payload.get("timing"), dict):
+                payload["timing"]["published_mono_ns"] = now
         self._sock.send_multipart([messages.topic(kind, exam), messages.encode(payload)])
         self._last_sent[exam] = time.monotonic()
         self.sent += 1

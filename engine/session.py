@@ -121,15 +121,16 @@ class ExamSession:
                 if self.journal:
                     self.journal.slot(f.index, f.describe(), f.payload if f.source == FRAME else None)
                 mono = f.mono_ns if f.mono_ns is not None else trigger_mono_ns
-            self._score(f.index, mono)
+            self._score(f.index, mono, time.monotonic_ns())
             with self._lock:
                 if self.sampler and self.sampler.next_index is not None and \
                         self.sampler.next_index >= VIDEO_PHASE_SLOTS:
                     self.phase = "late_phase"
 
-    def _score(self, slot: int | None, mono_ns: int | None) -> Score:
+    def _score(self, slot: int | None, mono_ns: int | None, filled_ns: int | None = None) -> Score:
         x = self.clip.model_input()
         p = float(self.backend.infer(x)[0])
+        scored_ns = time.monotonic_ns()
         with self._lock:
             filled = self.clip.filled()
             final = self.sampler is not None and self.sampler.done and \
@@ -149,6 +150,10 @@ class ExamSession:
                 backend=self._backend_desc, latency_ms=None, frame_mono_ns=mono_ns, t0_s=self.t0,
                 frame_times_s=self.frame_times(), slot_states=self.slot_states(),
                 threshold=self.model.meta.threshold)
+            # per-stage timing (CLOCK_MONOTONIC, this machine): decoder exit, slot in the clip,
+            # score computed; the publisher adds the moment it sent the message
+            msg["timing"] = {"frame_mono_ns": mono_ns, "filled_mono_ns": filled_ns,
+                             "scored_mono_ns": scored_ns}
         if mono_ns is not None:
             s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
         if self.publisher is not None:

@@ -23,6 +23,7 @@
 #include <gst/video/video.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "hudblend.h"
@@ -51,6 +52,8 @@ enum
   PROP_RECEIVED,
   PROP_IGNORED,
   PROP_LAST_SEQ,
+  PROP_DRAWN_SEQ,
+  PROP_DRAWN_MONO,
 };
 
 struct _GstCeusHud
@@ -78,6 +81,8 @@ struct _GstCeusHud
   volatile gint running;
   guint64 received;
   guint64 ignored;
+  guint64 drawn_seq;
+  guint64 drawn_mono;
   gint64 last_warn_us[4];
 };
 
@@ -226,6 +231,7 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
   g_free (*last_key);
   *last_key = key;
   ov = hud_overlay_new (w, h, fmt);
+  ov->seq = st.seq;
   hud_render (ov, &st, &style, now_us, now_wall, have);
   hud_overlay_prepare (ov);
   g_free (font);
@@ -300,6 +306,7 @@ gst_ceus_hud_start (GstBaseTransform * trans)
   hud_state_init (&self->state);
   self->have_state = FALSE;
   self->received = self->ignored = 0;
+  self->drawn_seq = self->drawn_mono = 0;
   memset (self->last_warn_us, 0, sizeof self->last_warn_us);
   g_mutex_unlock (&self->lock);
   g_atomic_int_set (&self->running, 1);
@@ -377,6 +384,14 @@ gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     f.stride[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
   }
   hud_blend (ov, &f);
+  if (ov->seq != self->drawn_seq) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    g_mutex_lock (&self->lock);
+    self->drawn_seq = ov->seq;
+    self->drawn_mono = (guint64) ts.tv_sec * GST_SECOND + (guint64) ts.tv_nsec;
+    g_mutex_unlock (&self->lock);
+  }
   hud_overlay_unref (ov);
   return GST_FLOW_OK;
 }
@@ -469,6 +484,12 @@ gst_ceus_hud_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LAST_SEQ:
       g_value_set_uint64 (value, self->state.seq);
       break;
+    case PROP_DRAWN_SEQ:
+      g_value_set_uint64 (value, self->drawn_seq);
+      break;
+    case PROP_DRAWN_MONO:
+      g_value_set_uint64 (value, self->drawn_mono);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -546,6 +567,14 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
           "Sequence number of the newest accepted message of the shown exam", 0,
           G_MAXUINT64, 0, ro));
 
+  g_object_class_install_property (gobject_class, PROP_DRAWN_SEQ,
+      g_param_spec_uint64 ("drawn-seq", "Drawn sequence number",
+          "Sequence number of the newest message already drawn into a frame", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_DRAWN_MONO,
+      g_param_spec_uint64 ("drawn-mono", "Drawn at",
+          "CLOCK_MONOTONIC (ns) when drawn-seq was first drawn (latency measurements)", 0,
+          G_MAXUINT64, 0, ro));
   gst_element_class_add_pad_template (element_class,
       gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template (element_class,

@@ -31,6 +31,7 @@ typedef struct
   gint ref;
   gint width, height;
   HudFormat format;
+  guint64 seq;                  /* sequence number of the newest message it shows */
   cairo_surface_t *surface;     /* ARGB32, premultiplied, full frame */
   HudRect rects[HUD_MAX_RECTS];
   gint n_rects;

@@ -1,0 +1,61 @@
+# ceustream: two commands do all set-up on a fresh Debian 12 machine, and are safe to repeat.
+#   make demo   -> system packages, a virtualenv, the package (with its GStreamer plugin), `ceustream demo`
+#   make test   -> the same plus the test and training extras, then the whole test suite
+# Other targets: make bench | make paper | make gpu-check | make asan | make clean
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# GStreamer runtime + plugins (x264enc is in -ugly, h264parse in -bad, avdec_* in -libav),
+# the headers for the native elements, and what PyGObject needs to build in a virtualenv.
+APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libzmq3-dev libjson-glib-dev \
+	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
+	python3-dev python3-venv fonts-dejavu-core
+
+.PHONY: demo test system venv venv-test bench paper gpu-check asan clean
+
+demo: venv
+	$(VENV)/bin/ceustream demo
+
+test: venv-test
+	$(PY) -m pytest -q
+
+system:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: system $(PY)
+	$(PIP) install -q .
+
+# torch is pinned to the CPU build (a bare "torch" can pull a CUDA build of several GB)
+venv-test: venv
+	$(PIP) install -q "torch==2.13.0" "onnxconverter-common>=1.14" "onnxscript>=0.1" \
+		"pytest>=7" "hypothesis>=6"
+
+bench: venv-test
+	$(PY) -m ceustream.benchmarks.run_all
+
+paper: venv-test
+	$(PY) -m ceustream.benchmarks.paper_tables
+
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+asan: venv-test
+	$(PY) -m pytest -q tests/test_overlay.py -k address_sanitizer
+
+clean:
+	rm -rf build dist .pytest_cache .hypothesis

@@ -1,0 +1,172 @@
+"""Per-frame cost of ceustream's GStreamer elements at 1080p, each against `identity` in the
+same run.
+
+- ceusgate (issue 2: "measure what a dropped frame costs"): a 1080p frame the schedule does
+  not need, dropped in C, against passing it through `identity`, and against dropping it in a
+  Python pad probe (what the gate exists to avoid).
+- ceushud (issue 4): 1080p60 with a live score drawn, against `identity`: CPU per frame
+  (goal <= 1 ms on one core) and frames of added latency (goal 0).
+
+Costs are CPU time of a one-thread pipeline (videotestsrc ! ELEMENT ! fakesink, no queues)
+divided by its frames, minus the same pipeline with `identity`; best of 5 runs.
+
+    python -m ceustream.benchmarks.frame_cost [--frames 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .common import summary, table, write
+
+
+def run_pipeline(Gst, desc: str, setup=None) -> float:
+    """CPU seconds (this process) to run ``desc`` to EOS."""
+    p = Gst.parse_launch(desc)
+    if setup:
+        setup(p)
+    bus = p.get_bus()
+    t = time.process_time()
+    p.set_state(Gst.State.PLAYING)
+    msg = bus.timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    cpu = time.process_time() - t
+    p.set_state(Gst.State.NULL)
+    if msg.type == Gst.MessageType.ERROR:
+        raise SystemExit(msg.parse_error()[0].message)
+    return cpu
+
+
+def best(Gst, desc, n, setup=None, reps=5) -> float:
+    return min(run_pipeline(Gst, desc, setup) for _ in range(reps)) / n * 1e6  # us per frame
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=1500)
+    ap.add_argument("--port", type=int, default=5797)
+    args = ap.parse_args(argv)
+    from ceustream.pipelines import gst
+
+    gst.require("ceusgate", "ceushud")
+    Gst = gst.Gst
+    n = args.frames
+    results = {}
+
+    # -- the gate: a frame the schedule does not need -----------------------------------
+    src = (f"videotestsrc num-buffers={n} pattern=black ! "
+           "video/x-raw,format=I420,width=1920,height=1080,framerate=60/1")
+    base = best(Gst, f"{src} ! identity ! fakesink", n)
+    gate = best(Gst, f'{src} ! ceusgate slots="99999" ! fakesink', n)
+
+    def py_probe(p):
+        pad = p.get_by_name("i").get_static_pad("src")
+        pad.add_probe(Gst.PadProbeType.BUFFER, lambda *a: Gst.PadProbeReturn.DROP)
+
+    probe = best(Gst, f"{src} ! identity name=i ! fakesink", n, py_probe)
+    results["ceusgate"] = {"identity_us_per_frame": base, "gate_drop_us_per_frame": gate,
+                           "python_probe_drop_us_per_frame": probe,
+                           "gate_minus_identity_us": gate - base,
+                           "python_probe_minus_identity_us": probe - base}
+    table("A 1080p frame the schedule does not need (CPU microseconds per frame, best of 5)",
+          ["pipeline", "us/frame", "vs identity"],
+          [["videotestsrc ! identity ! fakesink", base, 0.0],
+           ["... ! ceusgate (drops it, in C) ! fakesink", gate, gate - base],
+           ["... ! identity + Python pad probe (drops it) ! fakesink", probe, probe - base]])
+
+    # -- the overlay: 1080p60 with a score on screen ------------------------------------
+    import zmq
+
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    ep = f"tcp://127.0.0.1:{args.port}"
+    pub.bind(ep)
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set():
+            st = ["frame"] * 12 + ["neighbour"] + [None] * 17
+            pub.send_multipart([b"status.b1", json.dumps({
+                "v": 1, "type": "status", "exam": "b1", "seq": 2 * i + 1, "t_wall": time.time(),
+                "phase": "video_phase", "next_slot": 13, "next_slot_in_s": 1.5, "speed": 1.0,
+                "roi": [800, 400, 300, 300], "frame_size": [1920, 1080], "slot_states": st,
+                "warnings": [], "flags": ["cpu_fallback"], "slots_filled": 13}).encode()])
+            pub.send_multipart([b"score.b1", json.dumps({
+                "v": 1, "type": "score", "exam": "b1", "seq": 2 * i + 2, "score": 0.61,
+                "final": False, "slots_filled": 13, "slot_states": st, "threshold": 0.5,
+                "model": {"name": "cnn3d"}, "backend": {"name": "onnxruntime",
+                                                        "precision": "fp32"}}).encode()])
+            i += 1
+            time.sleep(0.25)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    rows = []
+    for fmt in ("I420", "BGRx", "NV12"):
+        s2 = (f"videotestsrc num-buffers={n} pattern=black ! "
+              f"video/x-raw,format={fmt},width=1920,height=1080,framerate=60/1")
+
+        def warm(p):  # the subscriber connects and renders before timing starts
+            p.set_state(Gst.State.PAUSED)
+            p.get_state(Gst.CLOCK_TIME_NONE)
+            time.sleep(0.8)
+
+        ident = best(Gst, f"{s2} ! identity ! fakesink", n)
+        hud = best(Gst, f"{s2} ! ceushud endpoint={ep} ! fakesink", n, warm)
+        results[f"ceushud_{fmt}"] = {"identity_us_per_frame": ident, "hud_us_per_frame": hud,
+                                     "hud_minus_identity_us": hud - ident}
+        rows.append([fmt, ident, hud, (hud - ident) / 1000.0])
+    # per-frame distribution and in-flight frames, measured at the element's pads
+    durs, inflight, maxin = [], [0], [0]
+    p = Gst.parse_launch(f"videotestsrc num-buffers={n} pattern=black ! video/x-raw,format=I420,"
+                         f"width=1920,height=1080,framerate=60/1 ! ceushud name=h endpoint={ep} "
+                         "! fakesink")
+    h = p.get_by_name("h")
+    start = {}
+
+    def on_sink(pad, info):
+        start[info.get_buffer().pts] = time.perf_counter_ns()
+        inflight[0] += 1
+        maxin[0] = max(maxin[0], inflight[0])
+        return Gst.PadProbeReturn.OK
+
+    def on_src(pad, info):
+        s = start.pop(info.get_buffer().pts, None)
+        if s is not None:
+            durs.append((time.perf_counter_ns() - s) / 1e6)
+        inflight[0] -= 1
+        return Gst.PadProbeReturn.OK
+
+    h.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_sink)
+    h.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, on_src)
+    p.set_state(Gst.State.PAUSED)
+    p.get_state(Gst.CLOCK_TIME_NONE)
+    time.sleep(0.8)
+    p.set_state(Gst.State.PLAYING)
+    p.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    p.set_state(Gst.State.NULL)
+    stop.set()
+    t.join()
+    pub.close()
+    ctx.term()
+    d = summary(durs[10:])
+    results["ceushud_I420_per_frame_wall"] = d
+    results["ceushud_frames_in_flight_max"] = maxin[0]
+    table("ceushud at 1080p60 with a live score (CPU per frame, best of 5)",
+          ["format", "identity us/frame", "ceushud us/frame", "added ms/frame"], rows)
+    print(f"ceushud I420, time inside the element per frame (pad to pad): p50 {d['p50_ms']:.3f} ms, "
+          f"p99 {d['p99_ms']:.3f} ms, max {d['max_ms']:.3f} ms; frames inside the element at once: "
+          f"{maxin[0]} (in place: a frame leaves before the next enters, 0 frames of added latency)\n")
+    write("frame_cost", {"frames": n, "results": results,
+                         "goals": {"ceushud_ms_per_frame_max": 1.0, "added_latency_frames": 0}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
