@@ -147,24 +147,38 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read(path: str | Path) -> LoadedModel:
-    """Reads and validates the metadata of an ONNX model file."""
-    import onnx
+def _graph_facts(p: Path) -> tuple[dict[str, str], list[str], list[str]]:
+    """(metadata, input names, output names), with the onnx package or, where it is not
+    installed (a bare GPU machine), with ONNX Runtime."""
+    try:
+        import onnx
+    except ImportError:
+        import onnxruntime as ort
 
-    p = Path(path)
-    if not p.exists():
-        raise ModelError(f"model {p}: file not found")
+        try:
+            s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"model {p}: not a readable ONNX file ({type(e).__name__})") from None
+        return (dict(s.get_modelmeta().custom_metadata_map), [i.name for i in s.get_inputs()],
+                [o.name for o in s.get_outputs()])
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends
         raise ModelError(f"model {p}: not a readable ONNX file ({type(e).__name__})") from None
-    props = {m.key: m.value for m in model.metadata_props}
+    return ({m.key: m.value for m in model.metadata_props}, [i.name for i in model.graph.input],
+            [o.name for o in model.graph.output])
+
+
+def read(path: str | Path) -> LoadedModel:
+    """Reads and validates the metadata of an ONNX model file."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model {p}: file not found")
+    props, inputs, outputs = _graph_facts(p)
     if META_KEY not in props:
         raise ModelError(f"model {p}: no '{META_KEY}' metadata (schedule, input size, "
                          "classes); export it with `ceustream export`")
     meta = ModelMeta.from_json(props[META_KEY], f"model {p}")
-    inputs = [i.name for i in model.graph.input]
-    outputs = [o.name for o in model.graph.output]
     if meta.input_name not in inputs:
         raise ModelError(f"model {p}: metadata names input {meta.input_name!r} but the graph "
                          f"has {inputs}")
