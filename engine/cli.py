@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_speed, default=8.0,
                    help="replay speed, a factor or 'max' (default 8: the exam in ~25 s)")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay video")
-    p.add_argument("--window", action="store_true", help="also show the overlay in a window")
+    p.add_argument("--no-window", action="store_true",
+                   help="no window even when there is a display (the MP4 is always written)")
 
     p = sub.add_parser("replay", help="score one recorded exam",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)

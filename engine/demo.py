@@ -120,7 +120,7 @@ def run(args, cfg) -> int:
             enc = ('videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=ultrafast '
                    f'key-int-max=60 ! h264parse ! mp4mux fragment-duration=1000 ! '
                    f'filesink location="{overlay_path}"')
-            if args.window and has_display():
+            if not args.no_window and has_display():
                 branch = f"{hud} ! tee name=ov ov. ! queue ! {enc} ov. ! queue ! videoconvert ! autovideosink sync=false"
             else:
                 branch = f"{hud} ! {enc}"

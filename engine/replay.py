@@ -76,6 +76,10 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
             raise InputError(f"{name} {v:g} s is after the end of {p.name} "
                              f"({info.duration_s:.1f} s)")
     model, be, note = loaded or load_model_and_backend(opts.model_path, opts.backend, cfg)
+    if progress and loaded is None:
+        d = be.describe()
+        progress(f"model {model.meta.name} ({model.sha256[:12]}, trained on {model.meta.trained_on} "
+                 f"data); backend {d['name']} {d['precision']} on {d['device']} ({note})")
     exam = opts.exam or exam_id_for(p)
     seek_mode = {"always": True, "never": False}.get(
         opts.seek, opts.speed is None and info.seekable)

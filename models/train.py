@@ -54,6 +54,9 @@ class TrainConfig:
     lr: float = 1e-4
     seed: int = 0
     threads: int = 0
+    #: "best" keeps the epoch with the best validation ROC AUC; "last" keeps the last epoch,
+    #: as the paper did (it stopped after 100 iterations)
+    keep: str = "best"
     net_kwargs: dict = field(default_factory=dict)
 
     @property
@@ -181,7 +184,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
                         "history": history, "best": list(best), "best_state": best_state,
                         "rng_seed": cfg.seed, "config": cfg.__dict__}, tmp)
             os.replace(tmp, ckpt)
-    if best_state is not None:
+    if best_state is not None and cfg.keep == "best":
         net.load_state_dict(best_state)
     net.eval()
     return net, history

@@ -128,3 +128,49 @@ def test_qa_over_a_manifest_writes_metrics_and_a_report(coded_mp4, coded_mkv25, 
     # a second run resumes: nothing is replayed again
     p = run_cli(["qa", str(tmp_path / "m.csv"), "--out", str(out)], env)
     assert p.returncode == 0 and "[1/3]" not in p.stderr
+
+
+def test_overlay_command_writes_a_video_and_snapshots(coded_mp4, env, tmp_path):
+    """`ceustream overlay` on a recording, drawing a real engine's messages (a replay
+    publishing on loopback at the same time)."""
+    from media import ROI
+
+    pub = f"tcp://127.0.0.1:{free_port()}"
+    out_mp4 = tmp_path / "ov.mp4"
+    ov = subprocess.Popen([sys.executable, "-m", "ceustream.engine.cli", "overlay", "--source",
+                           str(coded_mp4.path), "--engine", pub, "--sink", str(out_mp4),
+                           "--duration", "8"], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    r = run_cli(["replay", str(coded_mp4.path), "--roi", ",".join(map(str, ROI)), "--t0",
+                 str(coded_mp4.arrival), "--speed", "20", "--pub", pub, "--json"], env)
+    assert r.returncode == 0, r.stderr
+    _, err = ov.communicate(timeout=60)
+    assert ov.returncode == 0, err
+    assert "overlay written to" in err
+    from ceustream.pipelines.filesource import discover
+
+    info = discover(out_mp4)
+    recorded_s = info.duration_s or 0
+    assert info.width == 160 and recorded_s > 3  # seconds of video, not a timing
+    snaps = tmp_path / "snaps"
+    p = run_cli(["overlay", "--source", str(coded_mp4.path), "--engine", pub, "--sink",
+                 str(snaps), "--duration", "3"], env)
+    assert p.returncode == 0, p.stderr
+    assert len(list(snaps.glob("overlay_*.png"))) >= 2
+
+
+def test_demo_runs_end_to_end(env, tmp_path):
+    """The main job, as a new user runs it (at full speed to keep the test short)."""
+    out = tmp_path / "demo"
+    p = run_cli(["demo", "--out", str(out), "--speed", "max", "--pub",
+                 f"tcp://127.0.0.1:{free_port()}"], env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "exam demo-7: P(HCC) =" in p.stdout and "30/30 slots" in p.stdout
+    assert "simulated" in p.stdout.lower()
+    assert "0 sequence gaps" in p.stdout and "30 score" in p.stdout
+    video = out / "demo_overlay.mp4"
+    assert video.exists() and f"overlay video: {video}" in p.stdout
+    from ceustream.pipelines.filesource import discover
+
+    video_s = discover(video).duration_s or 0
+    assert video_s > 150  # the whole exam was drawn, not a timing
