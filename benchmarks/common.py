@@ -68,7 +68,7 @@ def write(name: str, data: dict) -> Path:
     return p
 
 
-def exam_1080p(seconds: float = 200.0, keyint_s: float = 2.0) -> tuple[Path, dict]:
+def exam_1080p(seconds: float = 206.0, keyint_s: float = 2.0) -> tuple[Path, dict]:
     """A 1080p30 H.264 exam (keyframe every 2 s): the simulator's screen upscaled, as a
     scanner's HDMI output is. Made once per machine, then reused."""
     from ceustream.models.simulator.physiology import sample_case

@@ -1,7 +1,7 @@
 """Issue 2, benchmarks 1 and 3: what the engine costs on top of decoding, and how fast a
 recorded exam replays.
 
-1. Ingest overhead: CPU seconds of `ceustream replay --speed max` on a 200 s 1080p30 H.264 exam
+1. Ingest overhead: CPU seconds of `ceustream replay --speed max` on a 206 s 1080p30 H.264 exam
    (keyframe every 2 s) against a bare `gst-launch-1.0 filesrc ! decodebin ! fakesink` of the
    same file, in the same run. Goal: ratio <= 1.25.
 3. Replay speed: exam seconds per wall second at --speed max. Goal: >= 30x.

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .arrival import Arrival, ArrivalDetector
-from .roi import Roi, crop
+from .roi import Roi
 from .session import ExamSession
 
 HOLD_S = 1.0  # the monitor window stays open this long after arrival is confirmed
@@ -47,7 +47,7 @@ class Reader(Protocol):
 @dataclass
 class Plan:
     seek_mode: bool
-    seek_lead_s: float = 0.25
+    seek_lead_s: float = 0.1
     seek_min_gap_s: float = 0.5
     duration_s: float | None = None
 
@@ -71,8 +71,13 @@ class Watch:
     pending: list[Any] = field(default_factory=list)    # frames already pulled after it
 
 
-def roi_mean(luma: np.ndarray, roi: Roi) -> float:
-    return float(luma[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w].mean())
+def roi_of(fr: Any, roi: Roi) -> np.ndarray:
+    """The ROI of a reader's frame (which may already be cropped to it), as a copy."""
+    return np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+
+
+def roi_mean(fr: Any, roi: Roi) -> float:
+    return float(fr.region(roi.x, roi.y, roi.w, roi.h).mean())
 
 
 def monitor_interval(cfg: dict) -> float:
@@ -139,13 +144,13 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
             if until is not None and fr.pts_s > until:
                 pending.append(fr)
                 break
-            history.append(Frame(fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns))
+            history.append(Frame(fr.pts_s, roi_of(fr, session.roi), fr.mono_ns))
             if until is not None and fr.pts_s + step > until:
                 break  # the next monitor frame would fall after the window: it is complete
             if res is None:
                 manual = override() if override is not None else None
                 res = Arrival(manual, "manual") if manual is not None else \
-                    det.offer(fr.pts_s, roi_mean(fr.luma, session.roi))
+                    det.offer(fr.pts_s, roi_mean(fr, session.roi))
                 if res is not None:
                     until = _confirmed(reader, session, res, fr.pts_s, step, plan)
                     if fr.pts_s + step > until:
@@ -180,9 +185,11 @@ def _confirmed(reader: Reader, session: ExamSession, res: Arrival, now: float,
 
 
 def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type, damaged: type,
-                  watch: Watch | None = None) -> str | None:
+                  watch: Watch | None = None, armed: bool = False) -> str | None:
     """Fills the session's slots from the reader. Returns the reason the exam ended early
-    (``recording_ended_early``, ``recording_damaged``) or None when every slot was decided."""
+    (``recording_ended_early``, ``recording_damaged``) or None when every slot was decided.
+    ``armed``: a streaming reader was given the slots before it started (a recording with t0
+    known), so none can go by before they are listed."""
     sampler = session.sampler
     assert sampler is not None
     due = sampler.due
@@ -194,7 +201,7 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
             if fills:
                 session.add(fills)
         if not plan.seek_mode:
-            if watch is None:
+            if watch is None and not armed:
                 reader.set_slots(due)
             for fr in (watch.pending if watch else []):
                 _offer(session, fr)
@@ -250,7 +257,7 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
 
 def _offer(session: ExamSession, fr: Any) -> None:
     session.set_warning("no_signal", False)
-    _offer_frame(session, fr.pts_s, crop(fr.luma, session.roi), fr.mono_ns)
+    _offer_frame(session, fr.pts_s, roi_of(fr, session.roi), fr.mono_ns)
 
 
 def _offer_frame(session: ExamSession, pts: float, roi_crop: np.ndarray, mono: int | None) -> None:

@@ -95,7 +95,8 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     session = ExamSession(exam, model, be, opts.roi, publisher, journal, speed=opts.speed,
                           frame_size=(info.width, info.height), backend_note=note,
                           on_score=on_score)
-    reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch)
+    reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch,
+                        crop=(opts.roi.x, opts.roi.y, opts.roi.w, opts.roi.h))
     reason = None
     try:
         watch = None
@@ -103,6 +104,10 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
             session.mark_injection(opts.injection)
             if not seek_mode:
                 arm_monitor(reader, opts.injection, cfg)
+        else:
+            session.set_t0(float(opts.t0), None)
+            if not seek_mode:  # listed before the first frame, so no slot can go by
+                reader.set_slots(session.sampler.due)
         reader.start()
         if opts.injection is not None:
             watch = detect_arrival(reader, session, opts.injection, cfg, plan,
@@ -113,14 +118,14 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
                                  f"the recording ({info.duration_s:.1f} s)")
         else:
             t0 = float(opts.t0)
-            session.set_t0(t0, None)
         if info.duration_s is not None and t0 + session.schedule.span_s > info.duration_s + 1e-6:
             session.warnings.add("recording_shorter_than_clip")
             if progress:
                 progress(f"warning: {p.name} ends at {info.duration_s:.1f} s, before the clip "
                          f"completes (t0 + {session.schedule.span_s:g} s = "
                          f"{t0 + session.schedule.span_s:.1f} s): the result will be partial")
-        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, watch)
+        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, watch,
+                               armed=opts.injection is None)
         if opts.branch and reason is None:
             reader.run_to_end()
     finally:

@@ -19,7 +19,7 @@ from ceustream.engine.errors import InputError
 
 from . import gst
 from .gst import ns, seconds
-from .reader import TAIL, Frame, GateReader, StreamEnded, StreamError, range_lut  # noqa: F401
+from .reader import Frame, GateReader, StreamEnded, StreamError, range_lut, tail  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class FileReader(GateReader):
     """A recording opened for the engine (stream or seek mode, at max or a paced speed)."""
 
     def __init__(self, info: VideoInfo, *, seek_mode: bool, speed: float | None = None,
-                 branch: str | None = None):
+                 branch: str | None = None, crop: tuple[int, int, int, int] | None = None):
         gst.require("ceusgate", "decodebin", "videoconvert", "appsink")
         self.info = info
         self.seek_mode = seek_mode
@@ -99,11 +99,29 @@ class FileReader(GateReader):
         loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
         pace = " ! clocksync name=pace" if speed else ""
         head = f'filesrc location="{loc}" ! decodebin name=dec{pace}'
+        end, origin = tail((info.width, info.height), crop)
+        # at most two passed frames queue up: a streaming file cannot run more than a few
+        # monitor intervals ahead of the engine, whose slots it must not skip
+        end = end.replace("max-buffers=4", "max-buffers=2")
         if branch:
-            desc = f"{head} ! tee name=t t. ! queue ! {TAIL} t. ! queue ! {branch}"
+            desc = f"{head} ! tee name=t t. ! queue ! {end} t. ! queue ! {branch}"
         else:
-            desc = f"{head} ! {TAIL}"
-        super().__init__(desc, info.path)
+            desc = f"{head} ! {end}"
+        super().__init__(desc, info.path, origin)
+        import os
+
+        self._dec_props = {}
+        if os.environ.get("CEUS_DEC"):
+            for kv in os.environ["CEUS_DEC"].split(","):
+                k, v = kv.split("=")
+                self._dec_props[k] = v
+            self.pipeline.get_by_name("dec").connect("deep-element-added", self._setup_decoder)
+
+    def _setup_decoder(self, bin, sub, element):
+        f = element.get_factory()
+        if f is not None and f.get_name().startswith("avdec_"):
+            for k, v in self._dec_props.items():
+                element.set_property(k, int(v) if v.isdigit() else v)
 
     def start(self, timeout_s: float = 15.0) -> None:
         Gst = gst.Gst

