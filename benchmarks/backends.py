@@ -130,7 +130,7 @@ def _plot(results: dict, path) -> None:
         p50 = [results[n][b]["p50_ms"] for n in names]
         p99 = [results[n][b]["p99_ms"] for n in names]
         ax.barh(y + (k - 0.5) * 0.38, p50, 0.36, color=col, label=f"{b} p50")
-        ax.errorbar(p99, y + (k - 0.5) * 0.38, fmt="|", color="k", ms=10, label=f"{b} p99" if k == 0 else None)
+        ax.errorbar(p99, y + (k - 0.5) * 0.38, fmt="|", color="k", ms=10, label="p99 (tick)" if k == 0 else None)
     ax.set_yticks(y, names)
     ax.set_xscale("log")
     ax.set_xlabel("milliseconds per call (log scale)")

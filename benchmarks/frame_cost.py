@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 
 from .common import summary, table, write
 

@@ -4,7 +4,6 @@ engine builds. Each handler gets parsed arguments and returns an exit code."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time

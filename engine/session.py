@@ -158,6 +158,7 @@ class ExamSession:
             s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
         if self.publisher is not None:
             self.publisher.publish("score", msg)
+            self._publish_status()  # the next slot and its countdown move on with every score
         if self.on_score:
             self.on_score(s, self)
         return s

@@ -40,6 +40,18 @@ def _caps_str(caps) -> str:
     return caps.get_structure(0).get_name()
 
 
+def _real_time_segments(pad, info):
+    Gst = gst.Gst
+    ev = info.get_event()
+    if ev is not None and ev.type == Gst.EventType.SEGMENT:
+        seg = ev.parse_segment().copy()
+        if seg.rate != 1.0:
+            seg.rate = 1.0
+            pad.push_event(Gst.Event.new_segment(seg))  # passes this probe: rate is 1 now
+            return Gst.PadProbeReturn.DROP
+    return Gst.PadProbeReturn.OK
+
+
 def discover(path: str | Path, timeout_s: float = 15.0) -> VideoInfo:
     """Checks that ``path`` is a playable video and reads its size, rate and duration."""
     p = Path(path)
@@ -104,10 +116,16 @@ class FileReader(GateReader):
         # monitor intervals ahead of the engine, whose slots it must not skip
         end = end.replace("max-buffers=4", "max-buffers=2")
         if branch:
-            desc = f"{head} ! tee name=t t. ! queue ! {end} t. ! queue ! {branch}"
+            desc = f"{head} ! tee name=t t. ! queue ! {end} t. ! queue name=branchq ! {branch}"
         else:
             desc = f"{head} ! {end}"
         super().__init__(desc, info.path, origin)
+        if branch and speed and speed != 1.0:
+            # the branch records what it is shown: its segments play at rate 1, so a video
+            # written there has the exam's own timing whatever speed it was replayed at
+            q = self.pipeline.get_by_name("branchq")
+            q.get_static_pad("src").add_probe(gst.Gst.PadProbeType.EVENT_DOWNSTREAM,
+                                              _real_time_segments)
         import os
 
         self._dec_props = {}
@@ -146,8 +164,17 @@ class FileReader(GateReader):
 
     def _seek(self, t_s: float, rate: float) -> None:
         Gst = gst.Gst
-        ok = self.pipeline.seek(rate, Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.ACCURATE,
-                                Gst.SeekType.SET, ns(t_s), Gst.SeekType.NONE, -1)
+        flags = Gst.SeekFlags.FLUSH | Gst.SeekFlags.ACCURATE
+        pace = self.pipeline.get_by_name("pace")
+        if pace is not None:
+            # upstream from the pacing element, so a branch's muxer and file sink (still
+            # prerolling, in bytes) never have to handle a time seek themselves
+            ev = Gst.Event.new_seek(rate, Gst.Format.TIME, flags, Gst.SeekType.SET, ns(t_s),
+                                    Gst.SeekType.NONE, -1)
+            ok = pace.get_static_pad("src").send_event(ev)
+        else:
+            ok = self.pipeline.seek(rate, Gst.Format.TIME, flags, Gst.SeekType.SET, ns(t_s),
+                                    Gst.SeekType.NONE, -1)
         self.stats.seeks += 1
         if not ok:
             raise StreamError(f"seek to {t_s:.2f} s refused", self.last_pts_s)

@@ -12,7 +12,6 @@ import pytest
 from ceustream.engine import modelmeta
 
 from conftest import last_json, one_line_error, run_cli
-from media import ROI, write_coded
 
 
 def replay(env, path, *extra):

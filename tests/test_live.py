@@ -50,7 +50,6 @@ def test_live_exam_through_the_control_socket(env):
         assert not r["ok"] and "running" in r["error"]
         # the operator marks the injection when it happens on the (simulated) scanner
         while request(ep, {"cmd": "status"})["status"].get("injection_s") is None:
-            st = request(ep, {"cmd": "status"})
             r = request(ep, {"cmd": "mark_injection", "t": truth["injection_s"]})
             if r["ok"]:
                 break
