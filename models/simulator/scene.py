@@ -103,37 +103,47 @@ class Layout:
 
 
 class _Maps:
-    """The static maps of one window of the screen (in tissue coordinates)."""
+    """The static maps of one window of the screen (in tissue coordinates). Built with
+    OpenCV's vectorised transcendental functions: this runs once per clip and is most of a
+    large lesion's clip time."""
 
     def __init__(self, scene: "Scene", x0: int, y0: int, w: int, h: int):
+        import cv2
+
         c, L = scene.case, scene.layout
         self.x0, self.y0, self.w, self.h = x0, y0, w, h
-        yy, xx = np.mgrid[y0:y0 + h, x0:x0 + w].astype(np.float32)
+        xs = np.arange(x0, x0 + w, dtype=np.float32)[None, :]
+        ys = np.arange(y0, y0 + h, dtype=np.float32)[:, None]
         cx, cy = scene.center
         r = scene.radius_px
-        ca, sa = np.cos(c.angle), np.sin(c.angle)
-        u = ((xx - cx) * ca + (yy - cy) * sa) / r
-        v = (-(xx - cx) * sa + (yy - cy) * ca) / (r * c.aspect)
-        theta = np.arctan2(v, u)
-        wobble = 1 + 0.06 * np.sin(3 * theta + scene.phase[0]) + \
-            0.04 * np.sin(5 * theta + scene.phase[1])
-        rho = np.sqrt(u * u + v * v) / wobble
-        edge = max(c.margin_blur / r, 0.02)
+        ca, sa = np.float32(np.cos(c.angle) / r), np.float32(np.sin(c.angle) / r)
+        ra = np.float32(1.0 / c.aspect)
+        dx, dy = xs - np.float32(cx), ys - np.float32(cy)
+        u = dx * ca + dy * sa
+        v = (dy * ca - dx * sa) * ra
+        rho0, theta = cv2.cartToPolar(u, v)
+        ones = np.ones_like(theta)
+        _, s3 = cv2.polarToCart(ones, theta * np.float32(3) + np.float32(scene.phase[0]))
+        _, s5 = cv2.polarToCart(ones, theta * np.float32(5) + np.float32(scene.phase[1]))
+        wobble = 1 + 0.06 * s3 + 0.04 * s5
+        rho = rho0 / wobble
+        edge = np.float32(max(c.margin_blur / r, 0.02))
 
         def sigmoid(z):
-            return 1.0 / (1.0 + np.exp(np.minimum(z, 60.0)))
+            return 1.0 / (1.0 + cv2.exp(np.minimum(z, np.float32(60.0))))
 
         inside = sigmoid((rho - 1.0) / edge)
         if c.rim is not None:
-            core = sigmoid((rho - (1.0 - c.rim_frac)) / edge)
+            core = sigmoid((rho - np.float32(1.0 - c.rim_frac)) / edge)
             rim = inside - core
         else:
             core, rim = inside, np.zeros_like(inside)
-        het = 1.0 + c.heterogeneity * scene.atlas_slice(scene.het_atlas, scene.het_off, x0, y0, w, h)
-        het = np.clip(het, 0.05, None)
+        het = 1.0 + np.float32(c.heterogeneity) * scene.atlas_slice(scene.het_atlas,
+                                                                     scene.het_off, x0, y0, w, h)
+        het = np.maximum(het, np.float32(0.05))
         ax, ay = L.apex
-        wall = ay + 0.1 * L.radius + 4 * np.sin(xx / 37.0)
-        liver = 1.0 / (1.0 + np.exp(np.clip(-(yy - wall) / 2.0, -60, 60)))
+        wall = np.float32(ay + 0.1 * L.radius) + 4 * np.sin(xs / np.float32(37.0))
+        liver = 1.0 / (1.0 + cv2.exp(np.clip(-(ys - wall) / np.float32(2.0), -60, 60)))
         self.par = (liver * (1 - inside)).astype(np.float32)
         self.core = (core * het).astype(np.float32)
         self.rim = (rim * het).astype(np.float32)
@@ -208,11 +218,15 @@ class Scene:
         if self._screen_maps is None or self._screen_maps[0] != (x, y, w, h):
             L = self.layout
             ax, ay = L.apex
+            import cv2
+
             sy, sx = np.mgrid[y:y + h, x:x + w].astype(np.float32)
-            dist = np.hypot(sx - ax, sy - ay)
-            ang = np.arctan2(sx - ax, sy - ay)
+            dist, ang = cv2.cartToPolar(sy - np.float32(ay), sx - np.float32(ax))
+            ang = np.where(ang > np.pi, ang - np.float32(2 * np.pi), ang)  # from the axis
             sector = (dist <= L.radius) & (np.abs(ang) <= SECTOR_HALF_ANGLE) & (sy >= ay)
-            gain = (10 ** ((-6.0 * dist / L.radius + self.case.gain_db) / 10)).astype(np.float32)
+            ln10 = np.log(10.0) / 10
+            gain = cv2.exp(dist * np.float32(-6.0 * ln10 / L.radius)
+                           + np.float32(self.case.gain_db * ln10))
             self._screen_maps = ((x, y, w, h), gain, np.where(sector, 255, 0).astype(np.uint8))
         return self._screen_maps[1], self._screen_maps[2]
 
@@ -251,4 +265,6 @@ class Scene:
 
     def render_luma(self, t: float, box: tuple[int, int, int, int]) -> np.ndarray:
         """What the engine sees of ``box``: the luma of the colour-mapped grey levels."""
-        return GOLD_LUMA[self.render(t, box)]
+        import cv2
+
+        return cv2.LUT(self.render(t, box), GOLD_LUMA)
