@@ -189,8 +189,9 @@ def _finish(result: dict[str, Any], as_json: bool, prog: Progress) -> int:
 def _print_result(r: dict[str, Any]) -> None:
     label = r["label"] if r["final"] else "none (not final)"
     score = "n/a" if r["score"] is None else f"{r['score']:.3f}"
+    t0 = "unknown" if r["t0"] is None else f"{r['t0']:.2f} s"
     print(f"exam {r['exam']}: P(HCC) = {score}, label {label}, "
-          f"{r['slots_filled']}/{r['slots_total']} slots, t0 = {r['t0']} s")
+          f"{r['slots_filled']}/{r['slots_total']} slots, t0 = {t0}")
     print(f"model {r['model']['name']} ({r['model']['sha256'][:12]}, trained on "
           f"{r['model']['trained_on']} data), backend {r['backend']['name']} "
           f"{r['backend']['precision']}")
@@ -200,7 +201,8 @@ def _print_result(r: dict[str, Any]) -> None:
     if rp:
         print(f"replay: {rp['mode']} mode, {rp['wall_s']:.2f} s wall, "
               f"{rp['exam_s_per_wall_s']}x real time, {rp['frames_passed']} frames to Python, "
-              f"{rp['frames_dropped']} dropped in the pipeline, {rp['seeks']} seeks")
+              f"{rp['frames_dropped']} dropped in the pipeline, {rp['seeks']} "
+              f"seek{'' if rp['seeks'] == 1 else 's'}")
     print(DISCLAIMER)
 
 

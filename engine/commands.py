@@ -328,7 +328,7 @@ def cmd_simulate(args) -> int:
     out_size = _size(args.output_size, "--output-size") if args.output_size else None
     label = None if args.label is None else (HCC if args.label == "HCC" else NON_HCC)
 
-    def one(seed: int, path: Path, lab) -> dict:
+    def one(seed: int, path: Path, lab, tag: str = "") -> dict:
         ext = path.suffix.lower().lstrip(".")
         if ext not in CONTAINERS:
             raise UsageError(f"--out {path}: use .mp4, .mkv, .avi or .ts")
@@ -336,7 +336,7 @@ def cmd_simulate(args) -> int:
         t = time.monotonic()
         truth = write_exam(scene, path, fps=args.fps, duration_s=args.duration, container=ext,
                            keyint_s=args.keyint, preset=args.preset, output_size=out_size)
-        print(f"{path}: {truth['label']} ({truth['case']['subtype']}, "
+        print(f"{tag}{path}: {truth['label']} ({truth['case']['subtype']}, "
               f"{truth['case']['pattern']}, {truth['case']['washout']} washout), "
               f"roi {','.join(map(str, truth['roi']))}, injection {truth['injection_s']:.1f} s, "
               f"t0 {truth['t0_s']:.2f} s, {truth['duration_s']:.0f} s in "
@@ -352,7 +352,7 @@ def cmd_simulate(args) -> int:
     rows = ["path,label,roi,injection"]
     for i in range(args.n):
         lab = label if label is not None else (HCC if i % 2 == 0 else NON_HCC)
-        truth = one(args.seed * 1000 + i, folder / f"exam_{i:03d}.mp4", lab)
+        truth = one(args.seed * 1000 + i, folder / f"exam_{i:03d}.mp4", lab, f"[{i + 1}/{args.n}] ")
         rows.append(f"exam_{i:03d}.mp4,{truth['label']},\"{','.join(map(str, truth['roi']))}\","
                     f"{truth['injection_s']}")
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n")

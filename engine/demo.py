@@ -145,7 +145,7 @@ def run(args, cfg) -> int:
     err = result["t0"] - truth["t0_s"] if result["t0"] is not None else None
     print(f"simulated truth: {truth['label']} ({truth['case']['subtype']}, "
           f"{truth['case']['pattern']} enhancement, {truth['case']['washout']} washout); "
-          f"t0 {truth['t0_s']:.2f} s, detected {result['t0']} s"
+          f"t0 {truth['t0_s']:.2f} s, detected {result['t0']:.2f} s"
           + (f" ({err:+.2f} s)" if err is not None else ""))
     if listener is not None:
         print(f"ZeroMQ {cfg['zmq']['pub']}: a subscriber received {listener.scores} score and "

@@ -130,20 +130,24 @@ def train(args) -> int:
         if n < 20:
             raise UsageError("--cohort: at least 20 patients")
         from .simulator.bmode import bmode_image
-        from .simulator.clips import simulate_clip
+        from .simulator.clips import Acquisition, simulate_clip
         from .simulator.cohort import make_cohort
         from .simulator.physiology import sample_case
 
-        _say(f"simulating {n} patients (seed {seed}) ...")
-        co = make_cohort(n, seed, bmode=not is_3d)
+        _say(f"simulating {n} patients (seed {seed}), each as a different recording would give "
+             "it (smoothing, codec loss, t0 error) ...")
+        co = make_cohort(n, seed, bmode=not is_3d, varied=True)
         x, y, ids = (co.clips if is_3d else co.bmode), co.labels, [str(s) for s in co.seeds]
         trained_on = "simulated"
-        provenance = {"data": "ceustream simulator", "cohort": {"n": n, "seed": seed}}
+        provenance = {"data": "ceustream simulator", "cohort": {"n": n, "seed": seed},
+                      "acquisition": "varied"}
 
         def views(i: int) -> list[np.ndarray]:
             case = sample_case(int(co.seeds[i]), int(co.labels[i]))
-            if is_3d:  # the paper's +-1 s temporal shifts
-                return [simulate_clip(case, shift_s=-1.0), simulate_clip(case, shift_s=1.0)]
+            if is_3d:  # the paper's +-1 s temporal shifts, each copy its own acquisition
+                acq = np.random.default_rng([int(co.seeds[i]), 0xE]).uniform
+                return [simulate_clip(case, shift_s=s, acquisition=Acquisition(
+                    blur_px=float(acq(0, 1.2)))) for s in (-1.0, 1.0)]
             return [bmode_image(replace(case, seed=case.seed + 7 * k)) for k in range(1, 6)]
     else:
         folder = Path(args.data)

@@ -64,6 +64,24 @@ def test_simulator_is_deterministic_by_seed():
     assert a.shape == (30, 64, 64) and a.dtype == np.uint8
 
 
+def test_acquisition_variation_softens_speckle_but_keeps_the_patients():
+    from ceustream.models.simulator.clips import Acquisition
+    from ceustream.models.simulator.cohort import make_cohort
+
+    case = sample_case(5)
+    clean = simulate_clip(case).astype(float)
+    soft = simulate_clip(case, acquisition=Acquisition(blur_px=1.0)).astype(float)
+    # the time-intensity curve is kept (mean level per slot), the speckle is smoothed
+    assert np.abs(clean.mean(axis=(1, 2)) - soft.mean(axis=(1, 2))).max() < 3.0
+    assert soft[10].std() < 0.95 * clean[10].std()
+    late = simulate_clip(case, acquisition=Acquisition(t0_error_s=1.0))
+    assert not np.array_equal(late, clean)
+    a, b = make_cohort(24, 77), make_cohort(24, 77, varied=True)
+    assert np.array_equal(a.seeds, b.seeds) and np.array_equal(a.labels, b.labels)
+    assert a.subtypes == b.subtypes and not np.array_equal(a.clips, b.clips)
+    assert np.array_equal(b.clips, make_cohort(24, 77, varied=True).clips)  # deterministic
+
+
 def test_simulator_follows_the_published_class_mixtures():
     hcc = [sample_case(s, HCC) for s in range(600)]
     non = [sample_case(10_000 + s, NON_HCC) for s in range(600)]

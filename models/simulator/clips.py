@@ -3,6 +3,8 @@ exactly as the engine resizes it, without writing a video (training at speed).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ceustream.engine.modelmeta import PAPER_OFFSETS_S
@@ -10,6 +12,36 @@ from ceustream.engine.roi import resize
 
 from .physiology import Case
 from .scene import Layout, Scene
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How a recording of the exam differs from the simulator's own pixels. A scanner's
+    spatial smoothing and a video codec soften the bubble speckle (H.264 at q23 takes its
+    standard deviation from ~34 to ~28 grey levels, like a Gaussian blur of ~0.6 px), and t0
+    found by detection is up to ~1 s off the truth. A model trained only on pristine clips
+    keys on speckle sharpness and moves by 0.2 on a recorded exam; training on varied
+    acquisitions removes that."""
+
+    blur_px: float = 0.0       # Gaussian sigma at the recording's resolution
+    jpeg_quality: int = 0      # 0: none; else block-DCT loss at this quality
+    t0_error_s: float = 0.0    # detected minus true contrast arrival
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> "Acquisition":
+        return cls(blur_px=float(rng.uniform(0.0, 1.2)),
+                   jpeg_quality=int(rng.integers(30, 91)) if rng.random() < 0.5 else 0,
+                   t0_error_s=float(rng.uniform(-1.0, 1.0)))
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.blur_px > 0.05:
+            img = cv2.GaussianBlur(img, (0, 0), self.blur_px)
+        if self.jpeg_quality:
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        return img
 
 
 def slot_times(scene: Scene, offsets=PAPER_OFFSETS_S, fps: float = 30.0,
@@ -35,15 +67,22 @@ def slot_times(scene: Scene, offsets=PAPER_OFFSETS_S, fps: float = 30.0,
 def simulate_clip(case: Case, *, size: tuple[int, int] = (64, 64), fps: float = 30.0,
                   injection_s: float = 5.0, layout: Layout = Layout(), offsets=PAPER_OFFSETS_S,
                   shift_s: float = 0.0, flip: bool = False,
-                  times: list[float] | None = None) -> np.ndarray:
+                  times: list[float] | None = None,
+                  acquisition: Acquisition | None = None) -> np.ndarray:
     """(frames, H, W) uint8: the luma ROI at each slot, resized to ``size``. ``times``
-    overrides the frame times (recording time, seconds)."""
+    overrides the frame times (recording time, seconds); ``acquisition`` degrades the ROI as
+    a recording would (default: the simulator's own pixels)."""
     scene = Scene(case, layout, injection_s)
     roi = scene.roi()
-    times = times if times is not None else slot_times(scene, offsets, fps, shift_s)
+    if times is None:
+        err = acquisition.t0_error_s if acquisition else 0.0
+        times = slot_times(scene, offsets, fps, shift_s + err)
     out = np.empty((len(times), size[0], size[1]), np.uint8)
     for i, t in enumerate(times):
-        out[i] = resize(scene.render_luma(t, roi), size[0], size[1])
+        img = scene.render_luma(t, roi)
+        if acquisition is not None:
+            img = acquisition.apply(img)
+        out[i] = resize(img, size[0], size[1])
     if flip:
         out = out[:, :, ::-1].copy()
     return out

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .bmode import bmode_image
-from .clips import simulate_clip
+from .clips import Acquisition, simulate_clip
 from .physiology import HCC, NON_HCC, sample_case
 
 PAPER_COHORT = {"n": 116, "hcc": 100}
@@ -45,8 +45,11 @@ class Cohort:
 
 
 def make_cohort(n: int, seed: int, n_hcc: int | None = None, bmode: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> Cohort:
-    """``n`` patients; ``n_hcc`` of them HCC (default: half)."""
+                progress: Callable[[int, int], None] | None = None,
+                varied: bool = False) -> Cohort:
+    """``n`` patients; ``n_hcc`` of them HCC (default: half). ``varied``: each clip as a
+    different recording would give it (``Acquisition.sample``: smoothing, codec loss, t0
+    error), drawn from a generator of its own so the patients stay the same."""
     n_hcc = n // 2 if n_hcc is None else n_hcc
     rng = np.random.default_rng(seed)
     labels = np.array([HCC] * n_hcc + [NON_HCC] * (n - n_hcc))
@@ -55,9 +58,11 @@ def make_cohort(n: int, seed: int, n_hcc: int | None = None, bmode: bool = False
     clips = np.empty((n, 30, 64, 64), np.uint8)
     bm = np.empty((n, 112, 112, 3), np.uint8) if bmode else None
     subtypes, patterns, washouts = [], [], []
+    acq_rng = np.random.default_rng([seed, 0xACC])
     for i, (s, y) in enumerate(zip(seeds, labels)):
         case = sample_case(int(s), int(y))
-        clips[i] = simulate_clip(case)
+        acq = Acquisition.sample(acq_rng) if varied else None
+        clips[i] = simulate_clip(case, acquisition=acq)
         if bm is not None:
             bm[i] = bmode_image(case)
         subtypes.append(case.subtype)
