@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -40,9 +39,7 @@ def main(argv=None) -> int:
 
     from ceustream.models import metrics, train
     from ceustream.models.networks import NETWORKS_3D, PAPER_NAMES
-    from ceustream.models.simulator.bmode import bmode_image
-    from ceustream.models.simulator.clips import simulate_clip
-    from ceustream.models.simulator.cohort import make_cohort
+    from ceustream.models.simulator.cohort import expansion_views, make_cohort
     from ceustream.models.simulator.physiology import sample_case
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -53,10 +50,7 @@ def main(argv=None) -> int:
     results = {}
 
     def views(i: int, is_3d: bool) -> list[np.ndarray]:
-        case = sample_case(int(co.seeds[i]), int(co.labels[i]))
-        if is_3d:
-            return [simulate_clip(case, shift_s=-1.0), simulate_clip(case, shift_s=1.0)]
-        return [bmode_image(replace(case, seed=case.seed + 7 * k)) for k in range(1, 6)]
+        return expansion_views(sample_case(int(co.seeds[i]), int(co.labels[i])), is_3d)
 
     def run(net: str, expand: bool) -> dict:
         is_3d = net in NETWORKS_3D

@@ -11,7 +11,6 @@ import sys
 import tempfile
 import time
 
-
 from .common import summary, table, write
 
 
@@ -22,16 +21,10 @@ def main(argv=None) -> int:
     from ceustream.models.simulator.clips import simulate_clip
     from ceustream.models.simulator.physiology import sample_case
     from ceustream.models.simulator.recording import write_exam
-    from ceustream.models.simulator.scene import Scene
-
-    from ceustream.models.simulator.scene import SMOOTH_SCALES, smooth_atlas, speckle_atlas
+    from ceustream.models.simulator.scene import Scene, warm_atlases
 
     cv2.setNumThreads(1)  # one core
-    # the noise atlases are built once per process (about 1 s), not per clip
-    for grain in (1.0, 1.2):
-        speckle_atlas(grain)
-    for sigma in SMOOTH_SCALES:
-        smooth_atlas(sigma)
+    warm_atlases()  # once per process, not per clip
     times = []
     for seed in range(1, 201):
         t = time.perf_counter()

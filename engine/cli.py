@@ -17,16 +17,33 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be > 0")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
+    return v
+
+
 def _speed(text: str) -> float | None:
     if text == "max":
         return None
     try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'max'") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be > 0")
-    return v
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a number > 0 or 'max'") from None
 
 
 def _seconds(text: str) -> float:
@@ -118,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_zmq(p)
     from .commands import add_parsers
 
-    add_parsers(sub, _add_common, _add_zmq, _seconds, _speed)
+    add_parsers(sub, _add_common, _add_zmq, _seconds, _speed, _positive, _count)
     return ap
 
 

@@ -13,7 +13,7 @@ from .errors import InputError, UsageError
 from .live import LiveEngine
 
 
-def add_parsers(sub, common, zmq_opts, seconds, speed) -> None:
+def add_parsers(sub, common, zmq_opts, seconds, speed, positive, count) -> None:
     p = sub.add_parser("run", help="a live exam from a capture source")
     p.add_argument("--source", required=True, help="file, v4l2:///dev/videoN, decklink://N, "
                    "rtsp://..., test://PATTERN or sim://SEED?speed=S")
@@ -62,13 +62,14 @@ def add_parsers(sub, common, zmq_opts, seconds, speed) -> None:
     p = sub.add_parser("simulate", help="write simulated CEUS exams (recordings or a cohort)")
     p.add_argument("--out", required=True, help="FILE (.mp4/.mkv/.avi/.ts) or, with --n, a folder")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--n", type=int, default=None, help="a cohort of N recordings + manifest.csv")
+    p.add_argument("--n", type=count, default=None, help="a cohort of N recordings + manifest.csv")
     p.add_argument("--label", choices=["HCC", "non-HCC"], help="force the class")
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--fps", type=positive, default=30.0)
     p.add_argument("--size", default="640x480")
     p.add_argument("--output-size", default=None, help="upscale the screen, e.g. 1920x1080")
-    p.add_argument("--duration", type=float, default=None)
-    p.add_argument("--keyint", type=float, default=2.0, help="seconds between keyframes")
+    p.add_argument("--duration", type=positive, default=None,
+                   help="seconds (default: until 180 s after contrast arrival, plus a margin)")
+    p.add_argument("--keyint", type=positive, default=2.0, help="seconds between keyframes")
     p.add_argument("--preset", default="superfast", help="x264 speed preset")
     p.add_argument("--debug", action="store_true")
 

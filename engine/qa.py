@@ -99,6 +99,8 @@ def run(args) -> int:
     from .cli import _cfg
     from .replay import ReplayOptions, load_model_and_backend, replay
 
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise UsageError(f"--threshold {args.threshold:g}: a probability between 0 and 1")
     cfg = _cfg(args)
     rows = read_manifest(args.manifest)
     out = Path(args.out)

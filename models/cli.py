@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +128,7 @@ def train(args) -> int:
             raise UsageError(f"--cohort {args.cohort}: expected N or N:SEED") from None
         if n < 20:
             raise UsageError("--cohort: at least 20 patients")
-        from .simulator.bmode import bmode_image
-        from .simulator.clips import Acquisition, simulate_clip
-        from .simulator.cohort import make_cohort
+        from .simulator.cohort import expansion_views, make_cohort
         from .simulator.physiology import sample_case
 
         _say(f"simulating {n} patients (seed {seed}), each as a different recording would give "
@@ -143,12 +140,8 @@ def train(args) -> int:
                       "acquisition": "varied"}
 
         def views(i: int) -> list[np.ndarray]:
-            case = sample_case(int(co.seeds[i]), int(co.labels[i]))
-            if is_3d:  # the paper's +-1 s temporal shifts, each copy its own acquisition
-                acq = np.random.default_rng([int(co.seeds[i]), 0xE]).uniform
-                return [simulate_clip(case, shift_s=s, acquisition=Acquisition(
-                    blur_px=float(acq(0, 1.2)))) for s in (-1.0, 1.0)]
-            return [bmode_image(replace(case, seed=case.seed + 7 * k)) for k in range(1, 6)]
+            return expansion_views(sample_case(int(co.seeds[i]), int(co.labels[i])), is_3d,
+                                   varied=True)
     else:
         folder = Path(args.data)
         if not folder.is_dir():

@@ -3,8 +3,9 @@
 Two ways through a file, choosing the same frames:
 - stream: decode every frame; ``ceusgate`` drops all but the two frames around each slot
   (and one per monitor interval while contrast arrival is detected);
-- seek: FLUSH|ACCURATE seek to just before each slot and stop (the gate sends EOS) as soon
-  as the slot's frames are through, so only the GOPs around the slots are decoded.
+- seek: FLUSH|ACCURATE seek to just before each slot; the gate holds the stream (like a
+  prerolled sink) as soon as the slot's frames are through, so only the GOPs around the
+  slots are decoded.
 Timestamps are the stream's own (buffer PTS mapped to stream time), never frame counts.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
 
 from ceustream.engine.errors import InputError
 
@@ -111,10 +111,9 @@ class FileReader(GateReader):
         loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
         pace = " ! clocksync name=pace" if speed else ""
         head = f'filesrc location="{loc}" ! decodebin name=dec{pace}'
-        end, origin = tail((info.width, info.height), crop)
         # at most two passed frames queue up: a streaming file cannot run more than a few
         # monitor intervals ahead of the engine, whose slots it must not skip
-        end = end.replace("max-buffers=4", "max-buffers=2")
+        end, origin = tail((info.width, info.height), crop, max_buffers=2)
         if branch:
             desc = f"{head} ! tee name=t t. ! queue ! {end} t. ! queue name=branchq ! {branch}"
         else:
@@ -126,20 +125,6 @@ class FileReader(GateReader):
             q = self.pipeline.get_by_name("branchq")
             q.get_static_pad("src").add_probe(gst.Gst.PadProbeType.EVENT_DOWNSTREAM,
                                               _real_time_segments)
-        import os
-
-        self._dec_props = {}
-        if os.environ.get("CEUS_DEC"):
-            for kv in os.environ["CEUS_DEC"].split(","):
-                k, v = kv.split("=")
-                self._dec_props[k] = v
-            self.pipeline.get_by_name("dec").connect("deep-element-added", self._setup_decoder)
-
-    def _setup_decoder(self, bin, sub, element):
-        f = element.get_factory()
-        if f is not None and f.get_name().startswith("avdec_"):
-            for k, v in self._dec_props.items():
-                element.set_property(k, int(v) if v.isdigit() else v)
 
     def start(self, timeout_s: float = 15.0) -> None:
         Gst = gst.Gst

@@ -14,25 +14,26 @@ from ceustream.engine.errors import InputError
 from . import gst
 from .gst import ns, seconds
 
-#: the engine's end of every pipeline
-TAIL = ("ceusgate name=gate ! videoconvert ! video/x-raw,format=GRAY8 ! "
-        "appsink name=sink sync=false async=false max-buffers=4 drop=false "
-        "enable-last-sample=false")
+def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
+         max_buffers: int = 4) -> tuple[str, tuple[int, int]]:
+    """The engine's end of a pipeline, cropped to ``box`` (x, y, w, h) of a ``frame`` (w, h)
+    when both are known, so only the ROI is converted and copied for the frames that pass.
+    Returns the description and the crop's origin in the frame (even, so chroma planes crop
+    cleanly)."""
+    crop, origin = "", (0, 0)
+    if frame is not None and box is not None:
+        W, H = frame
+        x, y, w, h = box
+        x0, y0 = x & ~1, y & ~1
+        x1, y1 = min(W, x + w + ((x + w) & 1)), min(H, y + h + ((y + h) & 1))
+        crop, origin = f"videocrop left={x0} top={y0} right={W - x1} bottom={H - y1} ! ", (x0, y0)
+    return (f"ceusgate name=gate ! {crop}videoconvert ! video/x-raw,format=GRAY8 ! "
+            f"appsink name=sink sync=false async=false max-buffers={max_buffers} drop=false "
+            "enable-last-sample=false"), origin
 
 
-def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None
-         ) -> tuple[str, tuple[int, int]]:
-    """``TAIL``, cropped to ``box`` (x, y, w, h) of a ``frame`` (w, h) when both are known, so
-    only the ROI is converted and copied for the frames that pass. Returns the description and
-    the crop's origin in the frame (even, so chroma planes crop cleanly)."""
-    if frame is None or box is None:
-        return TAIL, (0, 0)
-    W, H = frame
-    x, y, w, h = box
-    x0, y0 = x & ~1, y & ~1
-    x1, y1 = min(W, x + w + ((x + w) & 1)), min(H, y + h + ((y + h) & 1))
-    crop = f"videocrop left={x0} top={y0} right={W - x1} bottom={H - y1}"
-    return TAIL.replace("ceusgate name=gate ! ", f"ceusgate name=gate ! {crop} ! "), (x0, y0)
+#: the engine's end of every pipeline that does not crop
+TAIL = tail()[0]
 
 
 @dataclass

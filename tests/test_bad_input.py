@@ -230,3 +230,26 @@ def test_qa_manifest_with_bad_rows_lists_them(coded_mp4, env, tmp_path):
     line = one_line_error(p)
     assert "3 bad row(s)" in line and "row 3" in line and "row 4" in line and "row 5" in line
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["simulate", "--n", "0"], "--n"),
+    (["simulate", "--fps", "0"], "--fps"),
+    (["simulate", "--duration", "-5"], "--duration"),
+    (["simulate", "--keyint", "abc"], "--keyint"),
+    (["simulate", "--size", "10"], "--size"),
+])
+def test_simulate_refuses_bad_numbers_and_writes_nothing(env, tmp_path, args, words):
+    out = tmp_path / "sim"
+    target = out if "--n" in args else out.with_suffix(".mp4")
+    p = run_cli([*args, "--out", str(target)], env, timeout=60)
+    assert p.returncode == 2 and words in one_line_error(p)
+    assert not out.exists() and not target.exists()
+
+
+def test_qa_threshold_must_be_a_probability(env, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,roi,t0\n")
+    p = run_cli(["qa", str(manifest), "--out", str(tmp_path / "q"), "--threshold", "5"], env)
+    assert p.returncode == 2 and "--threshold" in one_line_error(p)
+    assert not (tmp_path / "q").exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .physiology import Case
-from .scene import smooth_atlas, speckle_atlas
+from .scene import TISSUE_GRAIN, smooth_atlas, speckle_atlas
 
 
 # B-mode cues are weak in the literature (2D networks reach AUC 0.6-0.75 for HCC vs other
@@ -39,7 +39,7 @@ def bmode_image(case: Case, size: int = 112) -> np.ndarray:
     blur = margin / r * 2
     inside = 1 / (1 + np.exp(np.minimum((rho - 1) / max(blur, 0.02), 60)))
     off = rng.integers(0, 1800, 4)
-    spk = speckle_atlas(1.2)[off[0]:off[0] + size, off[1]:off[1] + size]
+    spk = speckle_atlas(TISSUE_GRAIN)[off[0]:off[0] + size, off[1]:off[1] + size]
     mosaic = smooth_atlas(4.0)[off[2]:off[2] + size, off[3]:off[3] + size]
     db = np.zeros((size, size), np.float32)
     db += inside * (echo + 3.0 * mosaic_s * mosaic)

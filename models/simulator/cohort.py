@@ -4,7 +4,7 @@ share a patient."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from .bmode import bmode_image
 from .clips import Acquisition, simulate_clip
-from .physiology import HCC, NON_HCC, sample_case
+from .physiology import HCC, NON_HCC, Case, sample_case
 
 PAPER_COHORT = {"n": 116, "hcc": 100}
 
@@ -71,3 +71,15 @@ def make_cohort(n: int, seed: int, n_hcc: int | None = None, bmode: bool = False
         if progress and (i + 1) % 50 == 0:
             progress(i + 1, n)
     return Cohort(seeds, labels, clips, bm, subtypes, patterns, washouts)
+
+
+def expansion_views(case: Case, is_3d: bool, varied: bool = False) -> list[np.ndarray]:
+    """The paper's extra copies of a minority-class patient: its clip shifted by -1 and +1 s
+    (3D networks) or five more B-mode images (2D). ``varied``: each clip copy its own
+    acquisition (its shift stands for the t0 error)."""
+    if not is_3d:
+        return [bmode_image(replace(case, seed=case.seed + 7 * k)) for k in range(1, 6)]
+    rng = np.random.default_rng([case.seed, 0xE])
+    return [simulate_clip(case, shift_s=shift, acquisition=replace(
+                Acquisition.sample(rng), t0_error_s=0.0) if varied else None)
+            for shift in (-1.0, 1.0)]

@@ -31,6 +31,8 @@ SECTOR_HALF_ANGLE = np.deg2rad(37.0)
 ATLAS = 2048              # side of the shared noise textures
 BANK = 64                 # distinct bubble-speckle offsets per case
 SMOOTH_SCALES = (2.0, 4.0, 8.0, 16.0, 32.0)
+BUBBLE_GRAIN = 1.0        # speckle grain of the flowing bubbles (px)
+TISSUE_GRAIN = 1.2        # speckle grain of tissue and of B-mode (px)
 
 
 def gold_lut() -> np.ndarray:
@@ -72,6 +74,14 @@ def smooth_atlas(sigma: float) -> np.ndarray:
     n = cv2.GaussianBlur(rng.standard_normal((ATLAS, ATLAS), np.float32), (k, k), sigma,
                          borderType=cv2.BORDER_REFLECT)
     return (n / (n.std() + 1e-6)).astype(np.float32)
+
+
+def warm_atlases() -> None:
+    """Builds every noise atlas now (about 1 s), so no clip pays for it later."""
+    for grain in (BUBBLE_GRAIN, TISSUE_GRAIN):
+        speckle_atlas(grain)
+    for sigma in SMOOTH_SCALES:
+        smooth_atlas(sigma)
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,7 @@ class _Maps:
         self.core = (core * het).astype(np.float32)
         self.rim = (rim * het).astype(np.float32)
         tissue = 0.6 + 1.4 * (1 - liver)
-        tspk = scene.atlas_slice(speckle_atlas(1.2), scene.tissue_off, x0, y0, w, h)
+        tspk = scene.atlas_slice(speckle_atlas(TISSUE_GRAIN), scene.tissue_off, x0, y0, w, h)
         self.tissue = (tspk * tissue * scene.leak).astype(np.float32)
 
 
@@ -250,7 +260,7 @@ class Scene:
         if cr:
             C = cv2.scaleAdd(m.rim[ys, xs], cr, C)
         key = zlib.crc32(np.int64(round(t * 1000)).tobytes() + np.int64(self.case.seed).tobytes())
-        spk = self.atlas_slice(speckle_atlas(1.0), self.bank_off[key % BANK], x, y, w, h)
+        spk = self.atlas_slice(speckle_atlas(BUBBLE_GRAIN), self.bank_off[key % BANK], x, y, w, h)
         E = cv2.multiply(C, spk)
         E = cv2.add(E, m.tissue[ys, xs])
         gain, sector = self._screen(x, y, w, h)
