@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -17,24 +18,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive(text: str) -> float:
+def _number(text: str, cast, what: str, lowest: float, strict: bool):
+    """An argparse value of type ``cast``, above ``lowest`` (or at least it), else one line."""
     try:
-        v = float(text)
+        v = cast(text)
+        if not math.isfinite(v):
+            raise ValueError(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be > 0")
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    if v < lowest or (strict and v == lowest):
+        raise argparse.ArgumentTypeError(f"'{text}' must be {'>' if strict else '>='} {lowest:g}")
     return v
+
+
+def _positive(text: str) -> float:
+    return _number(text, float, "a number", 0, strict=True)
 
 
 def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
-    return v
+    return _number(text, int, "a whole number", 1, strict=False)
+
+
+def _seconds(text: str) -> float:
+    return _number(text, float, "a number of seconds", 0, strict=False)
 
 
 def _speed(text: str) -> float | None:
@@ -44,16 +50,6 @@ def _speed(text: str) -> float | None:
         return _positive(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"'{text}' must be a number > 0 or 'max'") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
-    return v
 
 
 class Progress:

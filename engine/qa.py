@@ -68,7 +68,7 @@ def read_manifest(path: str | Path) -> list[Row]:
             if r.get(key):
                 try:
                     v = float(r[key])
-                    if v < 0:
+                    if not 0 <= v < float("inf"):  # also refuses nan
                         raise ValueError
                 except ValueError:
                     why.append(f"{key} {r[key]!r} is not a number of seconds >= 0")

@@ -224,11 +224,13 @@ def test_qa_manifest_with_bad_rows_lists_them(coded_mp4, env, tmp_path):
         f"a.mp4,HCC,\"{coded_mp4.roi}\",19\n"
         "missing.mp4,HCC,\"1,1,20,20\",19\n"
         "a.mp4,benign,\"1,1,20,20\",19\n"
-        "a.mp4,HCC,\"1,1,20\",abc\n")
+        "a.mp4,HCC,\"1,1,20\",abc\n"
+        f"a.mp4,HCC,\"{coded_mp4.roi}\",nan\n")
     p = run_cli(["qa", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out")], env)
     assert p.returncode == 3
     line = one_line_error(p)
-    assert "3 bad row(s)" in line and "row 3" in line and "row 4" in line and "row 5" in line
+    assert "4 bad row(s)" in line and all(f"row {n}" in line for n in (3, 4, 5, 6))
+    assert "row 2" not in line
     assert not (tmp_path / "out" / "results.jsonl").exists()
 
 
@@ -238,11 +240,13 @@ def test_qa_manifest_with_bad_rows_lists_them(coded_mp4, env, tmp_path):
     (["simulate", "--duration", "-5"], "--duration"),
     (["simulate", "--keyint", "abc"], "--keyint"),
     (["simulate", "--size", "10"], "--size"),
+    (["replay", "x.mp4", "--roi", "1,1,9,9", "--t0", "nan"], "--t0"),
 ])
-def test_simulate_refuses_bad_numbers_and_writes_nothing(env, tmp_path, args, words):
+def test_bad_numbers_are_refused_and_nothing_is_written(env, tmp_path, args, words):
     out = tmp_path / "sim"
     target = out if "--n" in args else out.with_suffix(".mp4")
-    p = run_cli([*args, "--out", str(target)], env, timeout=60)
+    extra = ["--out", str(target)] if args[0] == "simulate" else []
+    p = run_cli([*args, *extra], env, timeout=60)
     assert p.returncode == 2 and words in one_line_error(p)
     assert not out.exists() and not target.exists()
 
