@@ -39,11 +39,12 @@ $(PY):
 
 venv: system $(PY)
 	$(PIP) install -q .
+	$(VENV)/bin/ceustream install-plugin
 
 # torch is pinned to the CPU build (a bare "torch" can pull a CUDA build of several GB)
 venv-test: venv
 	$(PIP) install -q "torch==2.13.0" "onnxconverter-common>=1.14" "onnxscript>=0.1" \
-		"pytest>=7" "hypothesis>=6"
+		"pytest>=7" "hypothesis>=6" "jsonschema>=4.18" "import-linter>=2.1"
 
 bench: venv-test
 	$(PY) -m ceustream.benchmarks.run_all

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from ceustream.engine.backends.onnxruntime import OnnxRuntimeBackend
     from ceustream.engine.backends.tensorrt import unavailable_reason
-    from ceustream.engine.modelmeta import read, shipped_model_path
+    from ceustream.engine.core.modelmeta import read, shipped_model_path
 
     model = read(shipped_model_path())
     rng = np.random.default_rng(0)

@@ -62,7 +62,7 @@ def clips(n: int) -> np.ndarray:
 def parity(x: np.ndarray) -> dict:
     import onnxruntime as ort
 
-    from ceustream.engine.modelmeta import read, shipped_model_path
+    from ceustream.engine.core.modelmeta import read, shipped_model_path
 
     m = read(shipped_model_path())
     ref = ort.InferenceSession(str(m.path), providers=["CPUExecutionProvider"]).run(

@@ -35,10 +35,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-display", action="store_true", help="without the ceushud pipeline")
     args = ap.parse_args(argv)
 
-    from ceustream.engine import config, messages
-    from ceustream.engine.publisher import Publisher
-    from ceustream.engine.replay import ReplayOptions, load_model_and_backend, replay
-    from ceustream.engine.roi import Roi
+    from ceustream.engine.core import config
+    from ceustream.engine.wire import messages
+    from ceustream.engine.wire.publisher import Publisher
+    from ceustream.engine.app.loading import load_model_and_backend
+    from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.core.roi import Roi
     from ceustream.pipelines import gst
 
     path, truth = exam_1080p()

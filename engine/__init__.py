@@ -1,10 +1,11 @@
-"""ceustream engine: schedule, sampler, clip buffer, backends, messages, sessions and the CLI.
+"""ceustream engine, in layers that import one way (DESIGN.md, checked by import-linter):
 
-Everything here is plain Python over NumPy so it can be tested without GStreamer; the
-GStreamer side lives in ``ceustream.pipelines``.
+- ``core``: schedule, sampler, clip buffer, arrival detection, ROI, model metadata, config,
+  manifest rows, errors, the ``FrameSource`` protocol (NumPy/OpenCV only);
+- ``wire``: ZeroMQ message building/validation (+ JSON Schema files), publisher, control, CURVE;
+- ``backends``: the inference backends' registry (ONNX Runtime, TensorRT);
+- ``app``: the use cases (exam session, replay, live engine, QA, journal, demo);
+- ``cli``: one module per command.
 """
 
-__version__ = "0.1.0"
-
-#: Shown with every score, in every output: the shipped weights never saw a patient.
-DISCLAIMER = "Model trained on simulated data only; not a medical device, not for diagnosis."
+from .core import DISCLAIMER, __version__  # noqa: F401

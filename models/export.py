@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ceustream.engine.errors import InputError
-from ceustream.engine.modelmeta import ModelMeta, write
+from ceustream.engine.core.errors import InputError
+from ceustream.engine.core.modelmeta import ModelMeta, write
 
 OPSET = 17
 

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ceustream.engine.modelmeta import ModelMeta
+    from ceustream.engine.core.modelmeta import ModelMeta
 
     from . import export, metrics, train
     from .simulator.cohort import make_cohort

@@ -11,15 +11,19 @@ Timestamps are the stream's own (buffer PTS mapped to stream time), never frame 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ceustream.engine.errors import InputError
+from ceustream.engine.core.errors import InputError
+from ceustream.engine.core.source import DamagedStream, EndOfStream, Frame
 
 from . import gst
 from .gst import ns, seconds
-from .reader import Frame, GateReader, StreamEnded, StreamError, range_lut, tail  # noqa: F401
+from .reader import GateReader, tail
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class FileReader(GateReader):
                  branch: str | None = None, crop: tuple[int, int, int, int] | None = None):
         gst.require("ceusgate", "decodebin", "videoconvert", "appsink")
         self.info = info
+        self.seekable = info.seekable
         self.seek_mode = seek_mode
         self.speed = speed  # None = as fast as possible
         loc = info.path.replace("\\", "\\\\").replace('"', '\\"')
@@ -162,17 +167,19 @@ class FileReader(GateReader):
                                     Gst.SeekType.NONE, -1)
         self.stats.seeks += 1
         if not ok:
-            raise StreamError(f"seek to {t_s:.2f} s refused", self.last_pts_s)
+            raise DamagedStream(f"seek to {t_s:.2f} s refused", self.last_pts_s)
 
     def pull(self, timeout_s: float = 10.0) -> Frame:
-        """The next frame the gate let through. Raises StreamEnded or StreamError."""
+        """The next frame the gate let through. Raises EndOfStream or DamagedStream."""
+        if self._stop.is_set():
+            raise EndOfStream()
         deadline = time.monotonic() + timeout_s
         while True:
             fr = self._try_pull(0.05)
             if fr is not None:
                 return fr
             if time.monotonic() > deadline:
-                raise StreamError(f"no frame for {timeout_s:.0f} s (stalled)", self.last_pts_s)
+                raise DamagedStream(f"no frame for {timeout_s:.0f} s (stalled)", self.last_pts_s)
 
     def run_to_end(self, timeout_s: float = 600.0) -> None:
         """Lets the rest of the file play (an overlay branch is still recording)."""
@@ -197,7 +204,7 @@ def decode_all(path: str | Path) -> list[Frame]:
     try:
         while True:
             out.append(r.pull())
-    except StreamEnded:
+    except EndOfStream:
         pass
     finally:
         r.close()

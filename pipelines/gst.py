@@ -3,11 +3,14 @@ sets GST_PLUGIN_PATH), initialises once, and turns bus errors into one-line mess
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 
-from ceustream.engine.errors import InputError
+from ceustream.engine.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _ready = False
@@ -38,6 +41,31 @@ def plugin_dirs() -> list[Path]:
     return dirs[:1]
 
 
+def user_plugin_dir() -> Path:
+    """The folder GStreamer scans by itself for a user's plugins."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "gstreamer-1.0" / "plugins"
+
+
+def install_link() -> Path:
+    """Links ceustream's plugin into ``user_plugin_dir()``, so ``gst-inspect-1.0 ceushud`` and
+    ``gst-launch-1.0 ... ceushud ...`` work in any shell without GST_PLUGIN_PATH. Replaces a
+    stale link (a rebuilt or moved virtualenv)."""
+    dirs = plugin_dirs()
+    if not dirs:
+        raise InputError("ceustream's GStreamer plugin (libgstceus.so) is not built; reinstall "
+                         "the package with the build packages from the README")
+    target = (dirs[0] / "libgstceus.so").resolve()
+    link = user_plugin_dir() / "libgstceus.so"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and link.resolve() == target:
+            return link
+        link.unlink()
+    link.symlink_to(target)
+    return link
+
+
 def init() -> None:
     global _ready, Gst, GstApp, GstPbutils
     with _lock:
@@ -60,6 +88,15 @@ def init() -> None:
             raise InputError(f"GStreamer Python bindings missing ({e}); install the Debian "
                              "packages listed in the README") from None
         _Gst.init(None)
+        if _Gst.ElementFactory.find("ceusgate") is None:
+            # GStreamer was initialised before us (by another library in this process), so
+            # GST_PLUGIN_PATH came too late: register the plugin file directly
+            for d in dirs:
+                try:
+                    plugin = _Gst.Plugin.load_file(str(d / "libgstceus.so"))
+                    _Gst.Registry.get().add_plugin(plugin)
+                except Exception as e:  # a broken build: require() names what is missing
+                    log.warning("cannot load %s: %s", d / "libgstceus.so", e)
         Gst, GstApp, GstPbutils = _Gst, _App, _Pb
         _ready = True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ceustream.engine.errors import UsageError
+from ceustream.engine.core.errors import UsageError
 
 from . import gst
 from .source import source_description

@@ -4,15 +4,19 @@ stream timestamps, a decoder-exit stamp and full-range luma."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ceustream.engine.errors import InputError
+from ceustream.engine.core.errors import InputError
+from ceustream.engine.core.source import DamagedStream, EndOfStream, Frame, SourceStats
 
 from . import gst
 from .gst import ns, seconds
+
+log = logging.getLogger(__name__)
 
 def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | None = None,
          max_buffers: int = 4) -> tuple[str, tuple[int, int]]:
@@ -36,42 +40,6 @@ def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | 
 TAIL = tail()[0]
 
 
-@dataclass
-class Frame:
-    pts_s: float
-    luma: np.ndarray
-    mono_ns: int | None
-    width: int
-    height: int
-    #: where ``luma`` starts in the full frame (the reader may crop to the ROI)
-    origin: tuple[int, int] = (0, 0)
-
-    def region(self, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """A box given in full-frame pixels."""
-        ox, oy = self.origin
-        return self.luma[y - oy:y - oy + h, x - ox:x - ox + w]
-
-
-class StreamEnded(Exception):
-    """EOS: the end of the file (stream mode) or of the slots asked for (seek mode)."""
-
-
-class StreamError(Exception):
-    """The pipeline failed mid-stream (damaged data); ``at_s`` is the last good position."""
-
-    def __init__(self, text: str, at_s: float | None):
-        super().__init__(text)
-        self.at_s = at_s
-
-
-@dataclass
-class ReaderStats:
-    passed: int = 0
-    dropped: int = 0
-    seeks: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
 def range_lut(caps):
     """Studio-range (16-235) YUV is stretched to full range, so every source gives the model
     the same luma scale (videoconvert copies Y into GRAY8 as it is); False = nothing to do."""
@@ -89,7 +57,10 @@ def range_lut(caps):
 
 
 class GateReader:
-    """A pipeline whose engine branch ends in ``TAIL``. Not thread-safe: one consumer pulls."""
+    """A pipeline whose engine branch ends in ``TAIL``; implements the engine's
+    ``FrameSource`` (``ceustream.engine.core.source``). Not thread-safe: one consumer pulls."""
+
+    seekable = False
 
     def __init__(self, desc: str, what: str, origin: tuple[int, int] = (0, 0)):
         self.what = what
@@ -102,11 +73,12 @@ class GateReader:
         self.sink = self.pipeline.get_by_name("sink")
         self.bus = self.pipeline.get_bus()
         self._stamp_caps = gst.Gst.Caps.from_string(gst.STAMP_CAPS)
-        self.stats = ReaderStats()
+        self.stats = SourceStats()
         self._size: tuple[int, int] | None = None
         self._full: tuple[int, int] | None = None
         self._range_lut = None
         self.last_pts_s: float | None = None
+        self._stop = threading.Event()
 
     # -- the gate ------------------------------------------------------------------------
     def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
@@ -146,6 +118,16 @@ class GateReader:
     def frozen(self) -> bool:
         return bool(self.gate.get_property("frozen"))
 
+    def seek(self, t_s: float) -> None:
+        raise DamagedStream(f"{self.what}: this source cannot seek", self.last_pts_s)
+
+    def request_stop(self) -> None:
+        """Makes the consumer's next ``pull`` end the stream (an exam stopped)."""
+        self._stop.set()
+
+    def clear_stop(self) -> None:
+        self._stop.clear()
+
     # -- the pipeline --------------------------------------------------------------------
     def _set_state(self, state) -> None:
         Gst = gst.Gst
@@ -168,27 +150,34 @@ class GateReader:
                 return
         raise InputError(f"{self.what}: no frame decoded within {timeout_s:.0f} s")
 
-    def _check_bus(self) -> None:
+    def _bus_errors(self) -> None:
         Gst = gst.Gst
         while True:
             msg = self.bus.pop_filtered(Gst.MessageType.ERROR | Gst.MessageType.WARNING)
             if msg is None:
                 return
             if msg.type == Gst.MessageType.ERROR:
-                raise StreamError(gst.error_line(msg), self.last_pts_s)
+                raise DamagedStream(gst.error_line(msg), self.last_pts_s)
             line = gst.error_line(msg)
             if line not in self.stats.warnings:
                 self.stats.warnings.append(line)
 
+    def poll(self) -> None:
+        """Between pulls: raises DamagedStream on a pipeline error, EndOfStream once the
+        source ended and every frame was taken."""
+        self._bus_errors()
+        if self.sink.is_eos():
+            raise EndOfStream()
+
     def _try_pull(self, timeout_s: float) -> Frame | None:
-        """A frame within ``timeout_s``, or None; raises StreamEnded / StreamError."""
-        self._check_bus()
+        """A frame within ``timeout_s``, or None; raises EndOfStream / DamagedStream."""
+        self._bus_errors()
         sample = self.sink.try_pull_sample(ns(timeout_s))
         if sample is not None:
             return self._frame(sample)
         if self.sink.is_eos():
-            self._check_bus()
-            raise StreamEnded()
+            self._bus_errors()
+            raise EndOfStream()
         return None
 
     def _frame(self, sample) -> Frame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ceustream.engine.errors import InputError, UsageError
+from ceustream.engine.core.errors import InputError, UsageError
 
 from . import gst
 
@@ -59,8 +59,7 @@ def source_description(uri: str, paced: bool = False) -> str:
     if k in ("rtsp", "http", "https"):
         return f'uridecodebin uri="{_quote(uri)}"'
     if k == "sim":
-        from .live import SimScanner
-
-        return SimScanner(uri).description()
+        raise UsageError(f"--source {uri}: a simulated scanner is a frame generator; "
+                         "`ceustream run` builds it (the overlay needs a video source)")
     pattern = u.netloc or "smpte"
     return f"videotestsrc is-live=true pattern={pattern} ! video/x-raw,framerate=30/1"

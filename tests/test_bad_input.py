@@ -9,7 +9,7 @@ import shutil
 import onnx
 import pytest
 
-from ceustream.engine import modelmeta
+from ceustream.engine.core import modelmeta
 
 from conftest import last_json, one_line_error, run_cli
 

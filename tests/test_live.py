@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ceustream.engine.control import request
-from ceustream.pipelines.live import SimScanner
+from ceustream.engine.wire.control import request
+from ceustream.models.simulator.scanner import SimScanner
 
 from conftest import free_port, last_json, run_cli
 
@@ -138,14 +138,15 @@ def test_overlay_command_writes_a_video_and_snapshots(coded_mp4, env, tmp_path):
     out_mp4 = tmp_path / "ov.mp4"
     ov = subprocess.Popen([sys.executable, "-m", "ceustream.engine.cli", "overlay", "--source",
                            str(coded_mp4.path), "--engine", pub, "--sink", str(out_mp4),
-                           "--duration", "8"], env=env, stderr=subprocess.PIPE, text=True)
+                           "--duration", "8"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     r = run_cli(["replay", str(coded_mp4.path), "--roi", ",".join(map(str, ROI)), "--t0",
                  str(coded_mp4.arrival), "--speed", "20", "--pub", pub, "--json"], env)
     assert r.returncode == 0, r.stderr
-    _, err = ov.communicate(timeout=60)
+    out, err = ov.communicate(timeout=60)
     assert ov.returncode == 0, err
-    assert "overlay written to" in err
+    assert "overlay written to" in out
     from ceustream.pipelines.filesource import discover
 
     info = discover(out_mp4)

@@ -11,10 +11,11 @@ import pytest
 import zmq
 import zmq.auth
 
-from ceustream.engine import config, messages
-from ceustream.engine.control import ControlServer, request
-from ceustream.engine.publisher import Publisher
-from ceustream.engine.security import CurveServer, create_keys, is_loopback
+from ceustream.engine.core import config
+from ceustream.engine.wire import messages
+from ceustream.engine.wire.control import ControlServer, request
+from ceustream.engine.wire.publisher import Publisher
+from ceustream.engine.wire.security import CurveServer, create_keys, is_loopback
 
 
 def collect(sock, seconds: float) -> list[tuple[str, dict]]:
@@ -152,8 +153,8 @@ def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
     """A recording named after a patient must not leak the name into any message."""
     import shutil
 
-    from ceustream.engine.replay import ReplayOptions, replay
-    from ceustream.engine.roi import Roi
+    from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.core.roi import Roi
 
     from media import ROI
 

@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ceustream.engine import config
-from ceustream.engine.arrival import ArrivalDetector
-from ceustream.engine.modelmeta import read, shipped_model_path
+from ceustream.engine.core import config
+from ceustream.engine.core.arrival import ArrivalDetector
+from ceustream.engine.core.modelmeta import read, shipped_model_path
 from ceustream.models import metrics
 from ceustream.models.simulator.clips import simulate_clip
 from ceustream.models.simulator.physiology import HCC, NON_HCC, sample_case

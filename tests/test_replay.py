@@ -13,12 +13,13 @@ import onnxruntime as ort
 import pytest
 import zmq
 
-from ceustream.engine import config, messages, modelmeta
-from ceustream.engine.clip import normalise
-from ceustream.engine.publisher import Publisher
-from ceustream.engine.replay import ReplayOptions, replay
-from ceustream.engine.roi import Roi, crop, resize
-from ceustream.engine.schedule import Schedule, nearest_brute_force
+from ceustream.engine.core import config, modelmeta
+from ceustream.engine.wire import messages
+from ceustream.engine.core.clip import normalise
+from ceustream.engine.wire.publisher import Publisher
+from ceustream.engine.app.replay import ReplayOptions, replay
+from ceustream.engine.core.roi import Roi, crop, resize
+from ceustream.engine.core.schedule import Schedule, nearest_brute_force
 from ceustream.pipelines.filesource import decode_all
 
 from conftest import last_json, one_line_error, run_cli
@@ -169,7 +170,7 @@ def test_short_recording_gives_a_flagged_partial_result(short_mp4, env):
 
 
 def test_simulator_clip_matches_the_engine_clip(sim_exam, cfg, tmp_path):
-    from ceustream.engine import journal as jr
+    from ceustream.engine.app import journal as jr
     from ceustream.models.simulator.clips import simulate_clip, slot_times
     from ceustream.models.simulator.physiology import sample_case
     from ceustream.models.simulator.scene import Scene

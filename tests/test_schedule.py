@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ceustream.engine.modelmeta import PAPER_OFFSETS_S, PAPER_TOLERANCE_S
-from ceustream.engine.schedule import (FRAME, MISSING, NEIGHBOUR, Sampler, Schedule,
+from ceustream.engine.core.modelmeta import PAPER_OFFSETS_S, PAPER_TOLERANCE_S
+from ceustream.engine.core.schedule import (FRAME, MISSING, NEIGHBOUR, Sampler, Schedule,
                                        nearest_brute_force)
 
 

@@ -13,8 +13,8 @@ import pytest
 from ceustream.engine.backends import create, positive_probability
 from ceustream.engine.backends.plancache import PROFILE, PlanKey, PlanStore
 from ceustream.engine.backends.tensorrt import unavailable_reason
-from ceustream.engine.errors import BackendUnavailable
-from ceustream.engine.modelmeta import read, shipped_model_path
+from ceustream.engine.core.errors import BackendUnavailable
+from ceustream.engine.core.modelmeta import read, shipped_model_path
 
 from conftest import run_cli
 

@@ -7,14 +7,13 @@ model has the same call API as a local one).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UsageError
-from ..modelmeta import LoadedModel
-
-NAMES = ("auto", "onnxruntime", "tensorrt")
+from ceustream.engine.core.errors import BackendUnavailable, UsageError
+from ceustream.engine.core.modelmeta import LoadedModel
 
 
 class Backend(Protocol):
@@ -46,25 +45,85 @@ def positive_probability(out: np.ndarray, model: LoadedModel) -> np.ndarray:
     return out[:, model.meta.positive_index]
 
 
-def create(name: str, model: LoadedModel, threads: int = 0, **options: Any) -> tuple[Backend, str]:
-    """Returns the backend and one line saying why it was chosen."""
-    if name not in NAMES:
-        raise UsageError(f"--backend {name}: expected one of {', '.join(NAMES)}")
-    if name in ("auto", "tensorrt"):
-        from . import tensorrt as trt_backend
+@dataclass(frozen=True)
+class Entry:
+    """A backend the engine can serve with: how to say why it cannot run here (None when it
+    can) and how to build it."""
 
-        why_not = trt_backend.unavailable_reason()
-        if why_not is None:
-            try:
-                return trt_backend.TensorRTBackend(model, **options), "TensorRT plan loaded"
-            except BackendUnavailable as e:
-                why_not = str(e)
-        if name == "tensorrt":
-            raise BackendUnavailable(f"--backend tensorrt: {why_not}")
-        from .onnxruntime import OnnxRuntimeBackend
+    name: str
+    device: str
+    unavailable: Callable[[], str | None]
+    factory: Callable[..., Backend]
+    about: str
 
-        return (OnnxRuntimeBackend(model, threads=threads),
-                f"CPU fallback: {why_not}; using ONNX Runtime")
+
+def _ort_unavailable() -> str | None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return f"ONNX Runtime is not installed ({e})"
+    return None
+
+
+def _ort_factory(model: LoadedModel, threads: int = 0, **options: Any) -> Backend:
     from .onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(model, threads=threads), "ONNX Runtime requested"
+    return OnnxRuntimeBackend(model, threads=threads, precision=options.get("precision", "fp32"))
+
+
+def _trt_unavailable() -> str | None:
+    from . import tensorrt
+
+    return tensorrt.unavailable_reason()
+
+
+def _trt_factory(model: LoadedModel, threads: int = 0, **options: Any) -> Backend:
+    from .tensorrt import TensorRTBackend
+
+    return TensorRTBackend(model, **options)
+
+
+#: Every backend, best first: ``auto`` takes the first that can run here.
+REGISTRY: dict[str, Entry] = {
+    "tensorrt": Entry("tensorrt", "gpu", _trt_unavailable, _trt_factory,
+                      "TensorRT FP16 on an NVIDIA GPU (plans cached per GPU and version)"),
+    "onnxruntime": Entry("onnxruntime", "cpu", _ort_unavailable, _ort_factory,
+                         "ONNX Runtime on the CPU (the reference)"),
+}
+AUTO = "auto"
+
+
+def names() -> tuple[str, ...]:
+    """The choices the CLI and the config accept: ``auto`` and every registered backend."""
+    return (AUTO, *REGISTRY)
+
+
+NAMES = names()
+
+
+def create(name: str, model: LoadedModel, threads: int = 0, **options: Any) -> tuple[Backend, str]:
+    """Returns the backend and one line saying why it was chosen. ``auto`` tries the
+    registered backends in order and says why each better one could not run."""
+    if name != AUTO and name not in REGISTRY:
+        raise UsageError(f"--backend {name}: expected one of {', '.join(names())}")
+    if name != AUTO:
+        entry = REGISTRY[name]
+        why_not = entry.unavailable()
+        if why_not is not None:
+            raise BackendUnavailable(f"--backend {name}: {why_not}")
+        return entry.factory(model, threads, **options), f"{name} requested"
+    reasons = []
+    for entry in REGISTRY.values():
+        why_not = entry.unavailable()
+        if why_not is None:
+            try:
+                be = entry.factory(model, threads, **options)
+            except BackendUnavailable as e:
+                why_not = str(e)
+            else:
+                if not reasons:
+                    return be, f"{entry.name}: the best backend available"
+                return be, f"CPU fallback: {'; '.join(reasons)}; using {entry.about}" \
+                    if entry.device == "cpu" else f"{entry.name}: {'; '.join(reasons)}"
+        reasons.append(why_not)
+    raise BackendUnavailable("no backend can run here: " + "; ".join(reasons))

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
-from ..modelmeta import LoadedModel
+from ceustream.engine.core.errors import ModelError
+from ceustream.engine.core.modelmeta import LoadedModel
 from . import positive_probability
 
 

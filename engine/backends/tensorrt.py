@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable
-from ..modelmeta import LoadedModel
+from ceustream.engine.core.errors import BackendUnavailable
+from ceustream.engine.core.modelmeta import LoadedModel
 from . import positive_probability
 from .plancache import PROFILE, PlanKey, PlanStore
 
@@ -85,7 +85,7 @@ def device_identity() -> tuple[str, str]:
 def plan_key(model: LoadedModel, precision: str, trt_version: str | None = None,
              gpu: tuple[str, str] | None = None) -> PlanKey:
     onnx_path = source_onnx(model, precision)
-    from ..modelmeta import file_sha256
+    from ceustream.engine.core.modelmeta import file_sha256
 
     if trt_version is None:
         trt_version = _import_trt().__version__
@@ -316,33 +316,3 @@ class TensorRTBackend:
             self._contexts.clear()
         self.engine = None
         self.runtime = None
-
-
-def cli_engine(args) -> int:
-    """``ceustream engine build|info``."""
-    import json
-
-    from ..modelmeta import read, shipped_model_path
-
-    model = read(args.onnx or shipped_model_path())
-    store = PlanStore(args.cache)
-    why = unavailable_reason()
-    if args.action == "info":
-        info = {"tensorrt": why or "usable", "cache": str(store.root)}
-        if why is None:
-            key = plan_key(model, args.precision)
-            info["plan_key"] = key.describe()
-            info["cached"] = store.load(key)[1]
-        print(json.dumps(info, indent=1))
-        return 0
-    if why is not None:
-        raise BackendUnavailable(f"engine build: {why}")
-    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    key = plan_key(model, args.precision)
-    data, reason = store.load(key)
-    if data is not None:
-        say(f"plan already built and valid: {store.path(key)}")
-        return 0
-    say(f"building because: {reason}")
-    build_plan(model, args.precision, store, say)
-    return 0

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ceustream.engine.modelmeta import PAPER_OFFSETS_S
-from ceustream.engine.roi import resize
+from ceustream.engine.core.modelmeta import PAPER_OFFSETS_S
+from ceustream.engine.core.roi import resize
 
 from .physiology import Case
 from .scene import Layout, Scene

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ceustream.engine.errors import InputError
+from ceustream.engine.core.errors import InputError
 
 CONTAINERS = {
     # name: (encoder chain, muxer, extension)
@@ -24,16 +24,30 @@ CONTAINERS = {
 }
 
 
+def gstreamer(*elements: str):
+    """GStreamer, initialised, with ``elements`` checked (one-line error when missing)."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+    except (ImportError, ValueError) as e:
+        raise InputError(f"GStreamer Python bindings missing ({e}); install the Debian "
+                         "packages listed in the README") from None
+    Gst.init(None)
+    missing = [e for e in elements if Gst.ElementFactory.find(e) is None]
+    if missing:
+        raise InputError(f"GStreamer element(s) not available: {', '.join(missing)}")
+    return Gst
+
+
 class VideoWriter:
     """Pushes RGB frames with explicit timestamps into an encoder and a muxer."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float,
                  container: str = "mp4", keyint_s: float = 2.0, preset: str = "superfast",
                  quantizer: int = 23, variable_rate: bool = False, fmt: str = "RGB"):
-        from ceustream.pipelines import gst
-
-        gst.require("appsrc", "videoconvert", "filesink")
-        Gst = gst.Gst
+        Gst = gstreamer("appsrc", "videoconvert", "filesink")
         if container not in CONTAINERS:
             raise InputError(f"container {container!r}: expected one of {', '.join(CONTAINERS)}")
         enc, mux, _ = CONTAINERS[container]

@@ -109,6 +109,18 @@ class Sampler:
         """Forget the last frame (after a seek: it is no longer the frame before the next)."""
         self._prev = None
 
+    def restore(self, fills: list[SlotFill]) -> None:
+        """Takes decided slots as they were recorded (a journal's rescore): the slots
+        given are decided; the next undecided one follows the last given (or all are
+        decided when every slot is given)."""
+        for f in fills:
+            self.fills[f.index] = f
+        if len(fills) == len(self.due):
+            self._next = len(self.due)
+        else:
+            self._next = max([f.index for f in fills], default=-1) + 1
+        self._waiting_for_neighbour = []
+
     # -- feeding -------------------------------------------------------------------------
     def offer(self, pts: float, payload: Any, mono_ns: int | None = None) -> list[SlotFill]:
         """A new frame. Returns the slots it decided (in slot order)."""

@@ -16,9 +16,9 @@ ENV_PREFIX = "CEUSTREAM_"
 
 # Extra checks beyond "same type as the default".
 _CHOICES = {
-    ("model", "backend"): {"auto", "onnxruntime", "tensorrt"},
     ("replay", "seek"): {"auto", "always", "never"},
 }
+# model.backend is checked against the backends' registry when a backend is created
 _POSITIVE = {
     ("zmq", "heartbeat_s"), ("arrival", "window_s"), ("arrival", "baseline_s"),
     ("arrival", "monitor_hz"), ("arrival", "k_sigma"), ("arrival", "sustain_s"),

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import zmq
 
-from .errors import UsageError
+from ceustream.engine.core.errors import UsageError
 
 
 def is_loopback(endpoint: str) -> bool:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import backends, modelmeta
+from ceustream.engine.core.errors import InputError, UsageError
+from ceustream.engine.core.roi import Roi
+
 from .collect import Plan, arm_monitor, collect_slots, detect_arrival
-from .errors import InputError, UsageError
 from .journal import Journal, default_dir
-from .roi import Roi
-from .session import ExamSession, Score
+from .loading import load_model_and_backend
+from .outputs import attach
+from .session import Event, ExamSession, Score
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,7 +33,6 @@ class ReplayOptions:
     seek: str = "auto"  # auto | always | never
     journal: bool = True
     branch: str | None = None  # an extra GStreamer branch fed the same decoded video (overlay)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def exam_id_for(path: Path) -> str:
@@ -44,19 +48,13 @@ def exam_id_for(path: Path) -> str:
     return "r" + h.hexdigest()[:15]
 
 
-def load_model_and_backend(model_path: str | None, backend: str, cfg: dict):
-    path = model_path or cfg["model"]["path"] or str(modelmeta.shipped_model_path())
-    model = modelmeta.read(path)
-    be, note = backends.create(backend, model, threads=int(cfg["model"]["threads"]))
-    be.warmup((1,))
-    return model, be, note
-
-
 def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
-           progress: Callable[[str], None] | None = None,
            on_score: Callable[[Score, ExamSession], None] | None = None,
-           loaded: tuple | None = None) -> dict[str, Any]:
-    from ceustream.pipelines.filesource import FileReader, StreamEnded, StreamError, discover
+           loaded: tuple | None = None,
+           subscribers: tuple[Callable[[Event], None], ...] = ()) -> dict[str, Any]:
+    """One recorded exam through the real pipeline; returns the result (the ``--json``
+    object). ``loaded``: (model, backend, note) already loaded (QA, benchmarks)."""
+    from ceustream.pipelines.filesource import FileReader, discover
 
     if opts.t0 is not None and opts.injection is not None:
         raise UsageError("give either --t0 or --injection, not both")
@@ -76,10 +74,11 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
             raise InputError(f"{name} {v:g} s is after the end of {p.name} "
                              f"({info.duration_s:.1f} s)")
     model, be, note = loaded or load_model_and_backend(opts.model_path, opts.backend, cfg)
-    if progress and loaded is None:
+    if loaded is None:
         d = be.describe()
-        progress(f"model {model.meta.name} ({model.sha256[:12]}, trained on {model.meta.trained_on} "
-                 f"data); backend {d['name']} {d['precision']} on {d['device']} ({note})")
+        log.info("model %s (%s, trained on %s data); backend %s %s on %s (%s)", model.meta.name,
+                 model.sha256[:12], model.meta.trained_on, d["name"], d["precision"],
+                 d["device"], note)
     exam = opts.exam or exam_id_for(p)
     seek_mode = {"always": True, "never": False}.get(
         opts.seek, opts.speed is None and info.seekable)
@@ -92,9 +91,12 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     r = cfg["replay"]
     plan = Plan(seek_mode, float(r["seek_lead_s"]), float(r["seek_min_gap_s"]), info.duration_s)
     journal = Journal(default_dir(cfg), exam) if opts.journal else None
-    session = ExamSession(exam, model, be, opts.roi, publisher, journal, speed=opts.speed,
-                          frame_size=(info.width, info.height), backend_note=note,
-                          on_score=on_score)
+    session = ExamSession(exam, model, be, opts.roi, speed=opts.speed,
+                          frame_size=(info.width, info.height), backend_note=note)
+    attach(session, publisher, journal, on_score)
+    for fn in subscribers:
+        session.subscribe(fn)
+    session.start()
     reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch,
                         crop=(opts.roi.x, opts.roi.y, opts.roi.w, opts.roi.h))
     reason = None
@@ -110,8 +112,7 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
                 reader.set_slots(session.sampler.due)
         reader.start()
         if opts.injection is not None:
-            watch = detect_arrival(reader, session, opts.injection, cfg, plan,
-                                   StreamEnded, StreamError, progress)
+            watch = detect_arrival(reader, session, opts.injection, cfg, plan)
             t0 = watch.arrival.t0
             if info.duration_s is not None and t0 >= info.duration_s:
                 raise InputError(f"{p.name}: contrast arrival ({t0:.1f} s) is after the end of "
@@ -120,12 +121,10 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
             t0 = float(opts.t0)
         if info.duration_s is not None and t0 + session.schedule.span_s > info.duration_s + 1e-6:
             session.warnings.add("recording_shorter_than_clip")
-            if progress:
-                progress(f"warning: {p.name} ends at {info.duration_s:.1f} s, before the clip "
-                         f"completes (t0 + {session.schedule.span_s:g} s = "
-                         f"{t0 + session.schedule.span_s:.1f} s): the result will be partial")
-        reason = collect_slots(reader, session, plan, StreamEnded, StreamError, watch,
-                               armed=opts.injection is None)
+            log.warning("%s ends at %.1f s, before the clip completes (t0 + %g s = %.1f s): "
+                        "the result will be partial", p.name, info.duration_s,
+                        session.schedule.span_s, t0 + session.schedule.span_s)
+        reason = collect_slots(reader, session, plan, watch, armed=opts.injection is None)
         if opts.branch and reason is None:
             reader.run_to_end()
     finally:

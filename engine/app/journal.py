@@ -12,6 +12,7 @@ Writes go through one background thread, so the streaming path never waits on fs
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import threading
@@ -20,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ceustream.engine.core.errors import InputError
+
+from .session import Event
+
+log = logging.getLogger(__name__)
 
 
 def default_dir(cfg: dict | None = None) -> Path:
@@ -87,6 +92,18 @@ class Journal:
                         os.fsync(f.fileno())
             except OSError as e:  # a full disk must not stop the exam; it is reported
                 self.error = f"journal {self.dir}: {e.strerror}"
+                log.error("%s", self.error)
+
+    def subscriber(self, event: Event) -> None:
+        """Records an exam's events: t0 (the exam record), every decided slot, the result
+        (then closes)."""
+        if event.kind == "t0":
+            self.exam(event.data)
+        elif event.kind == "slot":
+            fill, crop = event.data
+            self.slot(fill.index, fill.describe(), crop)
+        elif event.kind == "finished":
+            self.result(event.data)
 
 
 def load(root: Path, exam: str) -> tuple[dict[str, Any], dict[int, dict], dict[int, np.ndarray]]:

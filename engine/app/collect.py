@@ -1,8 +1,7 @@
 """Drives a frame reader through an exam: arrival detection, then the slots.
 
-Works on anything with the reader's small interface (``set_monitor``, ``stop_monitor``,
-``set_slots``, ``seek``, ``pull``; see ``ceustream.pipelines.filesource.FileReader``), so the
-logic is the same for every container, live or recorded.
+Works on any ``FrameSource`` (``ceustream.engine.core.source``), so the logic is the same
+for every container, live or recorded.
 
 One rule makes live, streamed and seeking runs choose the same frames. When t0 comes from
 arrival detection it is known only after the rise is confirmed, when its first slots have
@@ -14,34 +13,21 @@ is then at most 1/16 s off the slot time). Later slots get the exact nearest fra
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 
-from .arrival import Arrival, ArrivalDetector
-from .roi import Roi
+from ceustream.engine.core.arrival import Arrival, ArrivalDetector
+from ceustream.engine.core.roi import Roi
+from ceustream.engine.core.source import DamagedStream, EndOfStream, FrameSource
+
 from .session import ExamSession
 
+log = logging.getLogger(__name__)
+
 HOLD_S = 1.0  # the monitor window stays open this long after arrival is confirmed
-
-
-class EndOfStream(Exception):
-    pass
-
-
-class DamagedStream(Exception):
-    def __init__(self, text: str, at_s: float | None):
-        super().__init__(text)
-        self.at_s = at_s
-
-
-class Reader(Protocol):
-    def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None: ...
-    def stop_monitor(self) -> None: ...
-    def set_slots(self, times_s: list[float]) -> None: ...
-    def seek(self, t_s: float) -> None: ...
-    def pull(self, timeout_s: float = ...) -> Any: ...
 
 
 @dataclass
@@ -84,21 +70,16 @@ def monitor_interval(cfg: dict) -> float:
     return 1.0 / float(cfg["arrival"]["monitor_hz"])
 
 
-def arm_monitor(reader: Reader, injection_s: float, cfg: dict) -> None:
+def arm_monitor(reader: FrameSource, injection_s: float, cfg: dict) -> None:
     """One frame per monitor interval from the injection to the end of the arrival window.
     A streaming reader is armed before it starts, so no frame of the window goes by."""
     reader.set_monitor(injection_s, injection_s + float(cfg["arrival"]["window_s"]) + HOLD_S + 1.0,
                        monitor_interval(cfg))
 
 
-def _pull(reader: Reader, ended: type, damaged: type) -> Any:
+def _pull(reader: FrameSource) -> Any:
     """The next frame; None from a live reader when no frame came in time."""
-    try:
-        return reader.pull()
-    except ended:
-        raise EndOfStream() from None
-    except damaged as e:
-        raise DamagedStream(str(e), getattr(e, "at_s", None)) from None
+    return reader.pull()
 
 
 def idle(session: ExamSession, reader: Any) -> None:
@@ -113,9 +94,8 @@ def idle(session: ExamSession, reader: Any) -> None:
             session.add(fills)
 
 
-def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg: dict,
-                   plan: Plan, ended: type, damaged: type,
-                   progress: Callable[[str], None] | None = None,
+def detect_arrival(reader: FrameSource, session: ExamSession, injection_s: float, cfg: dict,
+                   plan: Plan,
                    override: Callable[[], float | None] | None = None) -> Watch:
     """Watches the ROI from the injection on until contrast arrival is confirmed (or the
     window ends, or ``override()`` gives t0: the operator marked arrival), then keeps the
@@ -131,7 +111,7 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
     pending: list[Any] = []
     try:
         while True:
-            fr = _pull(reader, ended, damaged)
+            fr = _pull(reader)
             if fr is None:
                 idle(session, reader)
                 if override is not None and res is None and override() is not None:
@@ -165,14 +145,13 @@ def detect_arrival(reader: Reader, session: ExamSession, injection_s: float, cfg
             session.set_t0(res.t0, res)
     finally:
         reader.stop_monitor()
-    if progress:
-        how = {"detected": "detected", "manual": "marked by the operator"}.get(
-            res.method, "not seen, fallback")
-        progress(f"contrast arrival {how}: t0 = {res.t0:.2f} s")
+    how = {"detected": "detected", "manual": "marked by the operator"}.get(
+        res.method, "not seen, fallback")
+    log.info("exam %s: contrast arrival %s: t0 = %.2f s", session.exam, how, res.t0)
     return Watch(res, [f for f in history if f.pts_s <= until], until, pending)
 
 
-def _confirmed(reader: Reader, session: ExamSession, res: Arrival, now: float,
+def _confirmed(reader: FrameSource, session: ExamSession, res: Arrival, now: float,
                step: float, plan: Plan) -> float:
     """Arrival confirmed at stream time ``now``: close the window ``HOLD_S`` later and, when
     streaming, list the later slots at once (a seeking reader lists them per seek)."""
@@ -184,7 +163,7 @@ def _confirmed(reader: Reader, session: ExamSession, res: Arrival, now: float,
     return until
 
 
-def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type, damaged: type,
+def collect_slots(reader: FrameSource, session: ExamSession, plan: Plan,
                   watch: Watch | None = None, armed: bool = False) -> str | None:
     """Fills the session's slots from the reader. Returns the reason the exam ended early
     (``recording_ended_early``, ``recording_damaged``) or None when every slot was decided.
@@ -206,7 +185,7 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
             for fr in (watch.pending if watch else []):
                 _offer(session, fr)
             while not sampler.done:
-                fr = _pull(reader, ended, damaged)
+                fr = _pull(reader)
                 if fr is None:
                     idle(session, reader)
                 else:
@@ -230,7 +209,7 @@ def collect_slots(reader: Reader, session: ExamSession, plan: Plan, ended: type,
                 first = None
                 try:
                     while sampler.next_index is not None and sampler.next_index < j:
-                        fr = _pull(reader, ended, damaged)
+                        fr = _pull(reader)
                         if first is None:
                             first = fr.pts_s
                             # the frame before the slot was not delivered (the decoder clipped

@@ -9,105 +9,32 @@ any exam runs; a bad manifest is refused with the offending rows listed.
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
+import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CeusError, InputError, UsageError
-from .roi import Roi
+from ceustream.engine.core import DISCLAIMER
+from ceustream.engine.core.errors import CeusError
+from ceustream.engine.core.manifest import read_manifest
 
-LABELS = {"hcc": 1, "1": 1, "non-hcc": 0, "nonhcc": 0, "non_hcc": 0, "0": 0}
+from .loading import load_model_and_backend
+from .replay import ReplayOptions, replay
 
-
-@dataclass
-class Row:
-    line: int
-    path: Path
-    label: int
-    roi: Roi
-    t0: float | None
-    injection: float | None
+log = logging.getLogger(__name__)
 
 
-def read_manifest(path: str | Path) -> list[Row]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"manifest {p}: file not found")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"manifest {p}: unreadable ({e})") from None
-    reader = csv.DictReader(text.splitlines())
-    cols = {c.strip().lower() for c in (reader.fieldnames or [])}
-    missing = {"path", "label", "roi"} - cols
-    if missing or not ({"t0", "injection"} & cols):
-        raise InputError(f"manifest {p}: needs columns path,label,roi and t0 or injection "
-                         f"(has: {', '.join(sorted(cols)) or 'none'})")
-    rows, errors = [], []
-    for n, raw in enumerate(reader, start=2):
-        r = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        why = []
-        f = (p.parent / r["path"]).resolve() if r.get("path") else None
-        if f is None:
-            why.append("path is empty")
-        elif not f.is_file():
-            why.append(f"{r['path']} not found")
-        label = LABELS.get(r.get("label", "").lower())
-        if label is None:
-            why.append(f"label {r.get('label')!r} is not HCC or non-HCC")
-        roi = None
-        try:
-            roi = Roi.parse(r.get("roi", ""))
-        except UsageError as e:
-            why.append(str(e).replace("--roi", "roi"))
-        t0 = inj = None
-        for key in ("t0", "injection"):
-            if r.get(key):
-                try:
-                    v = float(r[key])
-                    if not 0 <= v < float("inf"):  # also refuses nan
-                        raise ValueError
-                except ValueError:
-                    why.append(f"{key} {r[key]!r} is not a number of seconds >= 0")
-                    continue
-                if key == "t0":
-                    t0 = v
-                else:
-                    inj = v
-        if t0 is None and inj is None and not any("t0" in w or "injection" in w for w in why):
-            why.append("needs t0 or injection")
-        if t0 is not None and inj is not None:
-            why.append("give t0 or injection, not both")
-        if why:
-            errors.append(f"row {n}: {'; '.join(why)}")
-        else:
-            rows.append(Row(n, f, label, roi, t0, inj))
-    if errors:
-        shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
-        raise InputError(f"manifest {p}: {len(errors)} bad row(s): " + " | ".join(shown))
-    if not rows:
-        raise InputError(f"manifest {p}: no exams listed")
-    return rows
-
-
-def run(args) -> int:
+def run(manifest: str | Path, out: str | Path, cfg: dict,
+        threshold: float | None = None) -> tuple[dict, int]:
+    """Scores every exam of ``manifest`` into ``out``; returns (report, exit code)."""
     from ceustream.models import metrics
 
-    from .cli import _cfg
-    from .replay import ReplayOptions, load_model_and_backend, replay
-
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise UsageError(f"--threshold {args.threshold:g}: a probability between 0 and 1")
-    cfg = _cfg(args)
-    rows = read_manifest(args.manifest)
-    out = Path(args.out)
+    rows = read_manifest(manifest)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     loaded = load_model_and_backend(None, cfg["model"]["backend"], cfg)
     model = loaded[0]
-    threshold = args.threshold if args.threshold is not None else model.meta.threshold
+    threshold = threshold if threshold is not None else model.meta.threshold
     results_path = out / "results.jsonl"
     done = {}
     if results_path.exists():  # resume: exams already scored are kept
@@ -139,11 +66,11 @@ def run(args) -> int:
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
             done[row.line] = rec
-            print(f"[{k}/{len(rows)}] {row.path.name}: {state} ({time.monotonic() - t:.1f} s)",
-                  file=sys.stderr, flush=True)
+            log.info("[%d/%d] %s: %s (%.1f s)", k, len(rows), row.path.name, state,
+                     time.monotonic() - t)
     recs = [done[r.line] for r in rows]
     scored = [r for r in recs if r.get("score") is not None and r.get("final")]
-    report = {"manifest": str(Path(args.manifest).resolve()), "exams": len(recs),
+    report = {"manifest": str(Path(manifest).resolve()), "exams": len(recs),
               "scored_final": len(scored), "partial_or_failed": len(recs) - len(scored),
               "model": loaded[0].describe(), "threshold": threshold,
               "wall_s": round(time.monotonic() - t_start, 1)}
@@ -157,16 +84,11 @@ def run(args) -> int:
                                f"QA replay at threshold {threshold:g}")
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(_markdown(report, recs))
-    print(f"report: {out / 'report.md'}", file=sys.stderr)
-    print(json.dumps({k: report[k] for k in ("exams", "scored_final", "partial_or_failed")}
-                     | ({"ROC_AUC": report["evaluation"]["metrics"]["ROC_AUC"]}
-                        if "evaluation" in report else {})))
-    return 0 if len(scored) == len(recs) else 4
+    log.info("report: %s", out / "report.md")
+    return report, 0 if len(scored) == len(recs) else 4
 
 
 def _markdown(report: dict, recs: list[dict]) -> str:
-    from . import DISCLAIMER
-
     lines = ["# ceustream QA report", "", f"*{DISCLAIMER}*", "",
              f"- exams: {report['exams']}, scored (final): {report['scored_final']}, "
              f"partial or failed: {report['partial_or_failed']}",

@@ -57,6 +57,12 @@ class ModelMeta:
     def positive_index(self) -> int:
         return self.classes.index(self.positive)
 
+    def label_for(self, p: float) -> str:
+        """The class name for P(positive) ``p`` at this model's threshold."""
+        if p >= self.threshold:
+            return self.positive
+        return next(c for c in self.classes if c != self.positive)
+
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         return (batch, self.channels, self.frames, self.height, self.width)
 
@@ -147,26 +153,79 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _graph_facts(p: Path) -> tuple[dict[str, str], list[str], list[str]]:
-    """(metadata, input names, output names), with the onnx package or, where it is not
-    installed (a bare GPU machine), with ONNX Runtime."""
-    try:
-        import onnx
-    except ImportError:
-        import onnxruntime as ort
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = out = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[i]
+        i += 1
+        out |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return out, i
+        shift += 7
 
-        try:
-            s = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"model {p}: not a readable ONNX file ({type(e).__name__})") from None
-        return (dict(s.get_modelmeta().custom_metadata_map), [i.name for i in s.get_inputs()],
-                [o.name for o in s.get_outputs()])
+
+def _fields(buf: bytes):
+    """(field number, wire type, value) of one protobuf message: ints for varints, bytes for
+    length-delimited fields; fixed-width fields are skipped over."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _varint(buf, i)
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            if i + n > len(buf):
+                raise ValueError("truncated field")
+            v, i = buf[i:i + n], i + n
+        elif wire == 1:
+            v, i = None, i + 8
+        elif wire == 5:
+            v, i = None, i + 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        yield num, wire, v
+
+
+# ONNX ModelProto: graph = 7, metadata_props = 14 (StringStringEntryProto: key 1, value 2);
+# GraphProto: input = 11, output = 12 (ValueInfoProto: name = 1). See onnx/onnx.proto.
+def _graph_facts(p: Path) -> tuple[dict[str, str], list[str], list[str]]:
+    """(metadata, input names, output names), read straight from the ONNX protobuf: no onnx
+    or ONNX Runtime import is needed to know what a model file promises."""
     try:
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError and friends
-        raise ModelError(f"model {p}: not a readable ONNX file ({type(e).__name__})") from None
-    return ({m.key: m.value for m in model.metadata_props}, [i.name for i in model.graph.input],
-            [o.name for o in model.graph.output])
+        data = p.read_bytes()
+    except OSError as e:
+        raise ModelError(f"model {p}: cannot be read ({e.strerror})") from None
+
+    def name_of(value_info: bytes) -> str:
+        for num, wire, v in _fields(value_info):
+            if num == 1 and wire == 2:
+                return v.decode("utf-8", "replace")
+        return ""
+
+    props: dict[str, str] = {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    try:
+        graph = None
+        for num, wire, v in _fields(data):
+            if num == 7 and wire == 2:
+                graph = v
+            elif num == 14 and wire == 2:
+                kv = {n: x.decode("utf-8") for n, w, x in _fields(v) if w == 2 and n in (1, 2)}
+                props[kv.get(1, "")] = kv.get(2, "")
+        if graph is None:
+            raise ValueError("no graph")
+        for num, wire, v in _fields(graph):
+            if num == 11 and wire == 2:
+                inputs.append(name_of(v))
+            elif num == 12 and wire == 2:
+                outputs.append(name_of(v))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"model {p}: not a readable ONNX file ({e})") from None
+    return props, inputs, outputs
 
 
 def read(path: str | Path) -> LoadedModel:

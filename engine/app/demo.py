@@ -9,13 +9,21 @@ video and written to an MP4 (and a window when there is a display).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import DISCLAIMER
+from ceustream.engine.core import __version__
+from ceustream.engine.core.roi import Roi
+from ceustream.engine.wire.messages import decode
+
+from .replay import ReplayOptions, replay
+
+log = logging.getLogger(__name__)
 
 
 def default_dir() -> Path:
@@ -23,23 +31,21 @@ def default_dir() -> Path:
     return Path(base) / "ceustream" / "demo"
 
 
-def ensure_recording(out: Path, seed: int, say) -> tuple[Path, dict]:
+def ensure_recording(out: Path, seed: int) -> tuple[Path, dict]:
     """The demo exam (made once per seed and simulator version, then reused)."""
     from ceustream.models.simulator.physiology import sample_case
     from ceustream.models.simulator.recording import write_exam
     from ceustream.models.simulator.scene import Scene
 
-    from . import __version__
-
     rec = out / f"exam_seed{seed}_v{__version__}.mp4"
     meta = Path(str(rec) + ".json")
     if rec.exists() and meta.exists():
-        say(f"using the recorded exam {rec}")
+        log.info("using the recorded exam %s", rec)
         return rec, json.loads(meta.read_text())
     out.mkdir(parents=True, exist_ok=True)
     case = sample_case(seed)
     scene = Scene(case, injection_s=6.0)
-    say(f"recording a simulated CEUS exam (seed {seed}, 640x480, 30 fps, H.264) ...")
+    log.info("recording a simulated CEUS exam (seed %d, 640x480, 30 fps, H.264) ...", seed)
     t = time.monotonic()
 
     def prog(f: float) -> None:
@@ -48,7 +54,8 @@ def ensure_recording(out: Path, seed: int, say) -> tuple[Path, dict]:
 
     truth = write_exam(scene, rec, fps=30.0, progress=prog)
     sys.stderr.write("\r")
-    say(f"recorded {truth['duration_s']:.0f} s of exam in {time.monotonic() - t:.1f} s: {rec}")
+    log.info("recorded %.0f s of exam in %.1f s: %s", truth["duration_s"], time.monotonic() - t,
+             rec)
     return rec, truth
 
 
@@ -72,8 +79,6 @@ class _Listener:
     def _run(self) -> None:
         import zmq
 
-        from .messages import decode
-
         while not self._stop:
             try:
                 topic, msg = decode(self.sock.recv_multipart())
@@ -90,67 +95,76 @@ class _Listener:
                 self.gaps += 1
             self.last_seq[msg["exam"]] = msg["seq"]
 
+    def wait_connected(self, publisher, timeout_s: float = 5.0) -> None:
+        """Until the publisher has seen this subscription (no message is lost to a slow
+        join)."""
+        if not publisher.wait_for_subscriber(timeout_s):
+            log.warning("no subscriber connected to the publisher within %g s", timeout_s)
+
+    def drain(self, publisher, timeout_s: float = 5.0) -> None:
+        """Until every message the publisher sent so far has arrived (or ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.last_seq.get(e, 0) >= n for e, n in publisher.sequences().items()):
+                return
+            time.sleep(0.02)
+
     def close(self) -> None:
         self._stop = True
         self.t.join(1)
         self.sock.close()
 
 
-def run(args, cfg) -> int:
+@dataclass
+class DemoRun:
+    result: dict
+    truth: dict
+    listener: "_Listener | None"
+    overlay_path: Path | None
+
+
+def run(cfg: dict, publisher, *, out: Path | None = None, seed: int = 7,
+        speed: float | None = 8.0, overlay: bool = True, window: bool = True,
+        on_score=None) -> DemoRun:
+    """Records (once) and replays the demo exam through the real pipeline, publishing on
+    ``publisher`` and drawing the overlay into an MP4 (and a window when there is one)."""
     from ceustream.pipelines import gst
     from ceustream.pipelines.overlay import has_display, hud_description
 
-    from .cli import Progress, _finish, _publisher
-    from .replay import ReplayOptions, replay
-    from .roi import Roi
-
-    say = Progress(True)
-    say("ceustream demo - " + DISCLAIMER)
-    out = Path(args.out) if args.out else default_dir()
-    rec, truth = ensure_recording(out, args.seed, say)
-    exam = f"demo-{args.seed}"
+    out = out or default_dir()
+    rec, truth = ensure_recording(out, seed)
+    exam = f"demo-{seed}"
     branch = None
     overlay_path = out / "demo_overlay.mp4"
-    if not args.no_overlay:
+    if overlay:
         gst.init()
         if gst.Gst.ElementFactory.find("ceushud") is None:
-            say("note: the ceushud overlay element is not built; skipping the overlay video")
+            log.warning("the ceushud overlay element is not built; skipping the overlay video")
         else:
             hud = hud_description(cfg["zmq"]["pub"], exam)
             enc = ('videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=ultrafast '
                    f'key-int-max=60 ! h264parse ! mp4mux fragment-duration=1000 ! '
                    f'filesink location="{overlay_path}"')
-            if not args.no_window and has_display():
-                branch = f"{hud} ! tee name=ov ov. ! queue ! {enc} ov. ! queue ! videoconvert ! autovideosink sync=false"
+            if window and has_display():
+                branch = (f"{hud} ! tee name=ov ov. ! queue ! {enc} ov. ! queue ! videoconvert ! "
+                          "autovideosink sync=false")
             else:
                 branch = f"{hud} ! {enc}"
-    pub = _publisher(args, cfg)
-    listener = _Listener(cfg["zmq"]["pub"]) if pub is not None else None
-    time.sleep(0.3)  # let the subscribers connect before the first message
+    listener = _Listener(cfg["zmq"]["pub"]) if publisher is not None else None
+    if listener is not None:
+        listener.wait_connected(publisher)
     roi = Roi(*truth["roi"])
-    say(f"replaying at {'max' if args.speed is None else f'{args.speed:g}x'} speed: ROI {roi}, "
-        f"injection at {truth['injection_s']:.1f} s, contrast arrival detected from the video")
-    opts = ReplayOptions(roi=roi, injection=truth["injection_s"], speed=args.speed,
+    log.info("replaying at %s speed: ROI %s, injection at %.1f s, contrast arrival detected "
+             "from the video", "max" if speed is None else f"{speed:g}x", roi,
+             truth["injection_s"])
+    opts = ReplayOptions(roi=roi, injection=truth["injection_s"], speed=speed,
                          backend=cfg["model"]["backend"], model_path=cfg["model"]["path"] or None,
-                         exam=exam, seek="never" if branch or args.speed else "auto",
+                         exam=exam, seek="never" if branch or speed else "auto",
                          branch=branch)
     try:
-        result = replay(rec, opts, cfg, pub, say, say.score)
+        result = replay(rec, opts, cfg, publisher, on_score)
     finally:
-        time.sleep(0.3)
-        if pub is not None:
-            pub.close()
         if listener is not None:
+            listener.drain(publisher)
             listener.close()
-    err = result["t0"] - truth["t0_s"] if result["t0"] is not None else None
-    print(f"simulated truth: {truth['label']} ({truth['case']['subtype']}, "
-          f"{truth['case']['pattern']} enhancement, {truth['case']['washout']} washout); "
-          f"t0 {truth['t0_s']:.2f} s, detected {result['t0']:.2f} s"
-          + (f" ({err:+.2f} s)" if err is not None else ""))
-    if listener is not None:
-        print(f"ZeroMQ {cfg['zmq']['pub']}: a subscriber received {listener.scores} score and "
-              f"{listener.status} status messages, {listener.gaps} sequence gaps")
-    code = _finish(result, False, say)
-    if branch and overlay_path.exists():
-        print(f"overlay video: {overlay_path}")
-    return code
+    return DemoRun(result, truth, listener, overlay_path if branch else None)

@@ -7,27 +7,30 @@ collection as a replay (``collect``), so a recording of the exam replays to the 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from typing import Any, Callable
 
+from ceustream.engine.core.errors import UsageError
+from ceustream.engine.core.roi import Roi
+
 from .collect import Plan, arm_monitor, collect_slots, detect_arrival
-from .errors import UsageError
 from .journal import Journal, default_dir
-from .roi import Roi
+from .outputs import attach, status_message
 from .session import ExamSession
+
+log = logging.getLogger(__name__)
 
 
 class LiveEngine:
     def __init__(self, reader, cfg: dict, publisher, loaded: tuple, *, journal: bool = True,
-                 progress: Callable[[str], None] | None = None, on_score=None,
-                 on_done: Callable[[dict], None] | None = None):
+                 on_score=None, on_done: Callable[[dict], None] | None = None):
         self.reader = reader
         self.cfg = cfg
         self.publisher = publisher
         self.model, self.backend, self.note = loaded
         self.journal = journal
-        self.progress = progress or (lambda s: None)
         self.on_score = on_score
         self.on_done = on_done
         self.lock = threading.RLock()
@@ -36,6 +39,7 @@ class LiveEngine:
         self.t0_override: float | None = None
         self.stopping = False
         self.results: list[dict] = []
+        self.exam_journal: Journal | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def _frame_size(self) -> tuple[int, int] | None:
@@ -62,7 +66,8 @@ class LiveEngine:
         cmd = req["cmd"]
         with self.lock:
             if cmd == "status":
-                return {"status": self.session.status() if self.session else {"phase": "idle"}}
+                return {"status": status_message(self.session) if self.session
+                        else {"phase": "idle"}}
             if cmd == "start_exam":
                 return self.start_exam(req.get("exam"), req.get("roi"))
             if cmd == "set_roi":
@@ -72,7 +77,7 @@ class LiveEngine:
                 roi = Roi(*req["roi"])
                 self._check_roi(roi)
                 s.roi = roi
-                s._publish_status()
+                s.announce()
                 return {"roi": roi.as_list()}
             if cmd == "mark_injection":
                 return self.mark_injection(req.get("t"))
@@ -91,13 +96,15 @@ class LiveEngine:
         self._check_roi(r)
         exam = exam or "x" + secrets.token_hex(6)
         jr = Journal(default_dir(self.cfg), exam) if self.journal else None
-        self.session = ExamSession(exam, self.model, self.backend, r, self.publisher, jr,
-                                   speed=1.0, frame_size=self._frame_size(),
-                                   backend_note=self.note, on_score=self.on_score)
+        self.session = ExamSession(exam, self.model, self.backend, r, speed=1.0,
+                                   frame_size=self._frame_size(), backend_note=self.note,
+                                   clock=self.reader.stream_time)
+        self.exam_journal = jr
+        attach(self.session, self.publisher, jr, self.on_score)
         self.t0_override = None
         self.stopping = False
-        self.session._publish_status()
-        self.progress(f"exam {exam} started (ROI {r}); waiting for the injection mark")
+        self.session.start()
+        log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
         return {"exam": exam, "phase": self.session.phase}
 
     def mark_injection(self, t: float | None) -> dict[str, Any]:
@@ -108,7 +115,7 @@ class LiveEngine:
         s.mark_injection(t)
         arm_monitor(self.reader, t, self.cfg)
         self._run_worker(injection=t)
-        self.progress(f"injection marked at {t:.2f} s; watching for contrast arrival")
+        log.info("exam %s: injection marked at %.2f s; watching for contrast arrival", s.exam, t)
         return {"exam": s.exam, "injection": t}
 
     def mark_arrival(self, t: float | None) -> dict[str, Any]:
@@ -123,7 +130,7 @@ class LiveEngine:
             s.set_t0(t, None)
             s.flags.add("t0_marked")
             self._run_worker(injection=None)
-        self.progress(f"contrast arrival marked: t0 = {t:.2f} s")
+        log.info("exam %s: contrast arrival marked: t0 = %.2f s", s.exam, t)
         return {"exam": s.exam, "t0": t}
 
     def stop_exam(self) -> dict[str, Any]:
@@ -144,8 +151,6 @@ class LiveEngine:
 
     # -- the exam's worker -----------------------------------------------------------------
     def _run_worker(self, injection: float | None) -> None:
-        from ceustream.pipelines.reader import StreamEnded, StreamError
-
         s = self.session
         plan = Plan(seek_mode=False)
 
@@ -154,11 +159,12 @@ class LiveEngine:
             try:
                 watch = None
                 if injection is not None:
-                    watch = detect_arrival(self.reader, s, injection, self.cfg, plan, StreamEnded,
-                                           StreamError, self.progress, lambda: self.t0_override)
-                reason = collect_slots(self.reader, s, plan, StreamEnded, StreamError, watch)
-            except Exception as e:  # never lose the exam: finish it, flagged
-                s.warnings.add(f"engine_error: {e}")
+                    watch = detect_arrival(self.reader, s, injection, self.cfg, plan,
+                                           lambda: self.t0_override)
+                reason = collect_slots(self.reader, s, plan, watch)
+            except Exception:  # never lose the exam: finish it, flagged
+                log.exception("exam %s: engine error; the exam is closed as partial", s.exam)
+                s.warnings.add("engine_error")
                 reason = "engine_error"
             with self.lock:
                 if self.stopping and reason == "recording_ended_early":
@@ -177,8 +183,8 @@ class LiveEngine:
         self.reader.stop_monitor()
         self.reader.clear_stop()
         result = s.finish(reason)
-        if s.journal:
-            s.journal.close()
+        if self.exam_journal is not None:
+            self.exam_journal.close()
         self.results.append(result)
         if self.on_done:
             self.on_done(result)

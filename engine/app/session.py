@@ -1,0 +1,325 @@
+"""One exam as a state machine: its schedule, clip buffer, t0, scores, phase and warnings.
+
+The session is fed decided slots (``SlotFill``) by whatever reads the frames (replay, live
+capture, the journal) and does the same thing for each: resize the ROI crop to the model's
+size, put it in the clip, score. It does not publish or write anything itself: it emits
+events (``started``, ``t0``, ``slot``, ``score``, ``status``, ``finished``) and the outputs
+subscribe to them (``app.outputs``: the ZeroMQ publisher, the journal, progress lines).
+That is why a replay gives the same score as the live exam, and a rescore from the journal
+the same as both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ceustream.engine.core import DISCLAIMER
+from ceustream.engine.core.arrival import Arrival
+from ceustream.engine.core.clip import ClipBuffer
+from ceustream.engine.core.modelmeta import LoadedModel
+from ceustream.engine.core.roi import Roi, resize
+from ceustream.engine.core.schedule import FRAME, MISSING, NEIGHBOUR, Sampler, Schedule, SlotFill
+
+log = logging.getLogger(__name__)
+
+VIDEO_PHASE_SLOTS = 25
+#: phases after which the exam takes no more frames or marks
+ENDED = ("complete", "partial", "stopped")
+
+
+def model_flags(model: LoadedModel) -> list[str]:
+    return {"untrained": ["untrained_model"], "simulated": ["trained_on_simulated_data"],
+            "real": []}[model.meta.trained_on]
+
+
+@dataclass
+class Score:
+    slot: int | None
+    slots_filled: int
+    score: float
+    label: str | None
+    final: bool
+    latency_ms: float | None = None
+    #: CLOCK_MONOTONIC stamps (ns): decoder exit, slot in the clip, score computed
+    timing: dict[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What happened to an exam. ``kind`` is one of ``EVENT_KINDS``; ``data`` depends on it:
+    started/status: None; t0: the journal's exam record; slot: (SlotFill, crop or None);
+    score: Score; finished: the result dict."""
+
+    kind: str
+    session: "ExamSession"
+    data: Any = None
+
+
+EVENT_KINDS = ("started", "t0", "slot", "score", "status", "finished")
+Subscriber = Callable[[Event], None]
+
+
+@dataclass
+class ExamSession:
+    exam: str
+    model: LoadedModel
+    backend: Any
+    roi: Roi
+    speed: float | None = None
+    frame_size: tuple[int, int] | None = None
+    backend_note: str = ""
+    #: the source's current stream time (live: moves with every frame, passed or not)
+    clock: Callable[[], float | None] | None = None
+
+    t0: float | None = None
+    injection: float | None = None
+    arrival: Arrival | None = None
+    sampler: Sampler | None = None
+    flags: set[str] = field(default_factory=set)
+    warnings: set[str] = field(default_factory=set)
+    phase: str = "waiting"
+    position_s: float | None = None
+    last_score: Score | None = None
+    scores: list[Score] = field(default_factory=list)
+    end_reason: str | None = None
+    #: (error, stream time) when the recording turned out damaged
+    damage: tuple[str, float | None] | None = None
+    #: facts shown in status and result (e.g. the clock a time is on); set by the use case
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.schedule = Schedule.from_meta(self.model.meta)
+        self.clip = ClipBuffer(self.model.meta)
+        self.flags.update(model_flags(self.model))
+        if self.backend_note.startswith("CPU fallback"):
+            self.flags.add("cpu_fallback")
+        self._lock = threading.RLock()
+        self._subscribers: list[Subscriber] = []
+        self.backend_desc = self.backend.describe()
+        self.model_desc = self.model.describe()
+
+    # -- events --------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def emit(self, kind: str, data: Any = None) -> None:
+        """Tells every subscriber; one that fails is logged and never stops the exam."""
+        ev = Event(kind, self, data)
+        for fn in list(self._subscribers):
+            try:
+                fn(ev)
+            except Exception:
+                log.exception("exam %s: a %s subscriber failed", self.exam, kind)
+
+    def start(self) -> None:
+        """Announces the exam to the subscribers (heartbeats start, first status)."""
+        self.emit("started")
+        self.emit("status")
+
+    def announce(self) -> None:
+        """Status changed (ROI, warning, phase): subscribers publish it."""
+        self.emit("status")
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in ENDED
+
+    # -- t0 ------------------------------------------------------------------------------
+    def mark_injection(self, t: float) -> None:
+        with self._lock:
+            self.injection = t
+            if self.t0 is None:
+                self.phase = "pre_arrival"
+        self.emit("status")
+
+    def set_t0(self, t0: float, arrival: Arrival | None = None) -> Sampler:
+        with self._lock:
+            self.t0 = t0
+            self.arrival = arrival
+            if arrival is not None:
+                self.flags.update(arrival.flags)
+            self.sampler = Sampler(self.schedule, t0)
+            self.phase = "video_phase"
+            info = self.journal_info()
+        self.emit("t0", info)
+        self.emit("status")
+        return self.sampler
+
+    # -- slots ---------------------------------------------------------------------------
+    def add(self, fills: list[SlotFill], trigger_mono_ns: int | None = None) -> None:
+        """Decided slots, in slot order: clip, score (and the events that publish and
+        journal them)."""
+        for f in fills:
+            with self._lock:
+                if f.source == MISSING:
+                    self.flags.add("slots_missing")
+                    crop = None
+                else:
+                    if f.source == NEIGHBOUR:
+                        self.flags.add("slot_neighbour_fill")
+                    img = resize(f.payload, self.model.meta.height, self.model.meta.width)
+                    if f.index > 0 and self.clip.present[f.index - 1] and f.source == FRAME and \
+                            np.array_equal(img, self.clip.raw[f.index - 1]):
+                        self.flags.add("frozen_frames")
+                    self.clip.put(f.index, img)
+                    crop = f.payload if f.source == FRAME else None
+            self.emit("slot", (f, crop))
+            if f.source == MISSING:
+                continue
+            mono = f.mono_ns if f.mono_ns is not None else trigger_mono_ns
+            self.score(f.index, mono, time.monotonic_ns())
+            with self._lock:
+                if self.sampler and self.sampler.next_index is not None and \
+                        self.sampler.next_index >= VIDEO_PHASE_SLOTS:
+                    self.phase = "late_phase"
+
+    def score(self, slot: int | None, mono_ns: int | None, filled_ns: int | None = None) -> Score:
+        """Scores the clip as it stands (provisional until every slot is decided)."""
+        x = self.clip.model_input()
+        p = float(self.backend.infer(x)[0])
+        scored_ns = time.monotonic_ns()
+        with self._lock:
+            filled = self.clip.filled()
+            final = self.sampler is not None and self.sampler.done and \
+                filled == self.model.meta.frames
+            label = self.model.meta.label_for(p) if final else None
+            if final:
+                self.phase = "complete"
+            s = Score(slot, filled, p, label, final,
+                      timing={"frame_mono_ns": mono_ns, "filled_mono_ns": filled_ns,
+                              "scored_mono_ns": scored_ns})
+            if mono_ns is not None:
+                s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
+            self.last_score = s
+            self.scores.append(s)
+        self.emit("score", s)
+        self.emit("status")  # the next slot and its countdown move on with every score
+        return s
+
+    def slot_states(self) -> list[str | None]:
+        """Per slot: "frame", "neighbour", "missing" or None (pending)."""
+        if self.sampler is None:
+            return [None] * self.model.meta.frames
+        return [None if f is None else f.source for f in self.sampler.fills]
+
+    def frame_times(self) -> list[float | None]:
+        if self.sampler is None:
+            return [None] * self.model.meta.frames
+        return [None if f is None or f.pts_s is None else round(f.pts_s, 6)
+                for f in self.sampler.fills]
+
+    # -- the end -------------------------------------------------------------------------
+    def finish(self, reason: str | None = None) -> dict[str, Any]:
+        """Closes the exam: undecided slots become missing; returns the result."""
+        with self._lock:
+            rest = self.sampler.close() if self.sampler is not None and \
+                not self.sampler.done else []
+        if rest:
+            self.add(rest)
+        with self._lock:
+            if reason:
+                self.flags.add(reason)
+                self.end_reason = reason
+            final = bool(self.last_score and self.last_score.final)
+            if not final:
+                self.phase = "partial" if reason != "stopped_early" else "stopped"
+        if not final and self.t0 is not None and self.clip.filled() > 0:
+            # the partial result's score, flagged and never labelled
+            self.score(None, None)
+        result = self.result()
+        self.emit("status")
+        self.emit("finished", result)
+        return result
+
+    def result(self) -> dict[str, Any]:
+        with self._lock:
+            s = self.last_score
+            fills = self.sampler.fills if self.sampler else []
+            return {
+                "exam": self.exam,
+                "score": None if s is None else round(s.score, 6),
+                "label": None if s is None else s.label,
+                "final": bool(s and s.final),
+                "slots_filled": self.clip.filled(),
+                "slots_total": self.model.meta.frames,
+                "t0": None if self.t0 is None else round(self.t0, 4),
+                "injection": self.injection,
+                "arrival": None if self.arrival is None else {
+                    "method": self.arrival.method,
+                    "baseline": _r(self.arrival.baseline), "threshold": _r(self.arrival.threshold)},
+                "flags": sorted(self.flags),
+                "warnings": sorted(self.warnings),
+                "backend": self.backend_desc,
+                "model": self.model_desc,
+                "threshold": self.model.meta.threshold,
+                "roi": self.roi.as_list(),
+                **self.info,
+                "slots": [f.describe() for f in fills if f is not None],
+                "disclaimer": DISCLAIMER,
+            }
+
+    def set_warning(self, name: str, on: bool) -> None:
+        """A bedside warning (no_signal, frozen_frame, roi_lost, ...); announced when it
+        changes."""
+        with self._lock:
+            if on == (name in self.warnings):
+                return
+            (self.warnings.add if on else self.warnings.discard)(name)
+        log.info("exam %s: warning %s %s", self.exam, name, "raised" if on else "cleared")
+        self.emit("status")
+
+    # -- what the messages say -----------------------------------------------------------
+    def now_s(self) -> float | None:
+        """The exam's current stream time: the source's clock when it has one, else the
+        newest frame the exam took."""
+        t = self.clock() if self.clock is not None else None
+        return self.position_s if t is None else t
+
+    def score_fields(self, s: Score) -> dict[str, Any]:
+        """Keyword arguments of ``wire.messages.score`` for one score."""
+        with self._lock:
+            return dict(
+                exam=self.exam, slot=s.slot, slots_filled=s.slots_filled,
+                slots_total=self.model.meta.frames, score=s.score, label=s.label, final=s.final,
+                flags=sorted(self.flags), model=self.model_desc, backend=self.backend_desc,
+                latency_ms=None, frame_mono_ns=s.timing.get("frame_mono_ns"), t0_s=self.t0,
+                frame_times_s=self.frame_times(), slot_states=self.slot_states(),
+                threshold=self.model.meta.threshold, timing=dict(s.timing))
+
+    def status_fields(self) -> dict[str, Any]:
+        """Keyword arguments of ``wire.messages.status``."""
+        with self._lock:
+            nxt = due = due_in = None
+            if self.sampler is not None and self.sampler.next_index is not None:
+                nxt = self.sampler.next_index
+                due = round(self.sampler.due[nxt], 4)
+                now = self.now_s()
+                if now is not None:
+                    due_in = round(due - now, 3)
+            s = self.last_score
+            return dict(
+                exam=self.exam, phase=self.phase, slots_filled=self.clip.filled(),
+                slots_total=self.model.meta.frames, next_slot=nxt, next_slot_due_s=due,
+                next_slot_in_s=due_in, speed=self.speed or 0.0, t0_s=self.t0,
+                injection_s=self.injection, warnings=sorted(self.warnings),
+                roi=self.roi.as_list(),
+                frame_size=list(self.frame_size) if self.frame_size else None,
+                model=self.model_desc, backend=self.backend_desc, slot_states=self.slot_states(),
+                score=None if s is None else s.score, final=bool(s and s.final),
+                label=None if s is None else s.label, flags=sorted(self.flags))
+
+    def journal_info(self) -> dict[str, Any]:
+        return {"exam": self.exam, "roi": self.roi.as_list(), "t0": self.t0,
+                "injection": self.injection, "model": self.model_desc,
+                "backend": self.backend_desc, "frame_size": self.frame_size,
+                "offsets_s": list(self.schedule.offsets_s), "started_wall": time.time()}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)

@@ -1,0 +1,60 @@
+"""``ceustream control CMD``: one command to a running engine."""
+
+from __future__ import annotations
+
+import json
+
+from ceustream.engine.core.errors import UsageError
+from ceustream.engine.core.roi import Roi
+
+from . import common
+
+HELP = {
+    "start_exam": "start an exam (needs --roi unless the engine has one; --exam names it)",
+    "mark_injection": "the contrast injection happened now (or at --t): watch for arrival",
+    "mark_arrival": "contrast arrived in the lesion now (or at --t): t0, overriding detection",
+    "set_roi": "move the ROI (before arrival is being watched)",
+    "stop_exam": "stop the running exam (journaled and published as stopped)",
+    "status": "print the engine's status",
+}
+
+
+def add_parser(sub) -> None:
+    p = common.command(sub, "control", "send a command to a running engine",
+                       description="send a command to a running engine:\n" + "\n".join(
+                           f"  {k:15s} {v}" for k, v in HELP.items()))
+    p.add_argument("command", choices=list(HELP), metavar="COMMAND",
+                   help="one of: " + ", ".join(HELP))
+    p.add_argument("--exam", help="exam id for start_exam (1-64 letters, digits, - or _; never "
+                   "a patient name)")
+    p.add_argument("--roi", help="X,Y,W,H for start_exam / set_roi, in the video's pixels")
+    p.add_argument("--t", type=common.seconds, help="stream time in seconds for the marks "
+                   "(default: now)")
+    p.add_argument("--endpoint", default=None, help="the engine's control (REP) endpoint "
+                   "(default from the config: tcp://127.0.0.1:5557)")
+    p.add_argument("--timeout", type=common.positive, default=3.0,
+                   help="seconds to wait for the answer (default 3)")
+    p.add_argument("--config", help="settings file (TOML) over the defaults")
+
+
+def run(args) -> int:
+    from ceustream.engine.core import config
+    from ceustream.engine.wire.control import request
+    from ceustream.engine.wire.messages import check_exam_id
+
+    cfg = config.load(args.config)
+    req: dict = {"cmd": args.command}
+    if args.exam:
+        try:
+            req["exam"] = check_exam_id(args.exam)
+        except ValueError as e:
+            raise UsageError(f"--exam: {e}") from None
+    if args.roi:
+        req["roi"] = Roi.parse(args.roi).as_list()
+    if args.t is not None:
+        req["t"] = args.t
+    ans = request(args.endpoint or cfg["zmq"]["control"], req, args.timeout)
+    print(json.dumps(ans))
+    if not ans.get("ok"):
+        raise UsageError(f"{args.command}: {ans.get('error')}")
+    return 0

@@ -1,0 +1,50 @@
+"""``ceustream replay FILE --roi X,Y,W,H (--t0 S | --injection S)``: one recorded exam."""
+
+from __future__ import annotations
+
+from ceustream.engine.core.roi import Roi
+
+from . import common
+
+
+def add_parser(sub) -> None:
+    p = common.command(sub, "replay", "score one recorded exam", codes=(0, 1, 2, 3, 4, 5))
+    p.add_argument("file", help="the recording (any container/codec GStreamer decodes)")
+    p.add_argument("--roi", required=True, help="X,Y,W,H: the box around the lesion, in the "
+                   "recording's pixels")
+    g = p.add_argument_group("t0 (give exactly one)").add_mutually_exclusive_group(required=True)
+    g.add_argument("--t0", type=common.seconds, help="contrast arrival in the lesion, seconds "
+                   "on the recording's stream clock")
+    g.add_argument("--injection", type=common.seconds,
+                   help="injection time, seconds on the recording's stream clock; t0 is detected")
+    p.add_argument("--speed", type=common.speed, default=None,
+                   help="'max' (default: as fast as possible, seeking) or a factor of real time")
+    p.add_argument("--seek", choices=["auto", "always", "never"], default=None,
+                   help="seek to the slots (auto: at --speed max when the file allows); never: "
+                   "decode every frame")
+    p.add_argument("--exam", help="exam id (default: derived from the file's content)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
+    p.add_argument("--no-journal", action="store_true", help="do not journal the slots")
+    common.add_model_options(p)
+    common.add_zmq_options(p)
+
+
+def run(args) -> int:
+    from ceustream.engine.app.replay import ReplayOptions, replay
+
+    cfg = common.load_config(args)
+    roi = Roi.parse(args.roi)
+    if args.seek:
+        cfg["replay"]["seek"] = args.seek
+    pub = common.make_publisher(args, cfg)
+    try:
+        opts = ReplayOptions(roi=roi, t0=args.t0, injection=args.injection, speed=args.speed,
+                             backend=cfg["model"]["backend"], model_path=cfg["model"]["path"] or None,
+                             exam=args.exam, seek=cfg["replay"]["seek"],
+                             journal=not args.no_journal)
+        result = replay(args.file, opts, cfg, pub,
+                        common.progress_scores(not args.quiet and not args.json))
+    finally:
+        if pub is not None:
+            pub.close()
+    return common.finish(result, args.json)
