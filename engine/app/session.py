@@ -76,6 +76,11 @@ class ExamSession:
     backend_note: str = ""
     #: the source's current stream time (live: moves with every frame, passed or not)
     clock: Callable[[], float | None] | None = None
+    #: the engine's name for the video source (several sources per engine)
+    source: str | None = None
+    #: reads the clip beside the network after every score: returns {"features": dict | None,
+    #: "warnings": {name: bool}} (the TIC reading, out-of-distribution, disagreement)
+    analyser: Callable[["ExamSession", "Score"], dict[str, Any]] | None = None
 
     t0: float | None = None
     injection: float | None = None
@@ -92,6 +97,10 @@ class ExamSession:
     damage: tuple[str, float | None] | None = None
     #: facts shown in status and result (e.g. the clock a time is on); set by the use case
     info: dict[str, Any] = field(default_factory=dict)
+    #: the analyser's latest reading of the clip (``features`` in the messages)
+    features: dict[str, Any] | None = None
+    #: how far the engine is behind its source (seconds), when the use case measures it
+    lag_s: float | None = None
 
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_meta(self.model.meta)
@@ -198,9 +207,30 @@ class ExamSession:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
             self.last_score = s
             self.scores.append(s)
+        self.analyse(s)
         self.emit("score", s)
         self.emit("status")  # the next slot and its countdown move on with every score
         return s
+
+    def analyse(self, s: Score) -> None:
+        """Runs the analyser (if any) on the clip as scored; a failing analyser is logged and
+        leaves the score standing without features."""
+        if self.analyser is None:
+            return
+        try:
+            out = self.analyser(self, s) or {}
+        except Exception:
+            log.exception("exam %s: the clip analyser failed", self.exam)
+            return
+        with self._lock:
+            self.features = out.get("features")
+            for name, on in (out.get("warnings") or {}).items():
+                if not on:
+                    self.warnings.discard(name)
+                    continue
+                self.warnings.add(name)
+                if s.final:  # the result carries what the final reading said
+                    self.flags.add(name)
 
     def slot_states(self) -> list[str | None]:
         """Per slot: "frame", "neighbour", "missing" or None (pending)."""
@@ -259,6 +289,7 @@ class ExamSession:
                 "model": self.model_desc,
                 "threshold": self.model.meta.threshold,
                 "roi": self.roi.as_list(),
+                "features": self.features,
                 **self.info,
                 "slots": [f.describe() for f in fills if f is not None],
                 "disclaimer": DISCLAIMER,
@@ -290,7 +321,8 @@ class ExamSession:
                 flags=sorted(self.flags), model=self.model_desc, backend=self.backend_desc,
                 latency_ms=None, frame_mono_ns=s.timing.get("frame_mono_ns"), t0_s=self.t0,
                 frame_times_s=self.frame_times(), slot_states=self.slot_states(),
-                threshold=self.model.meta.threshold, timing=dict(s.timing))
+                threshold=self.model.meta.threshold, timing=dict(s.timing),
+                features=self.features, source=self.source)
 
     def status_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``wire.messages.status``."""
@@ -312,7 +344,9 @@ class ExamSession:
                 frame_size=list(self.frame_size) if self.frame_size else None,
                 model=self.model_desc, backend=self.backend_desc, slot_states=self.slot_states(),
                 score=None if s is None else s.score, final=bool(s and s.final),
-                label=None if s is None else s.label, flags=sorted(self.flags))
+                label=None if s is None else s.label, flags=sorted(self.flags),
+                features=self.features, source=self.source, stream_time_s=self.now_s(),
+                lag_s=self.lag_s)
 
     def journal_info(self) -> dict[str, Any]:
         return {"exam": self.exam, "roi": self.roi.as_list(), "t0": self.t0,

@@ -69,14 +69,16 @@ def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, s
           label: str | None, final: bool, flags: list[str], model: dict, backend: dict,
           latency_ms: float | None, frame_mono_ns: int | None, t0_s: float | None,
           frame_times_s: list[float | None], slot_states: list[str | None],
-          threshold: float, timing: dict[str, int | None] | None = None) -> dict[str, Any]:
+          threshold: float, timing: dict[str, int | None] | None = None,
+          features: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
     msg = {
         "v": VERSION, "type": "score", "exam": exam, "t_wall": time.time(),
         "slot": slot, "slots_filled": slots_filled, "slots_total": slots_total,
         "score": float(score), "label": label, "final": final, "provisional": not final,
         "threshold": threshold, "flags": sorted(set(flags)), "model": model, "backend": backend,
         "latency_ms": latency_ms, "frame_mono_ns": frame_mono_ns, "t0_s": t0_s,
-        "frame_times_s": frame_times_s, "slot_states": slot_states, "disclaimer": DISCLAIMER,
+        "frame_times_s": frame_times_s, "slot_states": slot_states, "features": features,
+        "source": source, "disclaimer": DISCLAIMER,
     }
     if timing is not None:
         msg["timing"] = dict(timing)
@@ -90,7 +92,9 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
            frame_size: list[int] | None, model: dict | None, backend: dict | None,
            slot_states: list[str | None] | None = None, score: float | None = None,
            final: bool = False, label: str | None = None, flags: list[str] | None = None,
-           heartbeat: bool = False) -> dict[str, Any]:
+           heartbeat: bool = False, features: dict[str, Any] | None = None,
+           source: str | None = None, stream_time_s: float | None = None,
+           lag_s: float | None = None) -> dict[str, Any]:
     if phase not in PHASES:
         raise ValueError(f"phase {phase!r} is not one of {', '.join(PHASES)}")
     return {
@@ -101,7 +105,9 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
         "injection_s": injection_s, "warnings": sorted(set(warnings)), "roi": roi,
         "frame_size": frame_size, "model": model, "backend": backend,
         "slot_states": slot_states, "score": score, "final": final, "label": label,
-        "flags": sorted(set(flags or [])), "heartbeat": heartbeat, "disclaimer": DISCLAIMER,
+        "flags": sorted(set(flags or [])), "heartbeat": heartbeat, "features": features,
+        "source": source, "stream_time_s": stream_time_s, "lag_s": lag_s,
+        "disclaimer": DISCLAIMER,
     }
 
 
