@@ -18,11 +18,14 @@ from ceustream.engine.wire.publisher import Publisher
 from ceustream.engine.wire.security import CurveServer, create_keys, is_loopback
 
 
-def collect(sock, seconds: float) -> list[tuple[str, dict]]:
-    out, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
+def receive(sock, until, timeout_s: float = 20.0) -> list[dict]:
+    """Messages from ``sock`` until ``until(messages)`` holds (or fails after ``timeout_s``)."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    while not until(out):
+        assert time.monotonic() < deadline, f"timed out; got {out}"
         if sock.poll(50):
-            out.append(messages.decode(sock.recv_multipart()))
+            out.append(messages.decode(sock.recv_multipart())[1])
     return out
 
 
@@ -30,8 +33,14 @@ def sub(ctx, endpoint, topic=b""):
     s = ctx.socket(zmq.SUB)
     s.setsockopt(zmq.SUBSCRIBE, topic)
     s.connect(endpoint)
-    time.sleep(0.2)
     return s
+
+
+def status_of(exam: str):
+    return lambda: messages.status(
+        exam, phase="video_phase", slots_filled=3, slots_total=30, next_slot=3,
+        next_slot_due_s=10.0, next_slot_in_s=1.0, speed=1.0, t0_s=4.0, injection_s=None,
+        warnings=[], roi=[1, 2, 3, 4], frame_size=[10, 10], model=None, backend=None)
 
 
 def test_heartbeats_let_a_subscriber_tell_loss_from_a_stall(port):
@@ -41,20 +50,23 @@ def test_heartbeats_let_a_subscriber_tell_loss_from_a_stall(port):
     ctx = zmq.Context()
     s = sub(ctx, ep)
     pub = Publisher(ep, cfg, ctx)
-    pub.watch("ex1", lambda: messages.status(
-        "ex1", phase="video_phase", slots_filled=3, slots_total=30, next_slot=3,
-        next_slot_due_s=10.0, next_slot_in_s=1.0, speed=1.0, t0_s=4.0, injection_s=None,
-        warnings=[], roi=[1, 2, 3, 4], frame_size=[10, 10], model=None, backend=None))
-    time.sleep(0.3)
+    assert pub.wait_for_subscriber(10)
+    pub.watch("ex1", status_of("ex1"))
     pub.publish("score", {"v": 1, "type": "score", "exam": "ex1", "score": 0.5})
-    got = collect(s, 1.0)
-    beats = [m for t, m in got if m["type"] == "status"]
-    assert len(beats) >= 3 and all(m["heartbeat"] for m in beats)
-    seqs = [m["seq"] for _, m in got]
+    got = receive(s, lambda ms: sum(m["type"] == "status" for m in ms) >= 3)
+    beats = [m for m in got if m["type"] == "status"]
+    assert all(m["heartbeat"] for m in beats) and all(m["exam"] == "ex1" for m in got)
+    seqs = [m["seq"] for m in got]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap: nothing lost
-    pub.unwatch("ex1")  # the engine stalls: heartbeats stop, which is what "stale" means
-    time.sleep(0.3)
-    assert collect(s, 0.8) == []
+    # the engine stalls on ex1 (heartbeats stop, which is what "stale" means) while ex2 goes
+    # on: three of ex2's heartbeats pass, and not one ex1 message comes between them
+    pub.unwatch("ex1")
+    pub.watch("ex2", status_of("ex2"))
+    got = receive(s, lambda ms: sum(m["exam"] == "ex2" for m in ms) >= 3)
+    ex1_late = [m for m in got if m["exam"] == "ex1"]
+    assert len(ex1_late) <= 1  # at most the one heartbeat that was already queued
+    tail = got[got.index(next(m for m in got if m["exam"] == "ex2")):]
+    assert all(m["exam"] == "ex2" for m in tail)
     pub.close()
     s.close()
     ctx.term()
@@ -122,12 +134,14 @@ def test_curve_unauthorised_peer_gets_nothing(tmp_path, port):
     plain = ctx.socket(zmq.SUB)
     plain.setsockopt(zmq.SUBSCRIBE, b"")
     plain.connect(ep)
-    time.sleep(0.5)
+    assert pub.wait_for_subscriber(10)  # only an authenticated peer's subscription arrives
     for i in range(5):
         pub.publish("score", {"v": 1, "type": "score", "exam": "ex9", "score": 0.1 * i})
-        time.sleep(0.05)
-    assert len(collect(good, 0.8)) == 5
-    assert collect(bad, 0.3) == [] and collect(plain, 0.3) == []
+    got = receive(good, lambda ms: len(ms) >= 5)
+    assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
+    # everything was sent and delivered to the authorised peer; the others hold nothing
+    assert not bad.poll(500) and not plain.poll(100)
+    assert pub.subscriptions == 1
     for s in (good, bad, plain):
         s.close()
     pub.close()
@@ -168,15 +182,18 @@ def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
     s.setsockopt(zmq.SUBSCRIBE, b"")
     s.connect(ep)
     pub = Publisher(ep, cfg, ctx)
-    time.sleep(0.3)
+    assert pub.wait_for_subscriber(10)
     res = replay(named, ReplayOptions(roi=Roi(*ROI), t0=coded_mp4.arrival), cfg, pub)
+    pub.close()  # drains its queue: every message is sent
+    sent = sum(pub.sequences().values())
     raw = []
-    while s.poll(300):
-        raw.append(b"".join(s.recv_multipart()))
-    pub.close()
+    deadline = time.monotonic() + 20
+    while len(raw) < sent and time.monotonic() < deadline:
+        if s.poll(50):
+            raw.append(b"".join(s.recv_multipart()))
     s.close()
     ctx.term()
-    assert len(raw) >= 30
+    assert len(raw) == sent >= 30
     blob = b"".join(raw)
     assert b"DOE" not in blob and b"JANE" not in blob  # (digits of a birth date can occur in any number)
     assert "DOE" not in json.dumps(res)
