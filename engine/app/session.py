@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ceustream.engine.core import DISCLAIMER
+from ceustream.engine.core import DISCLAIMER, analysis
 from ceustream.engine.core.arrival import Arrival
 from ceustream.engine.core.clip import ClipBuffer
 from ceustream.engine.core.modelmeta import LoadedModel
@@ -112,6 +112,8 @@ class ExamSession:
         self._subscribers: list[Subscriber] = []
         self.backend_desc = self.backend.describe()
         self.model_desc = self.model.describe()
+        if self.analyser is None:
+            self.analyser = read_clip
 
     # -- events --------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -353,6 +355,18 @@ class ExamSession:
                 "injection": self.injection, "model": self.model_desc,
                 "backend": self.backend_desc, "frame_size": self.frame_size,
                 "offsets_s": list(self.schedule.offsets_s), "started_wall": time.time()}
+
+
+def read_clip(session: ExamSession, s: Score) -> dict[str, Any]:
+    """The default analyser: the TIC reading, the TIC model, disagreement and OOD
+    (``core.analysis``), with what the model's metadata carries for them."""
+    meta = session.model.meta
+    delay = None
+    if session.t0 is not None and session.injection is not None:
+        delay = session.t0 - session.injection
+    return analysis.analyse(session.clip.raw, session.clip.present, meta.offsets_s,
+                            meta.analysis, s.score, meta.threshold, delay,
+                            meta.preprocessing_spec().ring)
 
 
 def _r(x: float | None) -> float | None:

@@ -1,11 +1,12 @@
-"""The per-exam clip ring buffer: preallocated once, written slot by slot, read as the
-model's input without copying the whole clip per slot."""
+"""The per-exam clip ring buffer: preallocated once, written slot by slot; the model's input
+is prepared from it by ``preprocess.prepare`` (the function training uses too)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .modelmeta import ModelMeta
+from .preprocess import prepare
 
 
 class ClipBuffer:
@@ -14,32 +15,18 @@ class ClipBuffer:
         n = meta.frames
         self.raw = np.zeros((n, meta.height, meta.width), np.uint8)
         self.present = np.zeros(n, bool)
-        self._input = np.zeros(meta.input_shape(1), np.float32)
-        self._scale = np.float32(meta.norm_scale / meta.norm_std)
-        self._offset = np.float32(-meta.norm_mean / meta.norm_std)
+        self._spec = meta.preprocessing_spec()
 
     def put(self, index: int, image: np.ndarray) -> None:
         self.raw[index] = image
         self.present[index] = True
-        np.multiply(image, self._scale, out=self._input[0, 0, index], casting="unsafe")
-        self._input[0, 0, index] += self._offset
 
     def model_input(self) -> np.ndarray:
         """(1, 1, D, H, W) float32. Slots not yet filled repeat the latest filled slot before
         them (or the first filled slot), so a provisional score sees a plausible clip."""
-        if self.present.all():
-            return self._input
-        idx = np.flatnonzero(self.present)
-        if idx.size == 0:
-            return self._input
-        out = self._input.copy()
-        last = idx[0]
-        for i in range(self.meta.frames):
-            if self.present[i]:
-                last = i
-            else:
-                out[0, 0, i] = self._input[0, 0, last]
-        return out
+        m = self.meta
+        x = prepare(self.raw, self.present, self._spec, m.norm_scale, m.norm_mean, m.norm_std)
+        return x[None, None]
 
     def filled(self) -> int:
         return int(self.present.sum())
@@ -47,11 +34,10 @@ class ClipBuffer:
     def reset(self) -> None:
         self.raw[:] = 0
         self.present[:] = False
-        self._input[:] = 0
 
 
 def normalise(images: np.ndarray, meta: ModelMeta) -> np.ndarray:
     """(D, H, W) uint8 → (1, 1, D, H, W) float32, the same arithmetic as ``ClipBuffer``."""
-    x = images.astype(np.float32) * np.float32(meta.norm_scale / meta.norm_std)
-    x += np.float32(-meta.norm_mean / meta.norm_std)
-    return x[None, None]
+    present = np.ones(len(images), bool)
+    return prepare(images, present, meta.preprocessing_spec(), meta.norm_scale, meta.norm_mean,
+                   meta.norm_std)[None, None]

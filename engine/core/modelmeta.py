@@ -46,6 +46,13 @@ class ModelMeta:
     threshold: float = 0.5
     #: "simulated", "untrained" or "real": shown next to every score
     trained_on: str = "untrained"
+    #: how the clip becomes the input (``preprocess.Preprocessing``): {"kind": "scale"} is
+    #: the pixel scaling above alone; {"kind": "liver_rank", "ring": 0.1} ranks every pixel
+    #: among the ROI border's (the liver's) pixels first
+    preprocessing: dict[str, Any] = field(default_factory=lambda: {"kind": "scale"})
+    #: the clip's second reading, beside the network (``core.analysis``): the time-intensity
+    #: curve model's coefficients and the out-of-distribution reference; {} = none
+    analysis: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +63,11 @@ class ModelMeta:
     @property
     def positive_index(self) -> int:
         return self.classes.index(self.positive)
+
+    def preprocessing_spec(self):
+        from .preprocess import Preprocessing
+
+        return Preprocessing.from_dict(self.preprocessing)
 
     def label_for(self, p: float) -> str:
         """The class name for P(positive) ``p`` at this model's threshold."""
@@ -131,6 +143,14 @@ class ModelMeta:
             raise bad("threshold must be in (0, 1)")
         if self.trained_on not in ("simulated", "untrained", "real"):
             raise bad("trained_on must be 'simulated', 'untrained' or 'real'")
+        if not isinstance(self.preprocessing, dict):
+            raise bad("preprocessing must be an object")
+        try:
+            self.preprocessing_spec()
+        except (TypeError, ValueError) as e:
+            raise bad(str(e)) from None
+        if not isinstance(self.analysis, dict):
+            raise bad("analysis must be an object")
 
 
 @dataclass(frozen=True)
