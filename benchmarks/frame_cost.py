@@ -16,7 +16,6 @@ divided by its frames, minus the same pipeline with `identity`; best of 5 runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -47,8 +46,10 @@ def best(Gst, desc, n, setup=None, reps=5) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=1500)
-    ap.add_argument("--port", type=int, default=5797)
+    ap.add_argument("--frames", type=int, default=1500,
+                    help="frames per pipeline run (each is run 5 times, the best kept)")
+    ap.add_argument("--port", type=int, default=5797,
+                    help="loopback port of the test publisher the overlay subscribes to")
     args = ap.parse_args(argv)
     from ceustream.pipelines import gst
 
@@ -88,19 +89,38 @@ def main(argv=None) -> int:
     stop = threading.Event()
 
     def publish():
+        # the biggest panel the element draws: a provisional score with the TIC plot and
+        # its summary, OUT OF DISTRIBUTION, two warning banners, the CPU note and a countdown
+        from ceustream.engine.wire import messages as M
+
+        offsets = [2.0 * k for k in range(25)] + [60.0, 90.0, 120.0, 150.0, 180.0]
+        st = ["frame"] * 12 + ["neighbour"] + [None] * 17
+        tic = {"times_s": offsets, "lesion": [10.0 + k for k in range(13)] + [None] * 17,
+               "parenchyma": [5.0 + 0.5 * k for k in range(13)] + [None] * 17,
+               "units": "dB over baseline", "aphe": "nonrim", "washout": None,
+               "washout_onset_s": None, "washout_degree": None, "category": None,
+               "summary": "APHE \u2713 \u00b7 washout not yet", "p_hcc": 0.7}
+        model = {"name": "cnn3d", "sha256": "0" * 64, "trained_on": "simulated"}
+        backend = {"name": "onnxruntime", "precision": "fp32", "device": "cpu"}
+        flags = ["cpu_fallback", "trained_on_simulated_data"]
         i = 0
         while not stop.is_set():
-            st = ["frame"] * 12 + ["neighbour"] + [None] * 17
-            pub.send_multipart([b"status.b1", json.dumps({
-                "v": 1, "type": "status", "exam": "b1", "seq": 2 * i + 1, "t_wall": time.time(),
-                "phase": "video_phase", "next_slot": 13, "next_slot_in_s": 1.5, "speed": 1.0,
-                "roi": [800, 400, 300, 300], "frame_size": [1920, 1080], "slot_states": st,
-                "warnings": [], "flags": ["cpu_fallback"], "slots_filled": 13}).encode()])
-            pub.send_multipart([b"score.b1", json.dumps({
-                "v": 1, "type": "score", "exam": "b1", "seq": 2 * i + 2, "score": 0.61,
-                "final": False, "slots_filled": 13, "slot_states": st, "threshold": 0.5,
-                "model": {"name": "cnn3d"}, "backend": {"name": "onnxruntime",
-                                                        "precision": "fp32"}}).encode()])
+            status = M.status("b1", phase="video_phase", slots_filled=13, slots_total=30,
+                              next_slot=13, next_slot_due_s=46.0, next_slot_in_s=1.5,
+                              speed=1.0, t0_s=20.0, injection_s=5.0,
+                              warnings=["out_of_distribution", "slot_late", "frozen_frame"],
+                              roi=[800, 400, 300, 300], frame_size=[1920, 1080], model=model,
+                              backend=backend, slot_states=st, score=0.61, flags=flags,
+                              features=tic, stream_time_s=44.5)
+            score = M.score("b1", slot=12, slots_filled=13, slots_total=30, score=0.61,
+                            label=None, final=False, flags=flags, model=model, backend=backend,
+                            latency_ms=None, frame_mono_ns=None, t0_s=20.0,
+                            frame_times_s=[20.0 + t if k < 13 else None
+                                           for k, t in enumerate(offsets)],
+                            slot_states=st, threshold=0.5, features=tic)
+            for seq, msg in ((2 * i + 1, status), (2 * i + 2, score)):
+                msg["seq"] = seq
+                pub.send_multipart([M.topic(msg["type"], "b1"), M.encode(msg)])
             i += 1
             time.sleep(0.25)
 

@@ -1,4 +1,7 @@
-/* ceusgate: lets through only the frames a CEUS slot schedule needs.
+/**
+ * SECTION:element-ceusgate
+ * @title: ceusgate
+ * @short_description: lets through only the frames a CEUS slot schedule needs
  *
  * A capture card delivers 30-60 frames per second but the 30-slot schedule needs about two
  * frames per slot (the last one before the slot time and the first one at or after it, so that
@@ -6,15 +9,21 @@
  * thread, so that no application code (Python) runs for frames the schedule does not need.
  *
  * While contrast arrival is being detected, a "monitor" window lets one frame per
- * monitor-interval through.  Every buffer that passes carries a GstReferenceTimestampMeta
- * (caps "timestamp/x-ceus-monotonic") with CLOCK_MONOTONIC at the moment it left the decoder,
- * which the engine uses to measure its own latency.
+ * #GstCeusGate:monitor-interval through.  Every buffer that passes carries a
+ * GstReferenceTimestampMeta (caps "timestamp/x-ceus-monotonic") with CLOCK_MONOTONIC at the
+ * moment it left the decoder, which the engine uses to measure its own latency.  Identical
+ * consecutive frames (#GstCeusGate:frozen-after of them) set #GstCeusGate:frozen.
  *
- * The element never blocks: it takes a mutex only to read its settings, and pushes outside it.
+ * The element never blocks: it takes a mutex only to read its settings, and pushes outside it
+ * (except in seek mode, #GstCeusGate:hold-after-slots, where it parks like a prerolled sink).
  *
- * Example:
- *   gst-launch-1.0 filesrc location=exam.mp4 ! decodebin ! ceusgate slots="12,14,16" ! \
- *       videoconvert ! autovideosink
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=exam.mp4 ! decodebin ! ceusgate slots="12,14,16" ! \
+ *     videoconvert ! autovideosink
+ * ]|
+ * Debug output: `GST_DEBUG=ceusgate:5` (LOG: every frame passed or dropped and why; DEBUG:
+ * caps, segments, property changes, frozen/unfrozen).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -233,6 +242,9 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   guint64 prev_arrival = 0;
   guint32 hash = 0;
   GstFlowReturn ret = GST_FLOW_OK;
+  gboolean was_frozen;
+  guint slot_before = 0;
+  const gchar *why_pass = NULL;
 
   if (pts != GST_CLOCK_TIME_NONE && self->segment.format == GST_FORMAT_TIME) {
     guint64 s = gst_segment_to_stream_time (&self->segment, GST_FORMAT_TIME, pts);
@@ -243,6 +255,7 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     hash = frame_hash (buf);
 
   g_mutex_lock (&self->lock);
+  was_frozen = self->frozen;
   self->last_arrival = now;
   if (self->frozen_after > 0) {
     if (self->passed + self->dropped > 0 && hash == self->last_hash)
@@ -254,8 +267,10 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   }
   stamp = self->stamp;
 
-  if (self->pass_all)
+  if (self->pass_all) {
     pass = TRUE;
+    why_pass = " (pass-all)";
+  }
 
   if (st != GST_CLOCK_TIME_NONE) {
     self->last_st = st;
@@ -264,13 +279,16 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       if (self->last_monitor == GST_CLOCK_TIME_NONE || st < self->last_monitor
           || st >= self->last_monitor + self->monitor_interval) {
         pass = TRUE;
+        why_pass = " (monitor)";
         self->last_monitor = st;
       }
     }
     while (self->next_slot < self->slots->len
         && g_array_index (self->slots, guint64, self->next_slot) <= st) {
       pass = TRUE;
+      why_pass = " (first at or after a slot)";
       if (self->prev) {
+        slot_before = self->next_slot;
         push_prev = self->prev;
         prev_arrival = self->prev_arrival;
         self->prev = NULL;
@@ -294,7 +312,16 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   self->passed += (pass ? 1 : 0) + (push_prev ? 1 : 0);
   if (!pass)
     self->dropped++;
+  if (self->frozen != was_frozen)
+    GST_DEBUG_OBJECT (self, "image %s at stream time %" GST_TIME_FORMAT,
+        self->frozen ? "frozen" : "moving again", GST_TIME_ARGS (st));
   g_mutex_unlock (&self->lock);
+
+  if (push_prev)
+    GST_LOG_OBJECT (self, "passed the frame before slot %u (held since %" G_GUINT64_FORMAT
+        " ns)", slot_before, prev_arrival);
+  GST_LOG_OBJECT (self, "%s frame at stream time %" GST_TIME_FORMAT "%s", pass ? "passed" :
+      "dropped", GST_TIME_ARGS (st), pass ? (why_pass ? why_pass : "") : "");
 
   if (push_prev) {
     if (stamp)
@@ -333,6 +360,7 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
 
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_FLUSH_START:
+      GST_DEBUG_OBJECT (self, "flush start: releasing a held stream");
       g_mutex_lock (&self->lock);
       self->flushing = TRUE;
       g_cond_broadcast (&self->cond);
@@ -347,9 +375,16 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       self->frozen = FALSE;
       g_mutex_unlock (&self->lock);
       break;
+    case GST_EVENT_CAPS:{
+      GstCaps *caps;
+      gst_event_parse_caps (event, &caps);
+      GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
+      break;
+    }
     case GST_EVENT_SEGMENT:{
       const GstSegment *seg;
       gst_event_parse_segment (event, &seg);
+      GST_DEBUG_OBJECT (self, "segment %" GST_SEGMENT_FORMAT, seg);
       g_mutex_lock (&self->lock);
       gst_segment_copy_into (seg, &self->segment);
       clear_prev (self);
@@ -390,6 +425,7 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       self->next_slot = first_slot_from (self, self->last_st);
       clear_prev (self);
       g_cond_broadcast (&self->cond);
+      GST_DEBUG_OBJECT (self, "%u slots set, next %u", self->slots->len, self->next_slot);
       break;
     case PROP_MONITOR_INTERVAL:{
       guint64 v = g_value_get_uint64 (value);
@@ -397,27 +433,36 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       if (v != self->monitor_interval)
         self->last_monitor = GST_CLOCK_TIME_NONE;
       self->monitor_interval = v;
+      GST_DEBUG_OBJECT (self, "monitor-interval %" G_GUINT64_FORMAT " ns", v);
       break;
     }
     case PROP_MONITOR_START:
       self->monitor_start = g_value_get_uint64 (value);
+      GST_DEBUG_OBJECT (self, "monitor-start %" GST_TIME_FORMAT,
+          GST_TIME_ARGS (self->monitor_start));
       break;
     case PROP_MONITOR_STOP:
       self->monitor_stop = g_value_get_uint64 (value);
       g_cond_broadcast (&self->cond);
+      GST_DEBUG_OBJECT (self, "monitor-stop %" GST_TIME_FORMAT,
+          GST_TIME_ARGS (self->monitor_stop));
       break;
     case PROP_PASS_ALL:
       self->pass_all = g_value_get_boolean (value);
+      GST_DEBUG_OBJECT (self, "pass-all %d", self->pass_all);
       break;
     case PROP_STAMP:
       self->stamp = g_value_get_boolean (value);
+      GST_DEBUG_OBJECT (self, "stamp %d", self->stamp);
       break;
     case PROP_FROZEN_AFTER:
       self->frozen_after = g_value_get_uint (value);
+      GST_DEBUG_OBJECT (self, "frozen-after %u frames", self->frozen_after);
       break;
     case PROP_HOLD_AFTER_SLOTS:
       self->hold_after_slots = g_value_get_boolean (value);
       g_cond_broadcast (&self->cond);
+      GST_DEBUG_OBJECT (self, "hold-after-slots %d", self->hold_after_slots);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);

@@ -1,18 +1,31 @@
-/* ceushud: draws the ceustream engine's live state over video, in place.
+/**
+ * SECTION:element-ceushud
+ * @title: ceushud
+ * @short_description: draws the ceustream engine's live CEUS score over video
  *
  * A subscriber thread receives the engine's ZeroMQ messages (score.<exam>, status.<exam>,
- * JSON schema v1), keeps the latest state and renders the overlay (cairo/pango) whenever
- * what it shows changes: the score and its label once final, the 30 slots (filled, flagged,
- * missing, pending), the phase and the countdown to the next slot, the ROI corners, warnings
- * ("NO SCORE YET", "STALE" when the engine is silent for stale-after seconds, "NO SIGNAL",
- * "CPU FALLBACK"), and a permanent line saying the model was trained on simulated data.
+ * JSON schema v1), keeps the latest state and renders the overlay (cairo/pango) whenever what
+ * it shows changes: the HCC probability (hollow and grey with "n/30" while provisional; solid,
+ * framed and labelled once final), the gauge with the decision threshold, the TIC reading (a
+ * small lesion-vs-liver plot and its summary line), the 30 slots, the phase with a countdown
+ * that runs down between messages, the ROI corners, warnings in words (NO SIGNAL, FROZEN
+ * IMAGE, OUT OF DISTRIBUTION next to the score, ...), STALE while an exam runs and the engine
+ * is silent for #GstCeusHud:stale-after seconds, EXAM ENDED after a normal end, a neutral
+ * "CPU" note on CPU fallback, and a permanent block saying the model was trained on simulated
+ * data (#GstCeusHud:disclaimer-position picks its corner).
  *
  * The streaming thread never waits for a message or for drawing: per frame it takes a
- * reference to the last rendered overlay and blends its rectangles into the frame.
+ * reference to the last rendered overlay and blends its rectangles into the frame in place,
+ * by the frame's negotiated format. Frames larger than the renderer can hold (over 32767
+ * pixels a side) pass through untouched, with one warning.
  *
- * Example:
- *   gst-launch-1.0 v4l2src ! videoconvert ! ceushud endpoint=tcp://127.0.0.1:5556 ! \
- *       videoconvert ! autovideosink
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,width=1280,height=720 ! \
+ *     ceushud endpoint=tcp://127.0.0.1:5556 disclaimer-position=bottom-left ! \
+ *     videoconvert ! autovideosink
+ * ]|
+ * Debug output: `GST_DEBUG=ceushud:5` (caps, properties, messages ignored and why).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -20,6 +33,7 @@
 
 #include "gstceushud.h"
 
+#include <errno.h>
 #include <gst/video/video.h>
 #include <math.h>
 #include <string.h>
@@ -36,7 +50,10 @@ GST_DEBUG_CATEGORY_STATIC (ceus_hud_debug);
 #define DEFAULT_ENDPOINT "tcp://127.0.0.1:5556"
 #define DEFAULT_STALE_AFTER 3.0
 #define DEFAULT_FONT "Sans"
+#define DEFAULT_DISCLAIMER HUD_CORNER_BOTTOM_LEFT
 #define WARN_INTERVAL_US (5 * G_USEC_PER_SEC)
+/* engine messages are a few kB; anything larger is refused by ZeroMQ itself */
+#define MAX_MESSAGE_BYTES (1 << 20)
 
 enum
 {
@@ -49,11 +66,23 @@ enum
   PROP_STALE_AFTER,
   PROP_FONT,
   PROP_SHOW_ROI,
+  PROP_DISCLAIMER,
   PROP_RECEIVED,
   PROP_IGNORED,
   PROP_LAST_SEQ,
   PROP_DRAWN_SEQ,
   PROP_DRAWN_MONO,
+  PROP_SHOWN,
+};
+
+/* rate-limited warnings, one clock each */
+enum
+{
+  WARN_FOREIGN = HUD_IGNORED_FOREIGN,
+  WARN_VERSION = HUD_IGNORED_VERSION,
+  WARN_MALFORMED = HUD_MALFORMED,
+  WARN_SOCKET,
+  N_WARN
 };
 
 struct _GstCeusHud
@@ -69,21 +98,24 @@ struct _GstCeusHud
   gdouble stale_after;
   gchar *font;
   gboolean show_roi;
+  HudCorner disclaimer;
 
   HudState state;
   gboolean have_state;
   HudOverlay *overlay;
-  gint want_w, want_h;
-  HudFormat want_fmt;
+  gint want_w, want_h;          /* 0 = nothing to render for (no caps, or too big) */
   gboolean geometry_changed;
+  gboolean style_changed;
+  gboolean warned_too_big;
+  gboolean warned_render;
 
   GThread *thread;
-  volatile gint running;
+  gint running;                 /* atomic */
   guint64 received;
   guint64 ignored;
   guint64 drawn_seq;
   guint64 drawn_mono;
-  gint64 last_warn_us[4];
+  gint64 last_warn_us[N_WARN];
 };
 
 #define FORMATS "{ BGRx, BGRA, RGBx, RGBA, I420, NV12 }"
@@ -91,14 +123,51 @@ struct _GstCeusHud
 G_DEFINE_TYPE (GstCeusHud, gst_ceus_hud, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE (ceushud, "ceushud", GST_RANK_NONE, GST_TYPE_CEUS_HUD);
 
+#define GST_TYPE_CEUS_HUD_CORNER (gst_ceus_hud_corner_get_type ())
+static GType
+gst_ceus_hud_corner_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {HUD_CORNER_BOTTOM_LEFT, "Bottom left (default: clear of the scanner's header)",
+        "bottom-left"},
+    {HUD_CORNER_BOTTOM_RIGHT, "Bottom right", "bottom-right"},
+    {HUD_CORNER_TOP_LEFT, "Top left", "top-left"},
+    {HUD_CORNER_TOP_RIGHT, "Top right", "top-right"},
+    {HUD_CORNER_BOTTOM_CENTER, "Bottom centre", "bottom-center"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstCeusHudCorner", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 static void
 warn_limited (GstCeusHud * self, gint kind, const gchar * what, const gchar * why)
 {
   gint64 now = g_get_monotonic_time ();
-  if (now - self->last_warn_us[kind] < WARN_INTERVAL_US)
-    return;
-  self->last_warn_us[kind] = now;
-  GST_ELEMENT_WARNING (self, STREAM, DECODE, (NULL), ("ceushud: ignored %s: %s", what, why));
+  gboolean emit;
+  g_mutex_lock (&self->lock);
+  emit = now - self->last_warn_us[kind] >= WARN_INTERVAL_US || self->last_warn_us[kind] == 0;
+  if (emit)
+    self->last_warn_us[kind] = now;
+  g_mutex_unlock (&self->lock);
+  if (emit)
+    GST_ELEMENT_WARNING (self, STREAM, DECODE, (NULL), ("ceushud: %s: %s", what, why));
+}
+
+/* zmq_setsockopt with the failure reported; TRUE when it took */
+static gboolean
+set_opt (GstCeusHud * self, void *sock, gint opt, const void *value, gsize len,
+    const gchar * name)
+{
+  if (zmq_setsockopt (sock, opt, value, len) == 0)
+    return TRUE;
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, (NULL),
+      ("ceushud: cannot set ZeroMQ option %s: %s", name, zmq_strerror (zmq_errno ())));
+  return FALSE;
 }
 
 static gboolean
@@ -124,6 +193,8 @@ set_curve (GstCeusHud * self, void *sock)
       if (!ok)
         GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, (NULL),
             ("ceushud: CURVE keys rejected: %s", zmq_strerror (zmq_errno ())));
+      else
+        GST_DEBUG_OBJECT (self, "CURVE keys set");
     }
   }
   g_free (server);
@@ -132,24 +203,78 @@ set_curve (GstCeusHud * self, void *sock)
   return ok;
 }
 
+/* The SUB socket with its options, connected; NULL (reported) when any step fails. */
+static void *
+open_socket (GstCeusHud * self, void *ctx, const gchar * endpoint, const gchar * filter)
+{
+  void *sock = zmq_socket (ctx, ZMQ_SUB);
+  gint zero = 0, hwm = 1000;
+  gint64 maxsize = MAX_MESSAGE_BYTES;
+  gboolean ok;
+  if (!sock) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL),
+        ("ceushud: cannot create a ZeroMQ socket: %s", zmq_strerror (zmq_errno ())));
+    return NULL;
+  }
+  ok = set_opt (self, sock, ZMQ_LINGER, &zero, sizeof zero, "LINGER")
+      && set_opt (self, sock, ZMQ_RCVHWM, &hwm, sizeof hwm, "RCVHWM")
+      && set_opt (self, sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize, "MAXMSGSIZE");
+  if (ok && *filter) {
+    gchar *a = g_strdup_printf ("score.%s", filter), *b = g_strdup_printf ("status.%s", filter);
+    ok = set_opt (self, sock, ZMQ_SUBSCRIBE, a, strlen (a), "SUBSCRIBE")
+        && set_opt (self, sock, ZMQ_SUBSCRIBE, b, strlen (b), "SUBSCRIBE");
+    g_free (a);
+    g_free (b);
+  } else if (ok) {
+    ok = set_opt (self, sock, ZMQ_SUBSCRIBE, "score.", 6, "SUBSCRIBE")
+        && set_opt (self, sock, ZMQ_SUBSCRIBE, "status.", 7, "SUBSCRIBE");
+  }
+  ok = ok && set_curve (self, sock);
+  if (ok && zmq_connect (sock, endpoint) != 0) {
+    GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ, (NULL),
+        ("ceushud: cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ())));
+    ok = FALSE;
+  }
+  if (!ok) {
+    if (zmq_close (sock) != 0)
+      GST_WARNING_OBJECT (self, "zmq_close: %s", zmq_strerror (zmq_errno ()));
+    return NULL;
+  }
+  GST_DEBUG_OBJECT (self, "subscribed to %s (exam filter '%s')", endpoint, filter);
+  return sock;
+}
+
+static void
+close_msg (GstCeusHud * self, zmq_msg_t * m)
+{
+  if (zmq_msg_close (m) != 0)
+    GST_WARNING_OBJECT (self, "zmq_msg_close: %s", zmq_strerror (zmq_errno ()));
+}
+
 /* Reads one multipart message; returns the number of parts (0 = none waiting). Only the
- * first two parts are kept in @parts. */
+ * first two parts are kept in @parts (initialised); the caller closes MIN (n, 2) of them. */
 static gint
-recv_message (void *sock, zmq_msg_t parts[2])
+recv_message (GstCeusHud * self, void *sock, zmq_msg_t parts[2])
 {
   gint n = 0;
   for (;;) {
     zmq_msg_t m;
-    zmq_msg_init (&m);
+    if (zmq_msg_init (&m) != 0) {
+      GST_WARNING_OBJECT (self, "zmq_msg_init: %s", zmq_strerror (zmq_errno ()));
+      return n;
+    }
     if (zmq_msg_recv (&m, sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-      zmq_msg_close (&m);
+      gint err = zmq_errno ();
+      close_msg (self, &m);
+      if (n > 0 || err != EAGAIN)
+        GST_DEBUG_OBJECT (self, "receive stopped: %s", zmq_strerror (err));
       return n;
     }
     gboolean more = zmq_msg_more (&m);
     if (n < 2)
       parts[n] = m;             /* ownership moves to parts[] */
     else
-      zmq_msg_close (&m);
+      close_msg (self, &m);
     n++;
     if (!more)
       return n;
@@ -161,10 +286,10 @@ receive_all (GstCeusHud * self, void *sock, const gchar * filter)
 {
   for (;;) {
     zmq_msg_t parts[2];
-    const gchar *why = "expected [topic, payload]";
+    gchar why[160] = "expected [topic, payload]";
     HudApply r = HUD_MALFORMED;
     HudState next;
-    gint n = recv_message (sock, parts);
+    gint n = recv_message (self, sock, parts);
     if (n == 0)
       return;
     if (n == 2) {
@@ -173,7 +298,8 @@ receive_all (GstCeusHud * self, void *sock, const gchar * filter)
       next = self->state;
       g_mutex_unlock (&self->lock);
       r = hud_state_apply (&next, zmq_msg_data (&parts[0]), zmq_msg_size (&parts[0]),
-          zmq_msg_data (&parts[1]), zmq_msg_size (&parts[1]), filter, &why);
+          zmq_msg_data (&parts[1]), zmq_msg_size (&parts[1]), filter,
+          g_get_monotonic_time (), why, sizeof why);
     }
     g_mutex_lock (&self->lock);
     if (r == HUD_APPLIED) {
@@ -184,10 +310,14 @@ receive_all (GstCeusHud * self, void *sock, const gchar * filter)
       self->ignored++;
     }
     g_mutex_unlock (&self->lock);
-    if (r != HUD_APPLIED)
-      warn_limited (self, r, "message", why);
+    if (r == HUD_APPLIED) {
+      GST_LOG_OBJECT (self, "message seq %" G_GUINT64_FORMAT " applied", next.seq);
+    } else {
+      GST_DEBUG_OBJECT (self, "message ignored: %s", why);
+      warn_limited (self, r, "ignored a message", why);
+    }
     for (gint i = 0; i < MIN (n, 2); i++)
-      zmq_msg_close (&parts[i]);
+      close_msg (self, &parts[i]);
   }
 }
 
@@ -197,12 +327,10 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
 {
   HudState st;
   HudStyle style;
-  gboolean have, geom;
+  gboolean have, redo, warn = FALSE;
   gint w, h;
-  HudFormat fmt;
   gchar *key, *font;
   gint64 now_us = g_get_monotonic_time ();
-  gdouble now_wall = g_get_real_time () / 1e6;
   HudOverlay *ov, *old;
 
   g_mutex_lock (&self->lock);
@@ -210,11 +338,11 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
   have = self->have_state;
   w = self->want_w;
   h = self->want_h;
-  fmt = self->want_fmt;
-  geom = self->geometry_changed;
-  self->geometry_changed = FALSE;
+  redo = self->geometry_changed || self->style_changed;
+  self->geometry_changed = self->style_changed = FALSE;
   style.stale_after_s = self->stale_after;
   style.show_roi = self->show_roi;
+  style.disclaimer = self->disclaimer;
   font = g_strdup (self->font);
   g_mutex_unlock (&self->lock);
   style.font = font;
@@ -222,21 +350,33 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
     g_free (font);
     return;
   }
-  key = hud_render_key (&st, &style, now_us, now_wall);
-  if (!geom && *last_key && g_str_equal (key, *last_key)) {
+  key = hud_render_key (&st, &style, now_us, have);
+  if (!redo && *last_key && g_str_equal (key, *last_key)) {
     g_free (key);
     g_free (font);
     return;
   }
   g_free (*last_key);
   *last_key = key;
-  ov = hud_overlay_new (w, h, fmt);
+  ov = hud_overlay_new (w, h);
+  if (!ov) {
+    g_mutex_lock (&self->lock);
+    warn = !self->warned_render;
+    self->warned_render = TRUE;
+    g_mutex_unlock (&self->lock);
+    if (warn)
+      GST_ELEMENT_WARNING (self, RESOURCE, NO_SPACE_LEFT, (NULL),
+          ("ceushud: cannot render a %dx%d overlay; frames pass undrawn", w, h));
+    g_free (font);
+    return;
+  }
   ov->seq = st.seq;
-  hud_render (ov, &st, &style, now_us, now_wall, have);
+  hud_render (ov, &st, &style, now_us, have);
   hud_overlay_prepare (ov);
+  GST_LOG_OBJECT (self, "rendered %dx%d, key %s", w, h, key);
   g_free (font);
   g_mutex_lock (&self->lock);
-  if (self->want_w == w && self->want_h == h && self->want_fmt == fmt) {
+  if (self->want_w == w && self->want_h == h) {
     old = self->overlay;
     self->overlay = ov;
   } else {
@@ -252,49 +392,47 @@ subscriber_thread (gpointer data)
 {
   GstCeusHud *self = GST_CEUS_HUD (data);
   void *ctx = zmq_ctx_new ();
-  void *sock = zmq_socket (ctx, ZMQ_SUB);
+  void *sock = NULL;
   gchar *endpoint, *filter, *key = NULL;
-  gint zero = 0, hwm = 1000;
-  gboolean connected = FALSE;
 
   g_mutex_lock (&self->lock);
-  endpoint = g_strdup (self->endpoint);
+  endpoint = g_strdup (self->endpoint ? self->endpoint : DEFAULT_ENDPOINT);
   filter = g_strdup (self->exam ? self->exam : "");
   g_mutex_unlock (&self->lock);
 
-  zmq_setsockopt (sock, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-  if (*filter) {
-    gchar *a = g_strdup_printf ("score.%s", filter), *b = g_strdup_printf ("status.%s", filter);
-    zmq_setsockopt (sock, ZMQ_SUBSCRIBE, a, strlen (a));
-    zmq_setsockopt (sock, ZMQ_SUBSCRIBE, b, strlen (b));
-    g_free (a);
-    g_free (b);
-  } else {
-    zmq_setsockopt (sock, ZMQ_SUBSCRIBE, "score.", 6);
-    zmq_setsockopt (sock, ZMQ_SUBSCRIBE, "status.", 7);
-  }
-  if (set_curve (self, sock)) {
-    if (zmq_connect (sock, endpoint) == 0)
-      connected = TRUE;
-    else
-      GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ, (NULL),
-          ("ceushud: cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ())));
-  }
+  if (!ctx)
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL),
+        ("ceushud: cannot create a ZeroMQ context: %s", zmq_strerror (zmq_errno ())));
+  else
+    sock = open_socket (self, ctx, endpoint, filter);
 
+  /* without a socket the overlay still draws (the disclaimer, "NO ENGINE MESSAGES") */
   while (g_atomic_int_get (&self->running)) {
-    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-    if (connected && zmq_poll (&item, 1, 100) > 0)
-      receive_all (self, sock, filter);
-    else if (!connected)
+    if (sock) {
+      zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+      gint rc = zmq_poll (&item, 1, 100);
+      if (rc > 0)
+        receive_all (self, sock, filter);
+      else if (rc < 0 && zmq_errno () != EINTR) {
+        warn_limited (self, WARN_SOCKET, "ZeroMQ poll failed", zmq_strerror (zmq_errno ()));
+        g_usleep (100000);
+      }
+    } else {
       g_usleep (100000);
+    }
     maybe_render (self, &key);
   }
   g_free (key);
   g_free (endpoint);
   g_free (filter);
-  zmq_close (sock);
-  zmq_ctx_term (ctx);
+  if (sock && zmq_close (sock) != 0)
+    GST_WARNING_OBJECT (self, "zmq_close: %s", zmq_strerror (zmq_errno ()));
+  if (ctx) {
+    gint rc;
+    while ((rc = zmq_ctx_term (ctx)) != 0 && zmq_errno () == EINTR);
+    if (rc != 0)
+      GST_WARNING_OBJECT (self, "zmq_ctx_term: %s", zmq_strerror (zmq_errno ()));
+  }
   return NULL;
 }
 
@@ -307,10 +445,12 @@ gst_ceus_hud_start (GstBaseTransform * trans)
   self->have_state = FALSE;
   self->received = self->ignored = 0;
   self->drawn_seq = self->drawn_mono = 0;
+  self->warned_render = FALSE;
   memset (self->last_warn_us, 0, sizeof self->last_warn_us);
   g_mutex_unlock (&self->lock);
   g_atomic_int_set (&self->running, 1);
   self->thread = g_thread_new ("ceushud-sub", subscriber_thread, self);
+  GST_DEBUG_OBJECT (self, "started");
   return TRUE;
 }
 
@@ -326,8 +466,33 @@ gst_ceus_hud_stop (GstBaseTransform * trans)
   g_mutex_lock (&self->lock);
   hud_overlay_unref (self->overlay);
   self->overlay = NULL;
+  self->want_w = self->want_h = 0;
   g_mutex_unlock (&self->lock);
+  GST_DEBUG_OBJECT (self, "stopped");
   return TRUE;
+}
+
+static gboolean
+hud_format (GstVideoFormat f, HudFormat * out)
+{
+  switch (f) {
+    case GST_VIDEO_FORMAT_BGRx:
+    case GST_VIDEO_FORMAT_BGRA:
+      *out = HUD_FMT_BGRX;
+      return TRUE;
+    case GST_VIDEO_FORMAT_RGBx:
+    case GST_VIDEO_FORMAT_RGBA:
+      *out = HUD_FMT_RGBX;
+      return TRUE;
+    case GST_VIDEO_FORMAT_I420:
+      *out = HUD_FMT_I420;
+      return TRUE;
+    case GST_VIDEO_FORMAT_NV12:
+      *out = HUD_FMT_NV12;
+      return TRUE;
+    default:
+      return FALSE;
+  }
 }
 
 static gboolean
@@ -336,30 +501,32 @@ gst_ceus_hud_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo *
 {
   GstCeusHud *self = GST_CEUS_HUD (filter);
   HudFormat fmt;
-  switch (GST_VIDEO_INFO_FORMAT (in_info)) {
-    case GST_VIDEO_FORMAT_BGRx:
-    case GST_VIDEO_FORMAT_BGRA:
-      fmt = HUD_FMT_BGRX;
-      break;
-    case GST_VIDEO_FORMAT_RGBx:
-    case GST_VIDEO_FORMAT_RGBA:
-      fmt = HUD_FMT_RGBX;
-      break;
-    case GST_VIDEO_FORMAT_I420:
-      fmt = HUD_FMT_I420;
-      break;
-    case GST_VIDEO_FORMAT_NV12:
-      fmt = HUD_FMT_NV12;
-      break;
-    default:
-      return FALSE;
+  gint w = GST_VIDEO_INFO_WIDTH (in_info), h = GST_VIDEO_INFO_HEIGHT (in_info);
+  gboolean too_big = w > HUD_MAX_DIM || h > HUD_MAX_DIM, warn;
+
+  GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, incaps);
+  if (!hud_format (GST_VIDEO_INFO_FORMAT (in_info), &fmt)) {
+    GST_WARNING_OBJECT (self, "unsupported format %s",
+        gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (in_info)));
+    return FALSE;
   }
   g_mutex_lock (&self->lock);
-  self->want_w = GST_VIDEO_INFO_WIDTH (in_info);
-  self->want_h = GST_VIDEO_INFO_HEIGHT (in_info);
-  self->want_fmt = fmt;
+  warn = too_big && !self->warned_too_big;
+  self->warned_too_big |= too_big;
+  /* every caps change re-renders, even at the same size: the overlay is blended by the
+   * format each frame carries, and a fresh overlay costs nothing the video thread waits for */
+  self->want_w = too_big ? 0 : w;
+  self->want_h = too_big ? 0 : h;
   self->geometry_changed = TRUE;
+  if (self->overlay && (self->overlay->width != w || self->overlay->height != h)) {
+    hud_overlay_unref (self->overlay);
+    self->overlay = NULL;
+  }
   g_mutex_unlock (&self->lock);
+  if (warn)
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT, (NULL),
+        ("ceushud: %dx%d frames are larger than the overlay can draw (at most %d pixels a "
+            "side); they pass through without the overlay", w, h, HUD_MAX_DIM));
   return TRUE;
 }
 
@@ -368,23 +535,34 @@ gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
   GstCeusHud *self = GST_CEUS_HUD (filter);
   HudOverlay *ov = NULL;
-  HudFrame f;
+  HudFrame f = { {NULL, NULL, NULL}, {0, 0, 0}, 0, 0, 0, HUD_FMT_BGRX };
+  gboolean update = FALSE;
 
+  if (!hud_format (GST_VIDEO_FRAME_FORMAT (frame), &f.format))
+    return GST_FLOW_OK;
   g_mutex_lock (&self->lock);
   if (self->overlay)
     ov = hud_overlay_ref (self->overlay);
   g_mutex_unlock (&self->lock);
   if (!ov)
-    return GST_FLOW_OK;         /* nothing rendered yet: the frame passes untouched */
+    return GST_FLOW_OK;         /* nothing rendered (yet) for this size: the frame passes */
   f.width = GST_VIDEO_FRAME_WIDTH (frame);
   f.height = GST_VIDEO_FRAME_HEIGHT (frame);
-  f.format = ov->format;
-  for (guint i = 0; i < 3 && i < GST_VIDEO_FRAME_N_PLANES (frame); i++) {
+  f.n_planes = MIN (GST_VIDEO_FRAME_N_PLANES (frame), 3);
+  for (gint i = 0; i < f.n_planes; i++) {
     f.data[i] = GST_VIDEO_FRAME_PLANE_DATA (frame, i);
     f.stride[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
   }
-  hud_blend (ov, &f);
-  if (ov->seq != self->drawn_seq) {
+  if (!hud_blend (ov, &f)) {
+    GST_LOG_OBJECT (self, "overlay %dx%d does not fit a %dx%d frame yet: passed undrawn",
+        ov->width, ov->height, f.width, f.height);
+    hud_overlay_unref (ov);
+    return GST_FLOW_OK;
+  }
+  g_mutex_lock (&self->lock);
+  update = ov->seq != self->drawn_seq;
+  g_mutex_unlock (&self->lock);
+  if (update) {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     g_mutex_lock (&self->lock);
@@ -397,12 +575,14 @@ gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 }
 
 static void
-set_string (GstCeusHud * self, gchar ** field, const GValue * value)
+set_string (GstCeusHud * self, gchar ** field, const GValue * value, const gchar * name)
 {
   g_mutex_lock (&self->lock);
   g_free (*field);
   *field = g_value_dup_string (value);
+  self->style_changed = TRUE;
   g_mutex_unlock (&self->lock);
+  GST_DEBUG_OBJECT (self, "%s set", name);
 }
 
 static void
@@ -412,32 +592,43 @@ gst_ceus_hud_set_property (GObject * object, guint prop_id, const GValue * value
   GstCeusHud *self = GST_CEUS_HUD (object);
   switch (prop_id) {
     case PROP_ENDPOINT:
-      set_string (self, &self->endpoint, value);
+      set_string (self, &self->endpoint, value, "endpoint");
       break;
     case PROP_EXAM:
-      set_string (self, &self->exam, value);
+      set_string (self, &self->exam, value, "exam");
       break;
     case PROP_SERVER_KEY:
-      set_string (self, &self->server_key, value);
+      set_string (self, &self->server_key, value, "server-public-key");
       break;
     case PROP_CLIENT_PUBLIC:
-      set_string (self, &self->client_public, value);
+      set_string (self, &self->client_public, value, "client-public-key");
       break;
     case PROP_CLIENT_SECRET:
-      set_string (self, &self->client_secret, value);
+      set_string (self, &self->client_secret, value, "client-secret-key");
       break;
     case PROP_STALE_AFTER:
       g_mutex_lock (&self->lock);
       self->stale_after = g_value_get_double (value);
       g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "stale-after %.2f s", g_value_get_double (value));
       break;
     case PROP_FONT:
-      set_string (self, &self->font, value);
+      set_string (self, &self->font, value, "font");
       break;
     case PROP_SHOW_ROI:
       g_mutex_lock (&self->lock);
       self->show_roi = g_value_get_boolean (value);
+      self->style_changed = TRUE;
       g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "show-roi %d", g_value_get_boolean (value));
+      break;
+    case PROP_DISCLAIMER:
+      g_mutex_lock (&self->lock);
+      self->disclaimer = g_value_get_enum (value);
+      self->style_changed = TRUE;
+      g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "disclaimer-position %s",
+          hud_corner_nick (g_value_get_enum (value)));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -475,6 +666,9 @@ gst_ceus_hud_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_SHOW_ROI:
       g_value_set_boolean (value, self->show_roi);
       break;
+    case PROP_DISCLAIMER:
+      g_value_set_enum (value, self->disclaimer);
+      break;
     case PROP_RECEIVED:
       g_value_set_uint64 (value, self->received);
       break;
@@ -489,6 +683,9 @@ gst_ceus_hud_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_DRAWN_MONO:
       g_value_set_uint64 (value, self->drawn_mono);
+      break;
+    case PROP_SHOWN:
+      g_value_set_string (value, self->overlay ? self->overlay->shown : NULL);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -547,26 +744,31 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
           "CURVE: this display's secret key (Z85); reads back as '(set)'", "", rw_ready));
   g_object_class_install_property (gobject_class, PROP_STALE_AFTER,
       g_param_spec_double ("stale-after", "Stale after",
-          "Seconds without any engine message before the score is shown as STALE", 0.2,
-          3600.0, DEFAULT_STALE_AFTER, rw_play));
+          "Seconds without any engine message, while an exam runs, before the score is "
+          "shown as STALE (never after the exam ended normally)", 0.2, 3600.0,
+          DEFAULT_STALE_AFTER, rw_play));
   g_object_class_install_property (gobject_class, PROP_FONT,
       g_param_spec_string ("font", "Font", "Font family for all text", DEFAULT_FONT,
           rw_play));
   g_object_class_install_property (gobject_class, PROP_SHOW_ROI,
       g_param_spec_boolean ("show-roi", "Show ROI",
           "Mark the ROI's corners (never a full box over the lesion)", TRUE, rw_play));
+  g_object_class_install_property (gobject_class, PROP_DISCLAIMER,
+      g_param_spec_enum ("disclaimer-position", "Disclaimer position",
+          "Corner of the 'MODEL TRAINED ON SIMULATED DATA - NOT FOR DIAGNOSIS' block; pick "
+          "one clear of the scanner's own text (the score panel takes another corner)",
+          GST_TYPE_CEUS_HUD_CORNER, DEFAULT_DISCLAIMER, rw_play));
   g_object_class_install_property (gobject_class, PROP_RECEIVED,
       g_param_spec_uint64 ("messages-received", "Messages received",
           "Engine messages accepted", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_IGNORED,
       g_param_spec_uint64 ("messages-ignored", "Messages ignored",
-          "Messages ignored (malformed, unknown schema version, another exam)", 0,
-          G_MAXUINT64, 0, ro));
+          "Messages ignored (malformed, a number not finite or out of range, unknown schema "
+          "version, another exam)", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property (gobject_class, PROP_LAST_SEQ,
       g_param_spec_uint64 ("last-seq", "Last sequence number",
           "Sequence number of the newest accepted message of the shown exam", 0,
           G_MAXUINT64, 0, ro));
-
   g_object_class_install_property (gobject_class, PROP_DRAWN_SEQ,
       g_param_spec_uint64 ("drawn-seq", "Drawn sequence number",
           "Sequence number of the newest message already drawn into a frame", 0,
@@ -575,6 +777,11 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
       g_param_spec_uint64 ("drawn-mono", "Drawn at",
           "CLOCK_MONOTONIC (ns) when drawn-seq was first drawn (latency measurements)", 0,
           G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_SHOWN,
+      g_param_spec_string ("shown", "Shown",
+          "What the current overlay says, as a JSON object (state, kind, score, label, "
+          "filled, phase, countdown, ended, ood, cpu, summary, tic_points, warnings, "
+          "disclaimer, panel); for tests and logs", NULL, ro));
   gst_element_class_add_pad_template (element_class,
       gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template (element_class,
@@ -582,8 +789,9 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
   gst_caps_unref (caps);
   gst_element_class_set_static_metadata (element_class, "CEUS bedside overlay",
       "Filter/Effect/Video",
-      "Draws the ceustream engine's live HCC score, slots, countdown and warnings over video",
-      "ceustream");
+      "Draws the ceustream engine's live HCC score, TIC reading, slots, countdown and "
+      "warnings over video", "ceustream");
+  gst_type_mark_as_plugin_api (GST_TYPE_CEUS_HUD_CORNER, 0);
 
   bt_class->start = GST_DEBUG_FUNCPTR (gst_ceus_hud_start);
   bt_class->stop = GST_DEBUG_FUNCPTR (gst_ceus_hud_stop);
@@ -605,6 +813,7 @@ gst_ceus_hud_init (GstCeusHud * self)
   self->stale_after = DEFAULT_STALE_AFTER;
   self->font = g_strdup (DEFAULT_FONT);
   self->show_roi = TRUE;
+  self->disclaimer = DEFAULT_DISCLAIMER;
   hud_state_init (&self->state);
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }

@@ -11,7 +11,7 @@ div255 (guint v)
 }
 
 static inline guint
-px_at (const HudOverlay * ov, const guint8 * base, gint stride, gint x, gint y)
+px_at (const guint8 * base, gint stride, gint x, gint y)
 {
   return *(const guint32 *) (base + (gsize) y * stride + (gsize) x * 4);
 }
@@ -25,8 +25,6 @@ hud_overlay_prepare (HudOverlay * ov)
 
   g_free (ov->planes);
   ov->planes = NULL;
-  if (ov->format != HUD_FMT_I420 && ov->format != HUD_FMT_NV12)
-    return;
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
@@ -46,7 +44,7 @@ hud_overlay_prepare (HudOverlay * ov)
     guint8 *A2 = V + (gsize) cw * ch;
     for (gint y = 0; y < r->h; y++)
       for (gint x = 0; x < r->w; x++) {
-        guint p = px_at (ov, base, stride, r->x + x, r->y + y);
+        guint p = px_at (base, stride, r->x + x, r->y + y);
         gint a = p >> 24, R = (p >> 16) & 255, G = (p >> 8) & 255, B = p & 255;
         /* BT.601 studio range, premultiplied by alpha */
         gint yv = (66 * R + 129 * G + 25 * B + 128) / 256 + (16 * a + 127) / 255;
@@ -61,7 +59,7 @@ hud_overlay_prepare (HudOverlay * ov)
             gint x = cx * 2 + dx, y = cy * 2 + dy;
             if (x >= r->w || y >= r->h)
               continue;
-            guint p = px_at (ov, base, stride, r->x + x, r->y + y);
+            guint p = px_at (base, stride, r->x + x, r->y + y);
             sa += p >> 24;
             sr += (p >> 16) & 255;
             sg += (p >> 8) & 255;
@@ -166,22 +164,41 @@ blend_yuv (const HudOverlay * ov, HudFrame * f)
   }
 }
 
-void
+static gint
+planes_of (HudFormat format)
+{
+  switch (format) {
+    case HUD_FMT_I420:
+      return 3;
+    case HUD_FMT_NV12:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+gboolean
 hud_blend (const HudOverlay * ov, HudFrame * f)
 {
-  if (!ov || ov->width != f->width || ov->height != f->height)
-    return;
+  if (!ov || !ov->surface || ov->width != f->width || ov->height != f->height
+      || f->n_planes < planes_of (f->format))
+    return FALSE;
+  for (gint i = 0; i < planes_of (f->format); i++)
+    if (!f->data[i])
+      return FALSE;
   switch (f->format) {
     case HUD_FMT_BGRX:
       blend_rgb (ov, f, TRUE);
-      break;
+      return TRUE;
     case HUD_FMT_RGBX:
       blend_rgb (ov, f, FALSE);
-      break;
+      return TRUE;
     case HUD_FMT_I420:
     case HUD_FMT_NV12:
-      if (ov->planes)
-        blend_yuv (ov, f);
-      break;
+      if (!ov->planes)
+        return FALSE;
+      blend_yuv (ov, f);
+      return TRUE;
   }
+  return FALSE;
 }

@@ -1,202 +1,829 @@
-"""The ceushud element, headless and real: videotestsrc → ceushud → appsink with a real ZeroMQ
-publisher in the test. Pixels are the evidence: the gauge moves with the score, "STALE"
-appears when the engine goes quiet, bad messages change nothing, a restarted publisher is
-picked up. An AddressSanitizer build of the plugin runs the same element."""
+"""The native elements, headless and real.
+
+- ``ceushud``: a GStreamer pipeline (videotestsrc or appsrc → ceushud → appsink) with a real
+  ZeroMQ publisher in the test. Every message is built by ``engine.wire.messages`` (as the
+  engine builds it) and validated against the schema files before it is sent, so the Python
+  and C sides cannot drift apart unseen. Evidence is the pixels and the element's ``shown``
+  property (what the current overlay says, in words).
+- The C reader's table against the same schema files (``hudcheck``, built by CMake for the
+  tests): every field it reads exists with a compatible type, and what it reads from
+  Python-built messages is what Python sent.
+- The caps sequences that crashed the element (I420 → BGRx and NV12 → RGBx at the same size; a
+  frame 40000 pixels wide) run in a child process, so a crash fails one test, not the session.
+- Both elements built with AddressSanitizer, leak detection on (``make asan``).
+
+Tests wait on events (a condition polled with a generous deadline); none asserts a duration.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
-
-from ceustream.pipelines import gst
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
 W, H = 640, 360
+DEADLINE = 30.0
+OFFSETS = [2.0 * i for i in range(25)] + [60.0, 90.0, 120.0, 150.0, 180.0]
+MODEL = {"name": "cnn3d", "sha256": "5" * 64, "trained_on": "simulated"}
+BACKEND = {"name": "onnxruntime", "precision": "fp32", "device": "cpu",
+           "version": "1.20.0", "plan_key": None}
 
 
-def status(exam="ex1", **kw):
-    m = {"v": 1, "type": "status", "exam": exam, "t_wall": time.time(), "phase": "video_phase",
-         "slots_filled": 10, "slots_total": 30, "next_slot": None, "next_slot_in_s": None,
-         "speed": 1.0, "roi": [200, 120, 120, 120], "frame_size": [W, H], "warnings": [],
-         "slot_states": ["frame"] * 10 + [None] * 20, "flags": [],
-         "model": {"name": "cnn3d", "trained_on": "simulated"},
-         "backend": {"name": "onnxruntime", "precision": "fp32"}}
-    m.update(kw)
-    return m
+# -- messages: built by the engine's builders, checked against the schema files ----------
+
+def _messages():
+    from ceustream.engine.wire import messages
+    return messages
 
 
-def score(value, exam="ex1", **kw):
-    m = {"v": 1, "type": "score", "exam": exam, "score": value, "final": False, "label": None,
-         "slots_filled": 10, "slot_states": ["frame"] * 10 + [None] * 20, "flags": [],
-         "threshold": 0.5, "model": {"name": "cnn3d", "trained_on": "simulated"},
-         "backend": {"name": "onnxruntime", "precision": "fp32"}}
-    m.update(kw)
-    return m
+def _validators():
+    import jsonschema
+    from referencing import Registry, Resource
 
+    m = _messages()
+    resources = []
+    for name in m.SCHEMAS:
+        doc = json.loads(m.schema_text(name))
+        resources.append((doc["$id"], Resource.from_contents(doc)))
+    registry = Registry().with_resources(resources)
+    out = {}
+    for name in ("score", "status"):
+        doc = json.loads(m.schema_text(name))
+        jsonschema.Draft202012Validator.check_schema(doc)
+        out[name] = jsonschema.Draft202012Validator(doc, registry=registry)
+    return out
+
+
+_VALIDATORS = None
+
+
+def validate(msg: dict) -> dict:
+    """The message as the schema files define it, or the test fails naming the field."""
+    global _VALIDATORS
+    if _VALIDATORS is None:
+        _VALIDATORS = _validators()
+    _VALIDATORS[msg["type"]].validate(msg)
+    return msg
+
+
+def slot_states(n: int, total: int = 30) -> list:
+    return ["frame"] * n + [None] * (total - n)
+
+
+def features(n: int, summary: str = "APHE ✓ · washout late, mild", category="LR-5-like"):
+    """A TIC reading of the first ``n`` slots: a lesion that washes in fast and washes out
+    below the liver after 60 s (HCC-like), in dB over the exam's own baseline."""
+    les = [40 * (1 - math.exp(-t / 6)) * math.exp(-t / 70) - 0.08 * max(0.0, t - 40)
+           for t in OFFSETS]
+    par = [25 * (1 - math.exp(-t / 20)) * math.exp(-t / 400) for t in OFFSETS]
+    return {"times_s": OFFSETS,
+            "lesion": [round(v, 3) if i < n else None for i, v in enumerate(les)],
+            "parenchyma": [round(v, 3) if i < n else None for i, v in enumerate(par)],
+            "units": "dB over baseline", "aphe": "nonrim" if n > 5 else None,
+            "washout": "late" if n > 26 else None,
+            "washout_onset_s": 75.0 if n > 26 else None,
+            "washout_degree": "mild" if n > 26 else None,
+            "category": category if n > 26 else None, "summary": summary,
+            "p_hcc": 0.81}
+
+
+def status(exam: str = "ex1", n: int = 10, **kw) -> dict:
+    """A status message as ``ExamSession.status_fields()`` feeds ``messages.status``."""
+    args = dict(phase="video_phase" if n < 25 else "late_phase", slots_filled=n,
+                slots_total=30, next_slot=n if n < 30 else None,
+                next_slot_due_s=(20.0 + OFFSETS[n]) if n < 30 else None,
+                next_slot_in_s=1.5 if n < 30 else None, speed=1.0, t0_s=20.0,
+                injection_s=5.0, warnings=[], roi=[200, 120, 120, 120],
+                frame_size=[W, H], model=MODEL, backend=BACKEND,
+                slot_states=slot_states(n), score=None, final=False, label=None,
+                flags=["trained_on_simulated_data"], heartbeat=False, features=None,
+                source="cam0", stream_time_s=20.0 + (OFFSETS[n] if n < 30 else 180.0) - 1.5,
+                lag_s=0.02)
+    args.update(kw)
+    return _messages().status(exam, **args)
+
+
+def score(value: float, exam: str = "ex1", n: int = 10, **kw) -> dict:
+    """A score message as ``ExamSession.score_fields()`` feeds ``messages.score``."""
+    args = dict(slot=max(n - 1, 0), slots_filled=n, slots_total=30, score=value, label=None,
+                final=False, flags=["trained_on_simulated_data"], model=MODEL,
+                backend=BACKEND, latency_ms=11.5, frame_mono_ns=123456789, t0_s=20.0,
+                frame_times_s=[20.0 + t if i < n else None for i, t in enumerate(OFFSETS)],
+                slot_states=slot_states(n), threshold=0.5, features=None, source="cam0")
+    args.update(kw)
+    return _messages().score(exam, **args)
+
+
+def final_score(value: float = 0.87, label: str = "HCC", exam: str = "ex1", **kw) -> dict:
+    return score(value, exam=exam, n=30, label=label, final=True, **kw)
+
+
+class Publisher:
+    """A real PUB socket that numbers and validates what it sends, as the engine's does."""
+
+    def __init__(self, endpoint: str | None = None):
+        import zmq
+
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.PUB)
+        if endpoint:
+            self.sock.bind(endpoint)
+            self.endpoint = endpoint
+        else:
+            port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+            self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.seq: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def send(self, msg: dict) -> dict:
+        m = _messages()
+        with self.lock:
+            msg = dict(msg)
+            self.seq[msg["exam"]] = msg.get("seq") or self.seq.get(msg["exam"], 0) + 1
+            msg["seq"] = self.seq[msg["exam"]]
+            validate(msg)
+            m.check_outgoing(msg)
+            self.sock.send_multipart([m.topic(msg["type"], msg["exam"]), m.encode(msg)])
+        return msg
+
+    def raw(self, *frames: bytes) -> None:
+        with self.lock:
+            self.sock.send_multipart(list(frames))
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        self.ctx.term()
+
+
+def wait_for(cond, timeout: float = DEADLINE, what: str = "condition", step: float = 0.03):
+    """Polls ``cond`` until it returns something truthy; fails naming ``what`` otherwise."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+# -- the element in a headless display pipeline ------------------------------------------
 
 class Bench:
-    """A publisher and a headless display pipeline."""
+    """A publisher and a headless display pipeline: videotestsrc → ceushud → appsink."""
 
-    def __init__(self, port: int, fmt: str = "BGRx", props: str = ""):
+    def __init__(self, fmt: str = "BGRx", props: str = "", w: int = W, h: int = H,
+                 pattern: str = "black"):
+        from ceustream.pipelines import gst
+
         gst.require("ceushud")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
-        self.ctx = zmq.Context()
-        self.pub = self.ctx.socket(zmq.PUB)
-        self.pub.bind(self.endpoint)
-        Gst = gst.Gst
-        self.p = Gst.parse_launch(
-            f"videotestsrc pattern=black is-live=true ! video/x-raw,format={fmt},width={W},"
-            f"height={H},framerate=30/1 ! ceushud name=hud endpoint={self.endpoint} {props} ! "
+        self.Gst = gst.Gst
+        self.w, self.h = w, h
+        self.pub = Publisher()
+        self.endpoint = self.pub.endpoint
+        self.p = self.Gst.parse_launch(
+            f"videotestsrc pattern={pattern} is-live=true ! video/x-raw,format={fmt},width={w},"
+            f"height={h},framerate=30/1 ! ceushud name=hud endpoint={self.endpoint} {props} ! "
             "videoconvert ! video/x-raw,format=RGB ! appsink name=sink max-buffers=1 drop=true "
             "sync=false")
         self.hud = self.p.get_by_name("hud")
         self.sink = self.p.get_by_name("sink")
-        self.p.set_state(Gst.State.PLAYING)
-        time.sleep(0.6)  # the subscriber connects
+        self.p.set_state(self.Gst.State.PLAYING)
+        wait_for(self.shown, what="the first overlay")
 
-    def send(self, msg, topic=None):
-        t = topic or f"{msg['type']}.{msg['exam']}"
-        self.pub.send_multipart([t.encode(), json.dumps(msg).encode()])
+    # messages
+    def send(self, msg: dict) -> dict:
+        return self.pub.send(msg)
 
-    def frame(self, settle=0.4) -> np.ndarray:
-        time.sleep(settle)
-        self.sink.emit("pull-sample")  # drop the one queued before the settle
-        s = self.sink.emit("pull-sample")
+    def deliver(self, *msgs: dict) -> None:
+        """Sends ``msgs`` and waits until the element has taken them all; the first delivery
+        of a session repeats until the subscriber has connected (ZeroMQ's slow joiner)."""
+        if self.prop("messages-received") == 0:
+            def first():
+                self.send(msgs[0])
+                return self.prop("messages-received") > 0
+            wait_for(first, what="the subscriber to connect", step=0.1)
+            msgs = msgs[1:]
+        base = self.prop("messages-received")
+        for m in msgs:
+            self.send(m)
+        wait_for(lambda: self.prop("messages-received") >= base + len(msgs),
+                 what="the messages to arrive")
+
+    # what it shows
+    def shown(self) -> dict | None:
+        text = self.hud.get_property("shown")
+        return json.loads(text) if text else None
+
+    def wait_shown(self, pred, what: str = "the overlay", timeout: float = DEADLINE) -> dict:
+        def ok():
+            s = self.shown()
+            return s if s and pred(s) else None
+        return wait_for(ok, timeout, what)
+
+    def current(self) -> dict:
+        """Waits until the newest accepted message is drawn, and returns what is shown."""
+        wait_for(lambda: self.prop("drawn-seq") == self.prop("last-seq"), what="the drawing")
+        return self.shown()
+
+    def frame(self) -> np.ndarray:
+        """A frame that went through the element after the current overlay was in place."""
+        s = None
+        for _ in range(3):  # the one queued, the one in flight, then a fresh one
+            s = self.sink.emit("try-pull-sample", 5 * self.Gst.SECOND)
+            assert s is not None, "no frame came out"
         b = s.get_buffer()
-        return np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8).reshape(H, W, 3).copy()
+        return np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8).reshape(
+            self.h, self.w, 3).copy()
 
     def prop(self, name):
         return self.hud.get_property(name)
 
     def close(self):
-        self.p.set_state(gst.Gst.State.NULL)
+        self.p.set_state(self.Gst.State.NULL)
         self.pub.close()
-        self.ctx.term()
 
 
 def red(img):
     return int(((img[..., 0] > 150) & (img[..., 1] < 70) & (img[..., 2] < 70)).sum())
 
 
+def amber(img):
+    return int(((img[..., 0] > 200) & (img[..., 1] > 120) & (img[..., 1] < 215)
+                & (img[..., 2] < 110)).sum())
+
+
 @pytest.fixture
-def bench(port):
-    b = Bench(port)
+def bench():
+    b = Bench()
     yield b
     b.close()
 
 
+def test_the_test_messages_are_what_the_schema_files_define():
+    """The builders' output passes the schema (with seq, as the publisher adds it), and a
+    field the schema does not know is refused: the strict files are really in force."""
+    for msg in (status(), status(n=30, phase="complete", score=0.8, final=True, label="HCC",
+                                 features=features(30), warnings=["slot_late"]),
+                score(0.4, features=features(12)), final_score(features=features(30))):
+        validate(dict(msg, seq=1))
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        validate(dict(status(), seq=1, countdown_s=3))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(dict(score(0.4), seq=1, score=1.5))
+
+
 def test_properties_are_documented_in_gst_inspect():
+    from ceustream.pipelines import gst
+
     out = subprocess.run(["gst-inspect-1.0", "ceushud"], capture_output=True, text=True,
                          env=dict(os.environ, GST_PLUGIN_PATH=str(gst.plugin_dirs()[0])))
     assert out.returncode == 0, out.stderr
-    for prop in ("endpoint", "exam", "server-public-key", "stale-after", "messages-received"):
-        assert prop in out.stdout
+    for prop in ("endpoint", "exam", "server-public-key", "stale-after", "messages-received",
+                 "messages-ignored", "disclaimer-position", "bottom-left", "bottom-center",
+                 "shown"):
+        assert prop in out.stdout, prop
+    gate = subprocess.run(["gst-inspect-1.0", "ceusgate"], capture_output=True, text=True,
+                          env=dict(os.environ, GST_PLUGIN_PATH=str(gst.plugin_dirs()[0])))
+    assert gate.returncode == 0 and "frozen-after" in gate.stdout
 
 
 def test_before_any_message_it_says_so_and_shows_the_disclaimer(bench):
+    shown = bench.shown()
+    assert shown["state"] == "none"
+    assert shown["warnings"] == ["NO ENGINE MESSAGES"]
+    assert shown["disclaimer"] == "bottom-left"
     img = bench.frame()
-    assert img.any(), "nothing drawn"
     assert red(img) > 200  # the "NO ENGINE MESSAGES" banner
     assert bench.prop("messages-received") == 0
 
 
 def test_gauge_follows_the_score(bench):
-    bench.send(status())
-    bench.send(score(0.2))
+    bench.deliver(status(), score(0.2))
     a = bench.frame()
-    bench.send(score(0.9))
+    bench.deliver(score(0.9))
+    assert bench.current()["score"] == "0.90"
     b = bench.frame()
-    assert bench.prop("messages-received") == 3
     changed = np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 40
-    assert changed.sum() > 500
+    assert changed.sum() > 300
     ys, xs = np.nonzero(changed)
     # only the score panel changed (right-hand side), not the lesion's ROI in the middle
     assert xs.min() > W * 0.45
     assert not changed[120:240, 200:320].any()
-    bench.send(score(0.9, final=True, label="HCC", slots_filled=30,
-                     slot_states=["frame"] * 30))
-    c = bench.frame()
-    assert np.abs(b.astype(int) - c.astype(int)).sum() > 0  # label and slots drawn
 
 
-def test_stale_after_the_heartbeat_stops(port):
-    b = Bench(port, props="stale-after=1.0")
+def test_a_provisional_score_looks_provisional_and_the_final_looks_final(bench):
+    bench.deliver(status(n=13, score=0.61), score(0.61, n=13))
+    prov = bench.current()
+    assert (prov["kind"], prov["score"], prov["filled"], prov["label"]) == \
+        ("provisional", "0.61", "13/30", "")
+    a = bench.frame()
+    bench.deliver(final_score(0.61, "HCC"))
+    fin = bench.current()
+    assert (fin["kind"], fin["score"], fin["label"]) == ("final", "0.61", "HCC")
+    b = bench.frame()
+    # same number, drawn differently: solid digits, the frame and the amber label
+    assert np.abs(a.astype(int) - b.astype(int)).sum(axis=2).__gt__(40).sum() > 500
+    assert amber(b) > amber(a) + 100
+
+
+def test_the_countdown_counts_down_between_messages(bench):
+    """Heartbeats repeating one status must not freeze it: the element counts down from the
+    status's next_slot_in_s by its own clock (speed 0 = unknown counts as 1)."""
+    bench.deliver(status(n=12, next_slot_in_s=20.0, speed=1.0))
+    first = bench.current()["countdown"]
+    assert 18 <= first <= 20
+    later = bench.wait_shown(lambda s: 0 <= s["countdown"] < first - 1, "the countdown to move")
+    assert "slot 13 in" in later["phase"]
+    bench.deliver(status(n=12, next_slot_in_s=6.0, speed=0.0))  # unknown speed
+    bench.wait_shown(lambda s: 0 <= s["countdown"] <= 4, "the countdown at unknown speed")
+    bench.deliver(status(n=12, next_slot_in_s=-2.0))  # overdue
+    due = bench.current()
+    assert due["countdown"] == 0 and "due now" in due["phase"]
+
+
+def test_after_a_normal_end_the_last_state_stays_not_stale():
+    b = Bench(props="stale-after=0.5")
     try:
-        b.send(status())
-        b.send(score(0.6))
-        fresh = b.frame(0.3)
-        time.sleep(1.5)
-        stale = b.frame(0.3)
-        assert red(stale) > red(fresh) + 300  # the STALE banner
-        b.send(status())  # heartbeat back: banner gone
-        again = b.frame(0.4)
-        assert red(again) < red(stale) - 300
+        b.deliver(status(n=20, score=0.7), score(0.7, n=20))
+        # while the exam runs, silence is STALE ...
+        b.wait_shown(lambda s: s["state"] == "stale", "STALE while the exam runs")
+        # ... after the end it is not: the engine may stop sending (or exit)
+        b.deliver(final_score(0.82, "HCC"),
+                  status(n=30, phase="complete", score=0.82, final=True, label="HCC"))
+        ended = b.current()
+        assert ended["state"] == "ended" and ended["ended"]
+        assert ended["phase"] == "EXAM ENDED - COMPLETE"
+        last = time.monotonic()
+        while time.monotonic() < last + 4 * 0.5:  # well past stale-after, still ended
+            s = b.shown()
+            assert s["state"] == "ended" and not any("STALE" in w for w in s["warnings"]), s
+            time.sleep(0.1)
+        # a partial end says it is not final
+        b.deliver(status("ex2", n=22, phase="partial", score=0.4,
+                         flags=["slots_missing", "trained_on_simulated_data"]))
+        partial = b.current()
+        assert (partial["state"], partial["kind"]) == ("ended", "not_final")
+        assert partial["phase"] == "EXAM ENDED - PARTIAL - NOT FINAL"
     finally:
         b.close()
 
 
-def test_malformed_foreign_and_unknown_versions_change_nothing(port):
-    b = Bench(port, props="exam=ex1 stale-after=60")
+def test_stale_while_running_and_back_with_the_heartbeat():
+    b = Bench(props="stale-after=1.0")
     try:
-        b.send(status())
-        b.send(score(0.42))
+        b.deliver(status(), score(0.6))
+        fresh = b.frame()
+        assert b.current()["state"] == "running"
+        b.wait_shown(lambda s: s["state"] == "stale", "STALE")
+        stale = b.frame()
+        assert red(stale) > red(fresh) + 300  # the STALE banner
+        b.deliver(status(heartbeat=True))
+        b.wait_shown(lambda s: s["state"] == "running", "the heartbeat to clear STALE")
+        assert red(b.frame()) < red(stale) - 300
+    finally:
+        b.close()
+
+
+def test_warnings_are_shown_in_words_and_cpu_fallback_is_a_note(bench):
+    flags = ["cpu_fallback", "trained_on_simulated_data"]
+    bench.deliver(status(n=14, score=0.58, flags=flags, warnings=[
+        "no_signal", "frozen_frame", "baseline_contaminated", "journal_error", "slot_late",
+        "model_tic_disagree", "out_of_distribution", "brand_new_thing"]),
+        score(0.58, n=14, flags=flags))
+    s = bench.current()
+    assert set(s["warnings"]) == {"NO SIGNAL", "FROZEN IMAGE", "BASELINE HAD CONTRAST",
+                                  "JOURNAL ERROR", "SLOT LATE", "MODEL/TIC DISAGREE",
+                                  "BRAND NEW THING"}
+    assert s["ood"] is True  # drawn next to the score, not among the banners
+    assert s["cpu"] is True and not any("CPU" in w for w in s["warnings"])
+    img = bench.frame()
+    assert red(img) > 100  # NO SIGNAL is red
+
+
+def test_the_tic_reading_is_drawn_under_the_score(bench):
+    bench.deliver(status(n=27, score=0.77), score(0.77, n=27))
+    plain = bench.frame()
+    assert bench.current()["tic_points"] == 0
+    f = features(27)
+    bench.deliver(score(0.77, n=27, features=f))
+    s = bench.current()
+    assert s["summary"] == "APHE ✓ · washout late, mild"
+    assert s["tic_points"] == 27
+    drawn = bench.frame()
+    # the lesion curve is amber, inside the panel
+    assert amber(drawn[:, W // 2:]) > amber(plain[:, W // 2:]) + 50
+    # a status without features yet (null) clears the reading
+    bench.deliver(status(n=27, score=0.77, features=None))
+    assert bench.current()["tic_points"] == 0
+
+
+@pytest.mark.parametrize("position", ["bottom-left", "top-left", "bottom-right",
+                                      "top-right", "bottom-center"])
+def test_the_disclaimer_is_readable_in_the_corner_chosen(position):
+    """Capitals at least 2.5 % of the frame height, in the chosen corner, and the score
+    panel elsewhere."""
+    w, h = 1280, 720
+    b = Bench(props=f"disclaimer-position={position}", w=w, h=h)
+    try:
+        b.deliver(status(n=10, score=0.3, roi=[560, 300, 160, 120], frame_size=[w, h]))
+        s = b.current()
+        assert s["disclaimer"] == position and s["panel"] != position
+        img = b.frame()
+        x, y, bw, bh = s["disclaimer_box"]
+        cx, cy = x + bw / 2, y + bh / 2
+        want_x = {"left": cx < w / 2, "right": cx > w / 2, "center": abs(cx - w / 2) < 2}
+        assert want_x[position.split("-")[1]], (position, s["disclaimer_box"])
+        assert (cy > h / 2) == position.startswith("bottom")
+        # measure the letters themselves: rows of white text inside the box
+        box = img[y:y + bh, x:x + bw]
+        rows = (box.min(axis=2) > 200).any(axis=1)
+        runs, run = [], 0
+        for r in rows:
+            run = run + 1 if r else 0
+            runs.append(run)
+        assert max(runs) >= 0.025 * h, f"capitals {max(runs)} px of a {h}-line frame"
+        lines = int(np.sum(np.diff(rows.astype(int)) == 1) + rows[0])
+        assert lines >= 2
+    finally:
+        b.close()
+
+
+def _bad_numbers():
+    """Messages that are valid JSON but carry a number the element must not cast."""
+    out = []
+
+    def mutate(msg, path, value):
+        m = copy.deepcopy(msg)
+        o = m
+        for k in path[:-1]:
+            o = o[k]
+        o[path[-1]] = value
+        return m
+
+    st, sc = status(), score(0.5, features=features(10))
+    out += [mutate(st, ["slots_filled"], 1e308), mutate(st, ["next_slot"], -3),
+            mutate(st, ["next_slot"], 2.5), mutate(st, ["roi"], [0, 0, 10 ** 12, 5]),
+            mutate(st, ["speed"], -1.0), mutate(st, ["next_slot_in_s"], 1e300),
+            mutate(st, ["frame_size"], [2 ** 63, 480]), mutate(sc, ["score"], 1.5),
+            mutate(sc, ["slots_total"], 0), mutate(sc, ["features", "lesion", 3], 1e300),
+            mutate(sc, ["features", "times_s", 0], -4.0), mutate(sc, ["seq"], -1)]
+    return out
+
+
+def test_malformed_foreign_unknown_versions_and_bad_numbers_change_nothing():
+    b = Bench(props="exam=ex1 stale-after=60")
+    try:
+        still = dict(next_slot_in_s=None, score=0.42)  # no countdown: the picture stands still
+        b.deliver(status(**still), score(0.42))
+        before_shown = b.current()
         before = b.frame()
         got = b.prop("messages-received")
-        b.pub.send_multipart([b"score.ex1", b"{not json"])
-        b.pub.send_multipart([b"score.ex1", json.dumps(dict(score(0.99), v=2)).encode()])
-        b.pub.send_multipart([b"score.ex1", json.dumps([1, 2, 3]).encode()])
-        b.pub.send_multipart([b"score.ex1", json.dumps(dict(score(0.99), score="high")).encode()])
-        b.pub.send_multipart([b"score.ex1", b"\xff\xfe\xfd"])
-        b.pub.send_multipart([b"score.ex1"])  # one part only
-        b.send(score(0.99, exam="ex1b"))  # another exam (prefix-alike)
-        after = b.frame(0.6)
-        assert b.prop("messages-received") == got
-        assert b.prop("messages-ignored") >= 6
-        assert np.array_equal(before, after)
+        ignored = b.prop("messages-ignored")
+        m = _messages()
+        bad = [(b"score.ex1", b"{not json"),
+               (b"score.ex1", m.encode(dict(score(0.99), v=2, seq=9))),
+               (b"score.ex1", json.dumps([1, 2, 3]).encode()),
+               (b"score.ex1", m.encode(dict(score(0.99), score="high", seq=9))),
+               (b"score.ex1", b"\xff\xfe\xfd"),
+               (b"status.ex1", m.encode(dict(score(0.4), seq=9))),  # type != topic
+               # numbers JSON itself cannot carry, as a careless publisher writes them
+               (b"score.ex1", m.encode(dict(score(0.99), seq=9)).replace(b'"score":0.99',
+                                                                         b'"score":NaN')),
+               (b"status.ex1", m.encode(dict(status(), seq=9)).replace(b'"speed":1.0',
+                                                                       b'"speed":1e400')),
+               (b"status.ex1", m.encode(dict(status(), seq=9)).replace(
+                   b'"next_slot":10', b'"next_slot":99999999999999999999999'))]
+        for topic, payload in bad:
+            b.pub.raw(topic, payload)
+        b.pub.raw(b"score.ex1")  # one part only
+        b.pub.raw(b"score.", b"")  # no exam id, an empty payload
+        for msg in _bad_numbers():
+            b.pub.raw(m.topic(msg["type"], "ex1"), json.dumps({"seq": 50, **msg}).encode())
+        b.send(score(0.99, exam="ex1b"))  # another exam (prefix-alike): filtered
+        total = len(bad) + 2 + len(_bad_numbers())
+        wait_for(lambda: b.prop("messages-ignored") >= ignored + total,
+                 what=f"{total} messages ignored")
+        # a good one after them all is still taken, so nothing above was left half-read
+        b.deliver(status(n=11, **still))
+        assert b.prop("messages-received") == got + 1
+        assert b.current()["filled"] == "11/30"
+        b.deliver(status(**still))
+        after = b.frame()
+        assert b.current() == before_shown
+        assert np.abs(before.astype(int) - after.astype(int)).max() <= 2
     finally:
         b.close()
 
 
-def test_survives_the_publisher_restarting(port):
-    b = Bench(port, props="stale-after=60")
+def test_survives_the_publisher_restarting():
+    b = Bench(props="stale-after=60")
     try:
-        b.send(status())
-        b.send(score(0.1))
+        b.deliver(status(), score(0.1))
         first = b.frame()
+        endpoint = b.endpoint
         b.pub.close()
-        time.sleep(0.5)
-        b.pub = b.ctx.socket(zmq.PUB)
-        b.pub.bind(b.endpoint)
-        time.sleep(1.0)  # ZeroMQ reconnects by itself
-        b.send(status())
-        b.send(score(0.95))
-        second = b.frame(0.6)
-        assert b.prop("messages-received") >= 4
-        assert np.abs(first.astype(int) - second.astype(int)).sum() > 0
+        b.pub = Publisher(endpoint)
+        # ZeroMQ reconnects by itself: resend until the element has taken one
+        got = b.prop("messages-received")
+
+        def again():
+            b.send(score(0.95))
+            return b.prop("messages-received") > got
+        wait_for(again, what="the reconnection", step=0.2)
+        assert b.current()["score"] == "0.95"
+        assert np.abs(first.astype(int) - b.frame().astype(int)).sum() > 0
     finally:
         b.close()
 
 
-@pytest.mark.parametrize("fmt", ["I420", "NV12", "RGBx", "BGRA"])
-def test_draws_in_every_supported_format(port, fmt):
-    b = Bench(port, fmt=fmt)
+@pytest.mark.parametrize("fmt", ["I420", "NV12", "RGBx", "BGRA", "RGBA", "BGRx"])
+def test_draws_in_every_supported_format(fmt):
+    b = Bench(fmt=fmt)
     try:
-        b.send(status())
-        b.send(score(0.7))
+        b.deliver(status(), score(0.7))
+        b.current()
         img = b.frame()
         assert (img.sum(axis=2) > 300).sum() > 2000  # white text and gauge on black
     finally:
         b.close()
 
+
+def test_debug_categories_say_what_both_elements_do():
+    """GST_DEBUG=ceusgate:6,ceushud:5 shows caps, frames passed and dropped (and why), and
+    messages ignored (and why)."""
+    from ceustream.pipelines import gst
+
+    gst.require("ceusgate", "ceushud")
+    pub = Publisher()
+    stop = threading.Event()
+
+    def publish():
+        while not stop.is_set():
+            pub.raw(b"status.ex1", b"{not json")
+            stop.wait(0.05)
+
+    t = threading.Thread(target=publish)
+    t.start()
+    env = dict(os.environ, GST_PLUGIN_PATH=str(gst.plugin_dirs()[0]),
+               GST_DEBUG="ceusgate:6,ceushud:5", GST_DEBUG_NO_COLOR="1")
+    try:
+        # long enough (live, 3 s) for the subscriber to connect and hear the bad messages
+        r = subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=90",
+                            "is-live=true", "!", "video/x-raw,width=160,height=120,"
+                            "framerate=30/1", "!", "ceusgate", "slots=0.5,1.0", "!", "ceushud",
+                            f"endpoint={pub.endpoint}", "!", "fakesink"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        stop.set()
+        t.join()
+        pub.close()
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = r.stderr
+    assert "ceusgate" in log and "caps video/x-raw" in log
+    assert "(first at or after a slot)" in log and "passed frame at stream time" in log
+    assert "dropped frame at stream time" in log
+    assert "passed the frame before slot 0" in log
+    assert "message ignored: payload is not JSON" in log
+
+
+# -- caps changes and huge frames (the crashes), in a child process -----------------------
+
+def caps_scenario(steps: list[str]) -> dict:
+    """Pushes frames of each ``FORMAT:WxH`` step through appsrc → ceushud → appsink while a
+    real PUB socket sends valid score/status messages; reports per step how many frames came
+    out and how many carried the overlay, and the element's warnings."""
+    from ceustream.pipelines import gst
+
+    gst.require("ceushud")
+    from gi.repository import GstVideo
+
+    Gst = gst.Gst
+    pub = Publisher()
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set():
+            pub.send(status(n=12, score=0.6, features=features(12)))
+            pub.send(score(0.6, n=12, features=features(12)))
+            i += 1
+            stop.wait(0.05)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    p = Gst.parse_launch(f"appsrc name=src format=time ! ceushud name=hud "
+                         f"endpoint={pub.endpoint} stale-after=60 ! appsink name=sink sync=false "
+                         "max-buffers=4")
+    src, hud, sink = p.get_by_name("src"), p.get_by_name("hud"), p.get_by_name("sink")
+    warnings, errors = [], []
+
+    def on_message(bus, msg):
+        if msg.type == Gst.MessageType.WARNING:
+            warnings.append(msg.parse_warning()[0].message + " | " + msg.parse_warning()[1])
+        elif msg.type == Gst.MessageType.ERROR:
+            errors.append(msg.parse_error()[1])
+        return True
+
+    bus = p.get_bus()
+    bus.enable_sync_message_emission()
+    bus.connect("sync-message", on_message)
+    p.set_state(Gst.State.PLAYING)
+    wait_for(lambda: hud.get_property("messages-received") > 0, what="the engine's messages")
+    report, pts = [], 0
+    for step in steps:
+        fmt, size = step.split(":")
+        w, h = (int(v) for v in size.split("x"))
+        caps = Gst.Caps.from_string(f"video/x-raw,format={fmt},width={w},height={h},"
+                                    "framerate=30/1")
+        info = GstVideo.VideoInfo.new_from_caps(caps)
+        src.set_property("caps", caps)
+        blank = bytes(info.size)
+        out = drawn = 0
+        end = time.monotonic() + DEADLINE
+        # frames until the overlay shows in this format (at least 10), a deadline at most
+        while out < 10 or (drawn == 0 and w <= 32767 and time.monotonic() < end):
+            buf = Gst.Buffer.new_wrapped(blank)
+            buf.pts, buf.duration = pts, 33_333_333
+            pts += 33_333_333
+            assert src.emit("push-buffer", buf) == Gst.FlowReturn.OK
+            s = sink.emit("try-pull-sample", 10 * Gst.SECOND)
+            if s is None:
+                break
+            b = s.get_buffer()
+            data = b.extract_dup(0, b.get_size())
+            out += 1
+            drawn += data != blank
+        report.append({"step": step, "out": out, "drawn": drawn})
+    stop.set()
+    t.join()
+    p.set_state(Gst.State.NULL)
+    pub.close()
+    return {"steps": report, "warnings": warnings, "errors": errors}
+
+
+def run_caps_scenario(steps: list[str], env: dict | None = None) -> tuple[dict, str]:
+    proc = subprocess.run([sys.executable, __file__, "caps", *steps], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, f"rc {proc.returncode}\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+@pytest.mark.parametrize("steps", [["I420:640x360", "BGRx:640x360"],
+                                   ["NV12:640x360", "RGBx:640x360"],
+                                   ["BGRx:640x360", "NV12:640x360", "RGBA:320x240",
+                                    "I420:320x240"]])
+def test_a_caps_change_at_the_same_size_is_blended_by_the_new_format(steps):
+    """Was a SIGSEGV: the blend took the format of the overlay rendered for the old caps."""
+    res, _ = run_caps_scenario(steps)
+    assert not res["errors"], res
+    for step in res["steps"]:
+        assert step["out"] >= 10, step
+        assert step["drawn"] > 0, f"no overlay drawn after the change to {step['step']}"
+
+
+def test_a_frame_too_wide_to_draw_passes_untouched_with_one_warning():
+    """Was a SIGSEGV (cairo cannot hold 40000 px; NULL surface data was written)."""
+    res, _ = run_caps_scenario(["BGRx:40000x4", "I420:640x360"])
+    huge, normal = res["steps"]
+    assert huge["out"] >= 10 and huge["drawn"] == 0  # every frame passed, untouched
+    assert normal["drawn"] > 0  # back to a drawable size: the overlay returns
+    too_big = [w for w in res["warnings"] if "larger than the overlay can draw" in w]
+    assert len(too_big) == 1, res["warnings"]
+    assert not res["errors"], res
+
+
+# -- the C reader against the schema files (hudcheck) -------------------------------------
+
+def _cmake_build(build: Path, *options: str, target: str | None = None) -> None:
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is missing")
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCEUS_TESTS=ON",
+                    "-DSKBUILD_PROJECT_VERSION=0.1.0", *options], check=True,
+                   capture_output=True)
+    cmd = ["cmake", "--build", str(build), "-j2"] + (["--target", target] if target else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def hudcheck(tmp_path_factory) -> Path:
+    build = tmp_path_factory.mktemp("hudcheck")
+    _cmake_build(build, target="hudcheck")
+    return build / "hudcheck"
+
+
+def test_the_c_reader_reads_only_fields_the_schema_defines(hudcheck):
+    r = subprocess.run([str(hudcheck), "schema", _messages().schema_dir()],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ", 0 problems" in r.stdout
+    checked = int(r.stdout.strip().splitlines()[-1].split()[0])
+    assert checked >= 60
+
+
+def test_the_c_schema_check_breaks_when_python_renames_a_field(hudcheck, tmp_path):
+    """Drift is caught: a renamed, retyped or widened field in the schema fails the C test."""
+    schema = tmp_path / "schema"
+    shutil.copytree(_messages().schema_dir(), schema)
+    st = schema / "status.v1.json"
+    st.write_text(st.read_text().replace('"next_slot_in_s"', '"next_slot_in"'))
+    sc = schema / "score.v1.json"
+    sc.write_text(sc.read_text().replace('"final": {\n      "type": "boolean"',
+                                         '"final": {\n      "type": "string"'))
+    common = schema / "common.v1.json"
+    common.write_text(common.read_text().replace('"frame",', '"frame", "interpolated",')
+                      .replace('"maximum": 1000\n', '"maximum": 100000\n'))
+    r = subprocess.run([str(hudcheck), "schema", str(schema)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stdout
+    assert "status next_slot_in_s: the overlay reads it, the schema has no such field" in r.stdout
+    assert "score final: the schema allows string" in r.stdout
+    assert "slots_filled: the schema allows 0..100000" in r.stdout
+
+
+def _parse(hudcheck: Path, msgs: list) -> list[dict]:
+    """Each message (dict or (topic, raw payload)) through the C reader, in order."""
+    m = _messages()
+    lines = []
+    for seq, msg in enumerate(msgs, 1):
+        if isinstance(msg, dict):
+            msg = validate(dict(msg, seq=seq))
+            lines.append(json.dumps([m.topic(msg["type"], msg["exam"]).decode(),
+                                     m.encode(msg).decode()]))
+        else:
+            lines.append(json.dumps([msg[0], msg[1]]))
+    r = subprocess.run([str(hudcheck), "parse"], input="\n".join(lines) + "\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_the_c_reader_reads_what_python_builds(hudcheck):
+    f = features(27)
+    out = _parse(hudcheck, [
+        status(n=12, next_slot_in_s=3.25, speed=2.0, warnings=["slot_late", "no_signal"],
+               flags=["cpu_fallback", "trained_on_simulated_data"]),
+        score(0.61, n=12, features=f),
+        status(n=30, phase="complete", score=0.87, final=True, label="HCC", features=f),
+    ])
+    assert [o["outcome"] for o in out] == ["applied"] * 3
+    st, sc, end = out
+    assert (st["phase"], st["next_slot"], st["next_slot_in_s"], st["speed"]) == \
+        ("video_phase", 12, 3.25, 2.0)
+    assert st["warnings"] == ["no_signal", "slot_late"]
+    assert st["roi"] == [200, 120, 120, 120] and st["cpu_fallback"] is True
+    assert st["slots"][:12] == [1] * 12 and st["slots"][12:] == [0] * 18
+    assert (st["model"], st["trained_on"], st["backend"], st["precision"]) == \
+        ("cnn3d", "simulated", "onnxruntime", "fp32")
+    assert (sc["score"], sc["final"], sc["label"], sc["slots_filled"]) == (0.61, False, "", 12)
+    tic = sc["features"]
+    assert tic["summary"] == f["summary"] and tic["times_s"] == f["times_s"]
+    assert tic["lesion"] == f["lesion"] and tic["parenchyma"] == f["parenchyma"]
+    assert (tic["aphe"], tic["washout"], tic["washout_degree"], tic["category"]) == \
+        ("nonrim", "late", "mild", "LR-5-like")
+    assert (tic["washout_onset_s"], tic["p_hcc"]) == (75.0, 0.81)
+    assert (end["score"], end["final"], end["label"], end["ended"]) == (0.87, True, "HCC", True)
+
+
+def test_the_c_reader_refuses_bad_numbers_and_keeps_its_state(hudcheck):
+    good = status(n=12)
+    bad = _bad_numbers()
+    m = _messages()
+    raw = [("status.ex1", m.encode(dict(good, seq=1)).decode().replace('"speed":1.0',
+                                                                       '"speed":1e400')),
+           ("status.ex1", m.encode(dict(good, seq=1)).decode().replace('"speed":1.0',
+                                                                       '"speed":NaN'))]
+    lines = [good] + [(m.topic(b["type"], "ex1").decode(), json.dumps({"seq": 2, **b}))
+                      for b in bad] + raw
+    out = _parse(hudcheck, lines)
+    assert out[0]["outcome"] == "applied"
+    for o in out[1:]:
+        assert o["outcome"] == "malformed", o
+        assert o["why"], o
+        keep = {k: v for k, v in o.items() if k not in ("outcome", "why")}
+        assert keep == {k: v for k, v in out[0].items() if k not in ("outcome", "why")}
+    whys = " ".join(o["why"] for o in out[1:])
+    for field in ("slots_filled", "next_slot", "roi[2]", "speed", "frame_size[0]", "score",
+                  "features.lesion[3]", "features.times_s[0]", "seq"):
+        assert f"'{field}'" in whys, (field, whys)
+
+
+# -- AddressSanitizer, both elements, leak detection on -----------------------------------
 
 def _asan_runtime() -> str | None:
     out = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True)
@@ -205,50 +832,92 @@ def _asan_runtime() -> str | None:
 
 
 @pytest.mark.slow
-def test_address_sanitizer_build_runs_clean(tmp_path, port):
-    """The plugin built with -fsanitize=address runs the element (gst-launch-1.0 with the
-    sanitizer preloaded) through good, malformed and foreign messages with no report."""
+def test_address_sanitizer_build_runs_clean(tmp_path):
+    """Both elements built with -fsanitize=address run (gst-launch-1.0 with the sanitizer
+    preloaded, leak detection on) through good, malformed and foreign messages, every
+    format, the gate's slots, monitor window and frozen detection, and the C reader through
+    bad numbers: no error and no leak report. Suppressed: only one-time allocations of the
+    libraries' own initialisation (plugins/lsan.supp)."""
     asan = _asan_runtime()
-    if asan is None or shutil.which("cmake") is None:
-        pytest.skip("gcc's libasan or cmake is missing")
+    if asan is None:
+        pytest.skip("gcc's libasan is missing")
     build = tmp_path / "asan"
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCEUS_ASAN=ON",
-                    "-DSKBUILD_PROJECT_VERSION=0.1.0"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
-    endpoint = f"tcp://127.0.0.1:{port}"
-    ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
-    pub.bind(endpoint)
+    _cmake_build(build, "-DCEUS_ASAN=ON")
+    pub = Publisher()
     stop = threading.Event()
 
     def publish():
         i = 0
+        m = _messages()
         while not stop.is_set():
-            pub.send_multipart([b"status.ex1", json.dumps(status()).encode()])
-            pub.send_multipart([b"score.ex1", json.dumps(score((i % 10) / 10)).encode()])
-            pub.send_multipart([b"score.ex1", b"{broken"])
-            pub.send_multipart([b"score.zz", json.dumps(score(0.5, exam="zz")).encode()])
+            n = 5 + i % 25
+            pub.send(status(n=n, score=(i % 10) / 10, features=features(n),
+                            warnings=["slot_late"] if i % 3 else ["out_of_distribution"]))
+            pub.send(score((i % 10) / 10, n=n, features=features(n)))
+            if i % 7 == 0:
+                pub.send(final_score(features=features(30)))
+                pub.send(status(n=30, phase="complete", score=0.87, final=True, label="HCC"))
+            pub.raw(b"score.ex1", b"{broken")
+            pub.raw(b"status.ex1", m.encode(dict(status(), seq=1)).replace(b'"speed":1.0',
+                                                                           b'"speed":1e400'))
+            pub.send(score(0.5, exam="zz"))
             i += 1
-            time.sleep(0.05)
+            stop.wait(0.03)
 
     t = threading.Thread(target=publish)
     t.start()
-    env = dict(os.environ, LD_PRELOAD=asan, GST_PLUGIN_PATH=str(build),
-               GST_REGISTRY=str(tmp_path / "registry.bin"),
-               ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1")
+    env = dict(os.environ, GST_PLUGIN_PATH=str(build), GST_REGISTRY=str(tmp_path / "reg.bin"),
+               XDG_DATA_HOME=str(tmp_path / "data"))
+    # the registry is scanned once without leak checks (other plugins' scanner leaks)
+    subprocess.run(["gst-inspect-1.0", "ceushud"], env=dict(
+        env, LD_PRELOAD=asan, ASAN_OPTIONS="detect_leaks=0"), capture_output=True, timeout=300)
+    env.update(LD_PRELOAD=asan,
+               ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:abort_on_error=1:"
+                            "halt_on_error=1",
+               LSAN_OPTIONS=f"suppressions={ROOT / 'plugins' / 'lsan.supp'}:print_suppressions=0")
+    hud = ["ceushud", f"endpoint={pub.endpoint}", "stale-after=0.5"]
+    runs = []
     try:
-        results = []
-        for fmt in ("BGRx", "I420", "NV12"):
-            results.append(subprocess.run(
-                ["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=120", "is-live=true", "!",
-                 f"video/x-raw,format={fmt},width=1280,height=720,framerate=60/1", "!",
-                 "ceushud", f"endpoint={endpoint}", "exam=ex1", "stale-after=0.5", "!",
-                 "fakesink"], env=env, capture_output=True, text=True, timeout=120))
+        for fmt in ("BGRx", "I420", "NV12", "RGBA"):
+            runs.append(["videotestsrc", "num-buffers=90", "is-live=true", "!",
+                         f"video/x-raw,format={fmt},width=1280,height=720,framerate=60/1", "!",
+                         *hud, "exam=ex1", "!", "fakesink"])
+        runs.append(["videotestsrc", "num-buffers=120", "!",
+                     "video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!",
+                     "ceusgate", "slots=0.5,1.0,2.5,3.9", "monitor-interval=200000000",
+                     "monitor-start=1000000000", "monitor-stop=3000000000", "!",
+                     *hud, "disclaimer-position=bottom-center", "!", "fakesink"])
+        runs.append(["videotestsrc", "num-buffers=90", "pattern=black", "!",
+                     "video/x-raw,format=BGRx,width=320,height=240,framerate=30/1", "!",
+                     "ceusgate", "frozen-after=5", "pass-all=true", "stamp=true", "!",
+                     "fakesink"])
+        # the caps sequences that crashed, one after the other through `concat`
+        for first, then in (("I420,width=640,height=360", "BGRx,width=640,height=360"),
+                            ("NV12,width=640,height=360", "RGBx,width=640,height=360"),
+                            ("BGRx,width=40000,height=4", "I420,width=640,height=360")):
+            runs.append(["concat", "name=c", "!", *hud, "!", "fakesink"]
+                        + [x for caps in (first, then) for x in (
+                            "videotestsrc", "num-buffers=45", "is-live=true", "!",
+                            f"video/x-raw,format={caps},framerate=30/1", "!", "c.")])
+        results = [subprocess.run(["gst-launch-1.0", "-q", *r], env=env, capture_output=True,
+                                  text=True, timeout=300) for r in runs]
     finally:
         stop.set()
         t.join()
         pub.close()
-        ctx.term()
     for r in results:
-        assert "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
+        assert "Sanitizer" not in r.stderr, r.stderr[-4000:]
         assert r.returncode == 0, r.stderr[-2000:]
+    # the C reader under the sanitizer: good messages, then every bad number
+    lines = [json.dumps(["status.ex1", json.dumps(dict(status(), seq=1))])]
+    lines += [json.dumps([f"{b['type']}.ex1", json.dumps({"seq": 2, **b})])
+              for b in _bad_numbers()]
+    lines += [json.dumps(["status.ex1", "[" * 5000 + "]" * 5000]), "not a line", "[1, 2]"]
+    r = subprocess.run([str(build / "hudcheck"), "parse"], input="\n".join(lines) + "\n",
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert "Sanitizer" not in r.stderr and r.returncode == 0, r.stderr[-4000:]
+    assert len(r.stdout.splitlines()) == len(lines)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "caps":
+    print(json.dumps(caps_scenario(sys.argv[2:])))
