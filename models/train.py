@@ -58,6 +58,12 @@ class TrainConfig:
     #: as the paper did (it stopped after 100 iterations)
     keep: str = "best"
     net_kwargs: dict = field(default_factory=dict)
+    #: how clips become the input (``engine.core.preprocess``), exported into the metadata
+    preprocessing: dict = field(default_factory=lambda: {"kind": "scale"})
+    #: input = (prepared * norm_scale - norm_mean) / norm_std, exported into the metadata
+    norm: tuple[float, float, float] = (1.0 / 255.0, 0.0, 1.0)
+    #: clip-level augmentations drawn per sample per epoch (``models.augment.CLIP_LEVEL``)
+    augment: tuple[str, ...] = ()
 
     @property
     def is_3d(self) -> bool:
@@ -91,24 +97,37 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def _to_tensor(x: np.ndarray, is_3d: bool):
+def prepare_batch(x: np.ndarray, cfg: "TrainConfig | None") -> np.ndarray:
+    """uint8 clips (N, D, H, W) → the model's float32 input, with the function the engine
+    uses (``engine.core.preprocess.prepare``): training and serving cannot differ."""
+    from ceustream.engine.core.preprocess import Preprocessing, prepare
+
+    cfg = cfg or TrainConfig()
+    spec = Preprocessing.from_dict(cfg.preprocessing)
+    scale, mean, std = cfg.norm
+    present = np.ones(x.shape[1], bool)
+    return np.stack([prepare(c, present, spec, scale, mean, std) for c in x])
+
+
+def _to_tensor(x: np.ndarray, is_3d: bool, cfg: "TrainConfig | None" = None):
     import torch
 
-    t = torch.from_numpy(x.astype(np.float32) / 255.0)
     if is_3d:
-        return t[:, None]  # (N, 1, D, H, W)
+        return torch.from_numpy(prepare_batch(x, cfg))[:, None]  # (N, 1, D, H, W)
+    t = torch.from_numpy(x.astype(np.float32) / 255.0)
     return t.permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
 
 
-def predict(net, x: np.ndarray, is_3d: bool, batch: int = 32) -> np.ndarray:
-    """P(HCC) for uint8 inputs."""
+def predict(net, x: np.ndarray, is_3d: bool, batch: int = 32,
+            cfg: "TrainConfig | None" = None) -> np.ndarray:
+    """P(HCC) for uint8 inputs, prepared as ``cfg`` says (default: the legacy scaling)."""
     import torch
 
     net.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            logits = net(_to_tensor(x[i:i + batch], is_3d))
+            logits = net(_to_tensor(x[i:i + batch], is_3d, cfg))
             out.append(torch.softmax(logits, 1)[:, 1].numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -155,7 +174,12 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
         total = 0.0
         for i in range(0, len(order), cfg.batch):
             idx = order[i:i + cfg.batch]
-            xb = _to_tensor(x_train[idx], cfg.is_3d)
+            xs = x_train[idx]
+            if cfg.augment and cfg.is_3d:
+                from .augment import ClipAugment
+
+                xs = np.stack([ClipAugment.sample(rng, cfg.augment).apply(c) for c in xs])
+            xb = _to_tensor(xs, cfg.is_3d, cfg)
             yb = torch.from_numpy(y_train[idx].astype(np.int64))
             opt.zero_grad()
             loss = loss_fn(net(xb), yb)
@@ -163,7 +187,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
             opt.step()
             total += loss.item() * len(idx)
             bar.update(len(idx), f"loss {total / min(i + cfg.batch, len(order)):.3f}")
-        p_val = predict(net, x_val, cfg.is_3d)
+        p_val = predict(net, x_val, cfg.is_3d, cfg=cfg)
         with torch.no_grad():
             eps = 1e-7
             val_loss = float(-np.mean(y_val * np.log(p_val + eps) + (1 - y_val) * np.log(1 - p_val + eps)))

@@ -15,7 +15,8 @@ move it. From the 30 slots:
   when the band leads the core by a margin and the core does not enhance;
 - washout: the first time after the arterial peak from which the lesion stays below the
   parenchyma; early when it starts before 60 s after the injection (CEUS LI-RADS); marked when
-  the lesion ends far below the liver ("punched out") by 120-180 s;
+  the lesion ends far below the liver ("punched out") by 120-180 s, i.e. far below the liver
+  of that moment or as dark as the liver's darkest samples (before it enhanced);
 - a CEUS LI-RADS-like category (LR-5-like: non-rim APHE with late mild washout; LR-M-like: rim
   APHE, early or marked washout; ...), from the curves alone: not a diagnosis.
 
@@ -36,7 +37,8 @@ from .preprocess import fill_missing, liver_rank_lut, ring_mask
 APHE_MIN = 0.12        # lesion above parenchyma in the arterial phase
 RIM_MIN = 0.15         # rim band above the core at the arterial peak
 WASHOUT_MIN = 0.10     # lesion below parenchyma
-MARKED_MIN = 0.35      # lesion far below parenchyma late: "punched out"
+MARKED_MIN = 0.35      # lesion far below parenchyma late: "punched out" ...
+MARKED_RANK = 0.15     # ... or as dark as the liver's darkest samples (before it enhanced)
 ARTERIAL_END_S = 30.0  # arterial phase: up to this long after t0
 EARLY_WASHOUT_S = 60.0  # CEUS LI-RADS: washout before 60 s after the injection is early
 #: injection → arrival when the injection time is unknown (middle of the published 10-25 s)
@@ -166,9 +168,10 @@ def read(raw: np.ndarray, present: np.ndarray, offsets_s: tuple[float, ...], rin
         if onset is not None:
             rd.washout_onset_s = round(onset + delay, 1)
             rd.washout = "early" if onset + delay < EARLY_WASHOUT_S else "late"
-            late = [i for i in range(n) if present[i] and offsets[i] >= 120.0]
-            level = float(np.min(d[late])) if late else float(np.min(d[after]))
-            rd.washout_degree = "marked" if level <= -MARKED_MIN else "mild"
+            late = [i for i in range(n) if present[i] and offsets[i] >= 120.0] or after
+            punched = float(np.min(d[late])) <= -MARKED_MIN or \
+                float(np.min(les[late])) <= MARKED_RANK
+            rd.washout_degree = "marked" if punched else "mild"
         elif complete:
             rd.washout, rd.washout_degree = "none", "none"
         rd.category = category(rd, complete)

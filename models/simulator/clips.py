@@ -65,16 +65,39 @@ def slot_times(scene: Scene, offsets=PAPER_OFFSETS_S, fps: float = 30.0,
     return out
 
 
+def varied_roi(scene: Scene, ratio: float, shift: tuple[float, float]) -> tuple[int, int, int, int]:
+    """An operator's ROI of another habit: the lesion's diameter ``ratio`` of the box's side,
+    the lesion moved off-centre by ``shift`` (fractions of the free margin, -1..1), the box
+    kept inside the sector's bounding box."""
+    cx, cy = scene.center
+    diam = 2 * scene.radius_px
+    side = max(8.0, diam / float(np.clip(ratio, 0.1, 1.0)))
+    free = (side - diam) / 2
+    bx0, by0, bw, bh = scene.layout.sector_box
+    side = min(side, bw, bh)
+    x = cx - side / 2 - shift[0] * free
+    y = cy - side / 2 - shift[1] * free
+    x = float(np.clip(x, bx0, bx0 + bw - side))
+    y = float(np.clip(y, by0, by0 + bh - side))
+    return int(x), int(y), int(side), int(side)
+
+
 def simulate_clip(case: Case, *, size: tuple[int, int] = (64, 64), fps: float = 30.0,
                   injection_s: float = 5.0, layout: Layout = Layout(), offsets=PAPER_OFFSETS_S,
                   shift_s: float = 0.0, flip: bool = False,
                   times: list[float] | None = None,
-                  acquisition: Acquisition | None = None) -> np.ndarray:
+                  acquisition: Acquisition | None = None, variation=None) -> np.ndarray:
     """(frames, H, W) uint8: the luma ROI at each slot, resized to ``size``. ``times``
     overrides the frame times (recording time, seconds); ``acquisition`` degrades the ROI as
-    a recording would (default: the simulator's own pixels)."""
+    a recording would (default: the simulator's own pixels); ``variation``
+    (``models.augment.Variation``) draws another operator's ROI, frame rate and t0 error."""
     scene = Scene(case, layout, injection_s)
     roi = scene.roi()
+    if variation is not None:
+        if variation.roi_ratio is not None:
+            roi = varied_roi(scene, variation.roi_ratio, variation.roi_shift)
+        fps = variation.fps or fps
+        shift_s += variation.t0_error_s
     if times is None:
         err = acquisition.t0_error_s if acquisition else 0.0
         times = slot_times(scene, offsets, fps, shift_s + err)
