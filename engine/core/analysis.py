@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import tic
-from .preprocess import fill_missing, liver_rank_lut, ring_mask
+from .preprocess import fill_missing, liver_rank_lut, reference_mask
 
 #: below this many filled slots no warning is decided (the arterial and portal phases)
 MIN_SLOTS_FOR_WARNINGS = 26
@@ -36,7 +36,7 @@ def ood_vector(raw: np.ndarray, present: np.ndarray, reading: tic.Reading,
     saturated, how the liver's grey level moves and where it sits, the speckle's texture in
     rank units, and what the TIC reading found."""
     sel = raw[present] if present.any() else raw
-    rmask = ring_mask(raw.shape[1], raw.shape[2], ring)
+    rmask = reference_mask(raw, present, ring)
     ring_means = sel[:, rmask].mean(axis=1) / 255.0
     x = liver_rank_lut(raw, present, ring)[fill_missing(raw, present)][present] \
         if present.any() else np.zeros((1,) + raw.shape[1:], np.float32)

@@ -13,6 +13,8 @@ exactly what the model was trained with:
   liver around it (hyperenhancement, washout), and a rank is unchanged by any monotone
   change of brightness: gain, dynamic range, log compression and monotone colour maps drop
   out, while the lesion-versus-liver relation over time stays. ``norm_*`` then centre it.
+  Pixels outside the ultrasound image (black in every slot: an ROI over a sector's edge) are
+  left out of the reference.
 
 Only the slots filled so far take part (a provisional score); empty slots are filled from
 the latest filled slot before them, as the clip buffer always did.
@@ -76,11 +78,26 @@ def fill_missing(raw: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
-def liver_rank_lut(raw: np.ndarray, present: np.ndarray, ring: float) -> np.ndarray:
-    """(256,) float32: the mid-rank of each grey level among the ring's pixels of the filled
-    slots (ties count half), i.e. the liver's own cumulative distribution."""
+#: a pixel never brighter than this in any slot is outside the image (the screen's black
+#: around a sector, a letterbox), not tissue: it takes no part in the liver's reference
+UNLIT = 8
+
+
+def reference_mask(raw: np.ndarray, present: np.ndarray, ring: float) -> np.ndarray:
+    """(H, W) bool: the ring's pixels that are inside the ultrasound image (lit in some filled
+    slot); the whole ring when none is (an all-dark start)."""
     sel = raw[present] if present.any() else raw
     m = ring_mask(raw.shape[1], raw.shape[2], ring)
+    lit = sel.max(axis=0) > UNLIT
+    return m & lit if (m & lit).sum() >= max(8, m.sum() // 10) else m
+
+
+def liver_rank_lut(raw: np.ndarray, present: np.ndarray, ring: float) -> np.ndarray:
+    """(256,) float32: the mid-rank of each grey level among the ring's pixels of the filled
+    slots (ties count half), i.e. the liver's own cumulative distribution. Pixels outside the
+    ultrasound image (never lit) take no part."""
+    sel = raw[present] if present.any() else raw
+    m = reference_mask(raw, present, ring)
     counts = np.bincount(sel[:, m].ravel(), minlength=256).astype(np.float64)
     total = counts.sum()
     if total == 0:

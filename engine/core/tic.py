@@ -9,7 +9,7 @@ move it. From the 30 slots:
 - the parenchyma curve: the ROI's border ring, slot by slot;
 - the lesion: the pixels whose course differs most from the parenchyma's over the exam (a
   blurred deviation map, thresholded half-way between the ring's level and the interior's
-  top, largest connected part); an iso-enhancing lesion, which differs nowhere, falls back to
+  top, largest connected part with what it encloses); an iso-enhancing lesion, which differs nowhere, falls back to
   the ROI's central disk. Its curve, its rim (outer band) and core curves;
 - APHE: the lesion above the parenchyma in the arterial phase (up to 30 s after t0); rim APHE
   when the band leads the core by a margin and the core does not enhance;
@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocess import fill_missing, liver_rank_lut, ring_mask
+from .preprocess import UNLIT, fill_missing, liver_rank_lut, reference_mask, ring_mask
 
 #: thresholds in rank units (fractions of the liver's own brightness distribution)
 APHE_MIN = 0.12        # lesion above parenchyma in the arterial phase
 RIM_MIN = 0.15         # rim band above the core at the arterial peak
-WASHOUT_MIN = 0.10     # lesion below parenchyma
+WASHOUT_MIN = 0.06     # lesion below parenchyma
 MARKED_MIN = 0.35      # lesion far below parenchyma late: "punched out" ...
 MARKED_RANK = 0.15     # ... or as dark as the liver's darkest samples (before it enhanced)
 ARTERIAL_END_S = 30.0  # arterial phase: up to this long after t0
@@ -82,8 +82,11 @@ def _r(v: float) -> float:
     return round(float(v) * 100.0, 1)
 
 
-def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, bool, float]:
-    """(mask, found, contrast) from the rank clip ``x`` (D, H, W) float32."""
+def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray, border: np.ndarray,
+                lit: np.ndarray) -> tuple[np.ndarray, bool, float]:
+    """(mask, found, contrast) from the rank clip ``x`` (D, H, W) float32: the parenchyma's
+    reference ``ring`` (the lit part of the ``border`` band) and the pixels inside the image
+    (``lit``); the lesion is searched inside the border band."""
     import cv2
 
     sel = x[present] if present.any() else x
@@ -91,9 +94,11 @@ def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray) -> tuple[n
     dev = np.abs(sel - p[:, None, None]).mean(axis=0).astype(np.float32)
     h, w = dev.shape
     dev = cv2.GaussianBlur(dev, (0, 0), max(1.0, min(h, w) / 24))
-    interior = ~ring
+    interior = ~border & lit
+    if interior.sum() < 0.05 * h * w:
+        interior = ~border
     q_hi = float(np.percentile(dev[interior], 95))
-    q_ring = float(np.median(dev[ring]))
+    q_ring = float(np.median(dev[ring])) if ring.any() else 0.0
     contrast = q_hi - q_ring
     found = False
     mask = np.zeros_like(interior)
@@ -102,12 +107,23 @@ def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray) -> tuple[n
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
         if n > 1:
             k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            mask = labels == k
+            mask = fill_holes(labels == k)  # a rim-enhancing lesion: the ring and its core
             found = mask.sum() >= 0.02 * h * w
     if not found:  # iso-enhancing or no distinct lesion: the central disk
         yy, xx = np.mgrid[0:h, 0:w]
         mask = ((yy - (h - 1) / 2) ** 2 / (0.3 * h) ** 2 + (xx - (w - 1) / 2) ** 2 / (0.3 * w) ** 2) <= 1
     return mask, found, contrast
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The region with everything it encloses (its outer contour, filled)."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    out = np.zeros(mask.shape, np.uint8)
+    cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
+    return out > 0
 
 
 def bands(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,9 +145,12 @@ def read(raw: np.ndarray, present: np.ndarray, offsets_s: tuple[float, ...], rin
     offsets = np.asarray(offsets_s, np.float64)
     present = np.asarray(present, bool)
     n = len(offsets)
-    rmask = ring_mask(raw.shape[1], raw.shape[2], ring)
+    rmask = reference_mask(raw, present, ring)
+    sel = raw[present] if present.any() else raw
+    lit = sel.max(axis=0) > UNLIT
     x = liver_rank_lut(raw, present, ring)[fill_missing(raw, present)]
-    mask, found, contrast = lesion_mask(x, present, rmask)
+    border = ring_mask(raw.shape[1], raw.shape[2], ring)
+    mask, found, contrast = lesion_mask(x, present, rmask, border, lit)
     rim_band, core = bands(mask)
     par = x[:, rmask].mean(axis=1)
     les = x[:, mask].mean(axis=1)
