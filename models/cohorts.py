@@ -53,8 +53,13 @@ class Clips:
 
 
 def make(renderer: str, n: int, seed: int, varied: bool = True,
-         progress: Callable[[int, int], None] | None = None) -> Clips:
-    """``n`` patients of ``renderer`` (half HCC, alternating)."""
+         progress: Callable[[int, int], None] | None = None,
+         variations: tuple[str, ...] | None = None) -> Clips:
+    """``n`` patients of ``renderer`` (half HCC, alternating). ``variations``: which
+    render-time variations (``augment.RENDER_LEVEL``) to draw (default: all when ``varied``)."""
+    from .augment import RENDER_LEVEL
+
+    on = tuple(variations) if variations is not None else (RENDER_LEVEL if varied else ())
     if renderer not in RENDERERS:
         raise ValueError(f"renderer {renderer!r}: one of {', '.join(RENDERERS)}")
     rng = np.random.default_rng([seed, 0xC0])
@@ -70,14 +75,14 @@ def make(renderer: str, n: int, seed: int, varied: bool = True,
             from .simulator.physiology import sample_case
 
             case = sample_case(case_seed, label)
-            clips[i] = simulate_clip(case, variation=Variation.sample(rng) if varied else None)
+            clips[i] = simulate_clip(case, variation=Variation.sample(rng, on) if on else None)
             patterns.append(case.pattern)
             washouts.append(case.washout)
         else:
             from .renderer_b import render_clip, sample_exam
 
             exam = sample_exam(case_seed, label=label)
-            err = float(rng.uniform(-1.5, 1.5)) if varied else 0.0
+            err = float(rng.uniform(-1.5, 1.5)) if "t0_error" in on else 0.0
             clips[i] = render_clip(exam, t0_error_s=err)
             patterns.append(exam.pattern)
             washouts.append(exam.washout)
@@ -87,15 +92,19 @@ def make(renderer: str, n: int, seed: int, varied: bool = True,
     return Clips(renderer, seed, clips, labels, np.array(patterns), np.array(washouts))
 
 
-def cached(work: Path, renderer: str, n: int, seed: int, varied: bool = True) -> Clips:
-    """``make``, kept in ``work`` (``<renderer>_<seed>_<n>[_plain].npz``) across runs."""
-    path = Path(work) / f"{renderer}_{seed}_{n}{'' if varied else '_plain'}.npz"
+def cached(work: Path, renderer: str, n: int, seed: int, varied: bool = True,
+           variations: tuple[str, ...] | None = None) -> Clips:
+    """``make``, kept in ``work`` (``<renderer>_<seed>_<n>[_plain|_<variations>].npz``)."""
+    tag = "" if variations is None and varied else (
+        "_plain" if variations is None else "_" + ("-".join(variations) or "none"))
+    path = Path(work) / f"{renderer}_{seed}_{n}{tag}.npz"
     if path.exists():
         return Clips.load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("rendering %d patients with renderer %s (seed %d)", n, renderer, seed)
     c = make(renderer, n, seed, varied,
-             progress=lambda i, k: log.info("  renderer %s: %d/%d", renderer, i, k))
+             progress=lambda i, k: log.info("  renderer %s: %d/%d", renderer, i, k),
+             variations=variations)
     tmp = path.with_name(path.name + ".tmp.npz")
     c.save(tmp)
     tmp.replace(path)
