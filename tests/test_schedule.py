@@ -135,3 +135,80 @@ def test_meta_schedule_drives_the_sampler():
     s = run_sampler([x / 4 for x in range(0, 60)], sched, 1.0)
     assert [f.pts_s for f in s.fills] == [1.0, 6.0, 8.5]
     assert len(PAPER_OFFSETS_S) == len(PAPER_TOLERANCE_S) == 30
+
+
+# -- exact times: an independent reference in rational arithmetic ---------------------------
+def rational_reference(pts_ns: list[int], offsets, tolerances, t0) -> list[int | None]:
+    """Nearest frame per slot, ties to the EARLIER frame, computed with ``Fraction`` from the
+    decimal texts of the schedule and t0 (no float ever compared)."""
+    from fractions import Fraction
+
+    t0 = Fraction(str(t0))
+    out = []
+    for off, tol in zip(offsets, tolerances):
+        due = t0 + Fraction(str(off))
+        tol = Fraction(str(tol))
+        best, best_d = None, None
+        for k, p in enumerate(pts_ns):  # frames in time order: the first of equals is earlier
+            d = abs(Fraction(p, 10**9) - due)
+            if d <= tol and (best is None or d < best_d):
+                best, best_d = k, d
+        out.append(best)
+    return out
+
+
+def ties_12_5fps(t0: float) -> list[int]:
+    """A 12.5 fps file as GStreamer times it: frame k at k * 80 ms, in nanoseconds."""
+    return [k * 80_000_000 for k in range(int((t0 + 185) * 12.5))]
+
+
+def test_ties_go_to_the_earlier_frame_at_12_5_fps():
+    t0 = 18.2  # half-way between two frames (18.16 and 18.24): every slot is an exact tie
+    pts_ns = ties_12_5fps(t0)
+    pts = [p / 1e9 for p in pts_ns]  # what a reader hands the sampler
+    ref = rational_reference(pts_ns, PAPER_OFFSETS_S, PAPER_TOLERANCE_S, t0)
+    # every slot is a tie, and the earlier frame wins it
+    from fractions import Fraction
+    for k, off in zip(ref, PAPER_OFFSETS_S):
+        due = Fraction("18.2") + Fraction(str(off))
+        assert Fraction(pts_ns[k], 10**9) == due - Fraction(1, 25)
+    s = run_sampler(pts, Schedule(), t0)
+    assert chosen(s) == ref
+    assert all(f.error_s == -0.04 for f in s.fills)
+    assert nearest_brute_force(pts, Schedule(), t0) == ref
+    # the float comparison the sampler used before gets many of them wrong (the bug this
+    # test is here to see)
+    naive = []
+    for due, tol in zip([t0 + o for o in PAPER_OFFSETS_S], PAPER_TOLERANCE_S):
+        best = None
+        for k, p in enumerate(pts):
+            if abs(p - due) <= tol and (best is None or abs(p - due) < abs(pts[best] - due)):
+                best = k
+        naive.append(best)
+    assert sum(a != b for a, b in zip(naive, ref)) >= 10  # 20 of 30 at this t0
+
+
+@settings(max_examples=60, deadline=None)
+@given(fps_num=st.sampled_from([(25, 2), (15, 1), (24, 1), (30000, 1001), (10, 1), (50, 1)]),
+       start_frames=st.integers(0, 400), half=st.booleans(), first_ns=st.integers(0, 3 * 10**9))
+def test_sampler_matches_the_rational_reference_on_ties(fps_num, start_frames, half, first_ns):
+    """Frames at exact rational times (GStreamer rounds to ns), t0 on a frame or half-way
+    between two: the sampler and the brute force agree with Fraction arithmetic."""
+    from fractions import Fraction
+
+    num, den = fps_num
+    period = Fraction(den, num)
+    t0_exact = Fraction(first_ns, 10**9) + period * start_frames + (period / 2 if half else 0)
+    t0 = round(float(t0_exact), 9)
+    n = int((float(t0_exact) + 185) * num / den)
+    pts_ns = [first_ns + round(period * k * 10**9) for k in range(n)]
+    pts = [p / 1e9 for p in pts_ns]
+    ref = rational_reference(pts_ns, PAPER_OFFSETS_S, PAPER_TOLERANCE_S, repr(t0))
+    assert chosen(run_sampler(pts, Schedule(), t0)) == ref
+    assert nearest_brute_force(pts, Schedule(), t0) == ref
+
+
+def test_due_times_are_exact_nanoseconds():
+    s = Sampler(Schedule(), 10.04)
+    assert s.due_ns[1] == 12_040_000_000 and s.due_ns[-1] == 190_040_000_000
+    assert s.due[1] == 12.04

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from ceustream.engine.core.errors import InputError, UsageError
 from ceustream.engine.core.roi import Roi
+from ceustream.engine.core.source import SeekMismatch
 
 from .collect import Plan, arm_monitor, collect_slots, detect_arrival
 from .journal import Journal, default_dir
@@ -36,16 +37,23 @@ class ReplayOptions:
 
 
 def exam_id_for(path: Path) -> str:
-    """An opaque, stable id from the file's content (not its name, which may hold a patient's)."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(size - (1 << 20))
-            h.update(f.read())
-    h.update(str(size).encode())
-    return "r" + h.hexdigest()[:15]
+    """An opaque, stable id from the recording's content (not its name, which may hold a
+    patient's; for DICOM the pixel data only, never the header)."""
+    from ceustream.pipelines.filesource import content_id, discover
+
+    return content_id(discover(path))
+
+
+def check_times(opts: "ReplayOptions") -> None:
+    """The options' times: exactly one of t0 / injection, finite, >= 0 (seconds from the
+    recording's first frame)."""
+    if opts.t0 is not None and opts.injection is not None:
+        raise UsageError("give either --t0 or --injection, not both")
+    if opts.t0 is None and opts.injection is None:
+        raise UsageError("give --t0 S (contrast arrival) or --injection S (injection time)")
+    for name, v in (("--t0", opts.t0), ("--injection", opts.injection)):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise UsageError(f"{name} {v}: must be a number of seconds >= 0")
 
 
 def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
@@ -53,16 +61,14 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
            loaded: tuple | None = None,
            subscribers: tuple[Callable[[Event], None], ...] = ()) -> dict[str, Any]:
     """One recorded exam through the real pipeline; returns the result (the ``--json``
-    object). ``loaded``: (model, backend, note) already loaded (QA, benchmarks)."""
-    from ceustream.pipelines.filesource import FileReader, discover
+    object). ``loaded``: (model, backend, note) already loaded (QA, benchmarks).
 
-    if opts.t0 is not None and opts.injection is not None:
-        raise UsageError("give either --t0 or --injection, not both")
-    if opts.t0 is None and opts.injection is None:
-        raise UsageError("give --t0 S (contrast arrival) or --injection S (injection time)")
-    for name, v in (("--t0", opts.t0), ("--injection", opts.injection)):
-        if v is not None and v < 0:
-            raise UsageError(f"{name} {v}: must be >= 0 seconds")
+    Times in ``opts`` and in the result are seconds from the recording's FIRST FRAME
+    (``clock: "first_frame"``); ``first_frame_s`` in the result is where that frame sits on
+    the recording's own (stream) clock, to which the reader converts."""
+    from ceustream.pipelines.filesource import content_id, discover, open_reader
+
+    check_times(opts)
     if opts.speed is not None and not opts.speed > 0:
         raise UsageError(f"--speed {opts.speed}: must be > 0 or 'max'")
     p = Path(path)
@@ -73,13 +79,15 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
         if v is not None and info.duration_s is not None and v >= info.duration_s:
             raise InputError(f"{name} {v:g} s is after the end of {p.name} "
                              f"({info.duration_s:.1f} s)")
+    if opts.branch and info.kind != "video":
+        raise UsageError(f"{p.name}: an overlay branch needs a video file, not {info.kind}")
     model, be, note = loaded or load_model_and_backend(opts.model_path, opts.backend, cfg)
     if loaded is None:
         d = be.describe()
         log.info("model %s (%s, trained on %s data); backend %s %s on %s (%s)", model.meta.name,
                  model.sha256[:12], model.meta.trained_on, d["name"], d["precision"],
                  d["device"], note)
-    exam = opts.exam or exam_id_for(p)
+    exam = opts.exam or content_id(info)
     seek_mode = {"always": True, "never": False}.get(
         opts.seek, opts.speed is None and info.seekable)
     if seek_mode and not info.seekable:
@@ -97,8 +105,8 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     for fn in subscribers:
         session.subscribe(fn)
     session.start()
-    reader = FileReader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch,
-                        crop=(opts.roi.x, opts.roi.y, opts.roi.w, opts.roi.h))
+    reader = open_reader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch,
+                         crop=(opts.roi.x, opts.roi.y, opts.roi.w, opts.roi.h))
     reason = None
     try:
         watch = None
@@ -111,8 +119,23 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
             if not seek_mode:  # listed before the first frame, so no slot can go by
                 reader.set_slots(session.sampler.due)
         reader.start()
+        first = getattr(reader, "first_frame_s", None)
+        session.info.update(clock="first_frame", first_frame_s=None if first is None
+                            else round(first, 9))
         if opts.injection is not None:
-            watch = detect_arrival(reader, session, opts.injection, cfg, plan)
+            try:
+                watch = detect_arrival(reader, session, opts.injection, cfg, plan)
+            except SeekMismatch as e:
+                # the seek to the injection landed elsewhere: detect again, decoding through
+                session.flags.add("seek_fallback")
+                log.warning("exam %s: %s; decoding the recording through instead of seeking",
+                            exam, e)
+                plan = Plan(False, plan.seek_lead_s, plan.seek_min_gap_s, plan.duration_s)
+                session.mark_injection(opts.injection)
+                reader.stream_through(why=str(e), start=False)
+                arm_monitor(reader, opts.injection, cfg)
+                reader.start()
+                watch = detect_arrival(reader, session, opts.injection, cfg, plan)
             t0 = watch.arrival.t0
             if info.duration_s is not None and t0 >= info.duration_s:
                 raise InputError(f"{p.name}: contrast arrival ({t0:.1f} s) is after the end of "
@@ -132,16 +155,19 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     result = session.finish(reason)
     wall = time.monotonic() - started
     damage = session.damage
-    result["recording"] = {"duration_s": info.duration_s, "width": info.width,
-                           "height": info.height, "fps": info.fps, "codec": info.codec,
-                           "container": info.container}
+    result["recording"] = {"kind": info.kind, "duration_s": info.duration_s,
+                           "width": info.width, "height": info.height, "fps": info.fps,
+                           "codec": info.codec, "container": info.container,
+                           "frames": info.frames}
     exam_span = None
     if session.t0 is not None:
         last = max([f.due_s for f in (session.sampler.fills if session.sampler else []) if f],
                    default=session.t0)
         exam_span = last - min(session.t0, opts.injection if opts.injection is not None else session.t0)
+    fallback = getattr(reader, "fallback", None)
     result["replay"] = {
         "mode": "seek" if seek_mode else "stream", "speed": opts.speed or "max",
+        "seek_fallback": fallback,
         "wall_s": round(wall, 3), "frames_passed": reader.stats.passed,
         "frames_dropped": reader.stats.dropped, "seeks": reader.stats.seeks,
         "decoder_warnings": reader.stats.warnings[:5],

@@ -1,6 +1,14 @@
 """Training clips taken by the engine itself from a user's recordings (``train --data`` with
-a ``manifest.csv``): every recording through the real pipeline, its 30 slots at the model's
-size, exactly what the engine would score."""
+a ``manifest.csv``): every recording (video, DICOM cine or image folder) through the real
+pipeline, its 30 slots at the model's size, exactly what the engine would score.
+
+The recordings are read in worker processes (``qa.run_processes``), never in the process
+that trains: GStreamer brings libunwind into a process, and the C++ exception matplotlib's
+``ft2font`` throws (and catches) on importlib's ``__path__`` probe could then no longer be
+unwound: ``train --data`` aborted (exit 134, ``terminate called after throwing an instance
+of 'pybind11::attribute_error'``) between ``report.json`` and ``model.onnx``. The training
+process now holds only torch, onnx and matplotlib; the workers hold GStreamer.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +17,42 @@ from pathlib import Path
 
 import numpy as np
 
-from ceustream.engine.core.errors import CeusError, InputError
-from ceustream.engine.core.manifest import read_manifest
-
-from .loading import load_model_and_backend
-from .replay import ReplayOptions, replay
-from .session import Event
+from ceustream.engine.core.errors import InputError
+from ceustream.engine.core.manifest import MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 
 
-def clips_from_recordings(folder: Path, cfg: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    rows = read_manifest(folder / "manifest.csv")
-    loaded = load_model_and_backend(None, "onnxruntime", cfg)
-    meta = loaded[0].meta
-    clips, labels, ids = [], [], []
-    for k, row in enumerate(rows, 1):
-        taken: dict = {}
+def clips_from_recordings(folder: Path, cfg: dict, jobs: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(clips N x 30 x H x W uint8, labels, ids) from ``folder/manifest.csv``; every row must
+    give a final clip (a bad row or a partial recording refuses the data, listing them)."""
+    from .qa import default_jobs, run_processes, task_of
 
-        def keep(ev: Event) -> None:
-            if ev.kind == "finished":
-                taken["clip"] = ev.session.clip.raw.copy()
-
-        try:
-            r = replay(row.path, ReplayOptions(roi=row.roi, t0=row.t0, injection=row.injection,
-                                               journal=False), cfg, loaded=loaded,
-                       subscribers=(keep,))
-        except CeusError as e:
-            raise InputError(f"{folder / 'manifest.csv'} row {row.line}: {e}") from None
-        if not r["final"]:
-            raise InputError(f"{folder / 'manifest.csv'} row {row.line}: only "
-                             f"{r['slots_filled']}/{meta.frames} slots ({', '.join(r['flags'])})")
-        clips.append(taken["clip"])
-        labels.append(row.label)
-        ids.append(row.path.name)
-        log.info("[%d/%d] %s: clip taken", k, len(rows), row.path.name)
-    return np.stack(clips), np.array(labels), ids
+    manifest = folder / MANIFEST
+    rows = read_manifest(manifest)
+    cfg = dict(cfg, model=dict(cfg["model"], backend="onnxruntime"))
+    tasks = [task_of(r) for r in rows]
+    n = max(1, min(jobs or default_jobs(), len(tasks)))
+    log.info("taking %d clip(s) through the engine on %d worker process(es)", len(tasks), n)
+    got: dict[int, dict] = {}
+    for k, res in enumerate(run_processes(tasks, cfg, n), 1):
+        rec = res["record"]
+        got[rec["row"]] = res
+        state = "clip taken" if rec.get("final") else (rec.get("error") or
+                                                        f"only {rec.get('slots_filled')} slots")
+        log.info("[%d/%d] row %d %s: %s", k, len(tasks), rec["row"], rec["path"], state)
+    errors = []
+    for r in rows:
+        rec = got[r.line]["record"]
+        if rec.get("status") == "error":
+            errors.append(f"row {r.line}: {rec['error']}")
+        elif not rec.get("final"):
+            errors.append(f"row {r.line}: only {rec.get('slots_filled')} slots "
+                          f"({', '.join(rec.get('flags', []))})")
+    if errors:
+        shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
+        raise InputError(f"{manifest}: {len(errors)} recording(s) give no full clip: "
+                         + " | ".join(shown))
+    clips = np.stack([got[r.line]["clip"] for r in rows])
+    return clips, np.array([r.label for r in rows]), [r.path.name for r in rows]

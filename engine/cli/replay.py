@@ -8,21 +8,30 @@ from . import common
 
 
 def add_parser(sub) -> None:
-    p = common.command(sub, "replay", "score one recorded exam", codes=(0, 1, 2, 3, 4, 5))
-    p.add_argument("file", help="the recording (any container/codec GStreamer decodes)")
+    p = common.command(sub, "replay", "score one recorded exam", codes=(0, 1, 2, 3, 4, 5),
+                       description="Score one recorded exam. Times (--t0, --injection, and every "
+                       "time in the result) are seconds from the recording's FIRST FRAME; the "
+                       "--json result says so (clock: first_frame) and gives first_frame_s, "
+                       "where that frame sits on the file's own stream clock.")
+    p.add_argument("file", help="the recording: a video file (any container/codec GStreamer "
+                   "decodes), a DICOM ultrasound cine (multi-frame; JPEG baseline, RLE or "
+                   "uncompressed), or a folder of images with timestamps.csv (columns file,t_s)")
     p.add_argument("--roi", required=True, help="X,Y,W,H: the box around the lesion, in the "
                    "recording's pixels")
     g = p.add_argument_group("t0 (give exactly one)").add_mutually_exclusive_group(required=True)
     g.add_argument("--t0", type=common.seconds, help="contrast arrival in the lesion, seconds "
-                   "on the recording's stream clock")
+                   "from the recording's first frame")
     g.add_argument("--injection", type=common.seconds,
-                   help="injection time, seconds on the recording's stream clock; t0 is detected")
+                   help="injection time, seconds from the recording's first frame; t0 (contrast "
+                   "arrival) is detected from it")
     p.add_argument("--speed", type=common.speed, default=None,
                    help="'max' (default: as fast as possible, seeking) or a factor of real time")
     p.add_argument("--seek", choices=["auto", "always", "never"], default=None,
                    help="seek to the slots (auto: at --speed max when the file allows); never: "
                    "decode every frame")
-    p.add_argument("--exam", help="exam id (default: derived from the file's content)")
+    p.add_argument("--exam", type=common.exam_id,
+                   help="exam id (default: derived from the file's content): 1-64 letters, "
+                   "digits, - or _, never a patient name")
     p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     p.add_argument("--no-journal", action="store_true", help="do not journal the slots")
     common.add_model_options(p)

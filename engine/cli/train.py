@@ -25,7 +25,12 @@ def add_parser(sub) -> None:
     src = p.add_argument_group("data (give one)").add_mutually_exclusive_group(required=True)
     src.add_argument("--cohort", help="N[:SEED] simulated patients (balanced classes)")
     src.add_argument("--data", help="folder of clips (*.npy, 30x64x64 uint8) with labels.csv "
-                     "(id,label), or of recordings with manifest.csv (path,label,roi,t0|injection)")
+                     "(id,label), or of recordings with manifest.csv (path,label,roi and t0 "
+                     "and/or injection, seconds from each recording's first frame): video "
+                     "files, DICOM cines or image folders, read by the engine itself")
+    p.add_argument("--jobs", type=common.count, default=None,
+                   help="worker processes that take clips from recordings (--data with "
+                   "manifest.csv; default: all cores)")
     p.add_argument("--epochs", type=common.count, default=100, help="training epochs (default 100, "
                    "the paper's)")
     p.add_argument("--batch", type=common.count, default=16, help="batch size (default 16)")
@@ -91,7 +96,7 @@ def run(args) -> int:
         if (folder / "manifest.csv").is_file():
             from ceustream.engine.app.trainingdata import clips_from_recordings
 
-            x, y, ids = clips_from_recordings(folder, common.load_config(args))
+            x, y, ids = clips_from_recordings(folder, common.load_config(args), args.jobs)
         else:
             from ceustream.models.data import load_clip_folder
 

@@ -6,6 +6,12 @@ it: the sampler needs only those two, which is exactly what the ``ceusgate`` ele
 through. A slot left empty after its tolerance is filled from its neighbour (as the paper
 does) and flagged; a slot after the end of the recording stays missing, so a short recording
 gives a partial result, never a fake final one.
+
+Times are exact: the public API takes and gives float seconds, but every comparison is made
+on integer nanoseconds (GStreamer's own unit: a frame's float seconds map back to its
+nanoseconds exactly, and a due time is t0 + offset added in nanoseconds), so the documented
+tie rule (a frame equally far before and after a slot: the EARLIER one) holds whatever the
+frame rate; with float arithmetic 14 of 30 slots of a 12.5 fps file went to the later frame.
 """
 
 from __future__ import annotations
@@ -15,9 +21,21 @@ from typing import Any, Sequence
 
 from .modelmeta import PAPER_OFFSETS_S, PAPER_TOLERANCE_S
 
+NS_PER_S = 1_000_000_000
+
 FRAME = "frame"          # the nearest frame, within tolerance
 NEIGHBOUR = "neighbour"  # no frame within tolerance: copied from the nearest filled slot
 MISSING = "missing"      # the recording ended (or the exam stopped) before this slot
+
+
+def to_ns(seconds: float) -> int:
+    """Float seconds to the nearest integer nanosecond (exact for any time GStreamer gave as
+    ``ns / 1e9``: below 10^6 s the float's error is far under half a nanosecond)."""
+    return int(round(seconds * 1e9))
+
+
+def to_s(nanoseconds: int) -> float:
+    return nanoseconds / 1e9
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,21 @@ class Schedule:
         """Seconds from t0 until the clip is complete."""
         return self.offsets_s[-1]
 
+    @property
+    def offsets_ns(self) -> tuple[int, ...]:
+        return tuple(to_ns(o) for o in self.offsets_s)
+
+    @property
+    def tolerance_ns(self) -> tuple[int, ...]:
+        return tuple(to_ns(t) for t in self.tolerance_s)
+
+    def times_ns(self, t0: float) -> list[int]:
+        """Due times in integer nanoseconds: t0 + offset, added exactly."""
+        t0_ns = to_ns(t0)
+        return [t0_ns + o for o in self.offsets_ns]
+
     def times(self, t0: float) -> list[float]:
-        return [t0 + o for o in self.offsets_s]
+        return [to_s(t) for t in self.times_ns(t0)]
 
     @classmethod
     def from_meta(cls, meta: Any) -> "Schedule":
@@ -57,6 +88,9 @@ class SlotFill:
     payload: Any = None
     #: CLOCK_MONOTONIC (ns) when the frame left the decoder; None for non-frame fills
     mono_ns: int | None = None
+    #: the due and frame times in integer nanoseconds (exact; None when not known)
+    due_ns: int | None = None
+    pts_ns: int | None = None
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"slot": self.index, "due_s": round(self.due_s, 4),
@@ -73,6 +107,7 @@ class SlotFill:
 @dataclass
 class _Frame:
     pts: float
+    pts_ns: int
     payload: Any
     mono_ns: int | None
 
@@ -89,7 +124,10 @@ class Sampler:
     _waiting_for_neighbour: list[int] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.due = self.schedule.times(self.t0)
+        #: due times, exact (integer ns) and as float seconds (the public view)
+        self.due_ns = self.schedule.times_ns(self.t0)
+        self.due = [to_s(d) for d in self.due_ns]
+        self._tol_ns = self.schedule.tolerance_ns
         self.fills = [None] * len(self.schedule)
 
     # -- state ---------------------------------------------------------------------------
@@ -124,11 +162,12 @@ class Sampler:
     # -- feeding -------------------------------------------------------------------------
     def offer(self, pts: float, payload: Any, mono_ns: int | None = None) -> list[SlotFill]:
         """A new frame. Returns the slots it decided (in slot order)."""
-        if self._prev is not None and pts <= self._prev.pts:
+        pts_ns = to_ns(pts)
+        if self._prev is not None and pts_ns <= self._prev.pts_ns:
             return []  # duplicate or out-of-order frame: the earlier one stands
-        cur = _Frame(pts, payload, mono_ns)
+        cur = _Frame(pts, pts_ns, payload, mono_ns)
         out: list[SlotFill] = []
-        while self._next < len(self.due) and self.due[self._next] <= pts:
+        while self._next < len(self.due) and self.due_ns[self._next] <= pts_ns:
             out += self._decide(self._next, self._prev, cur)
             self._next += 1
         self._prev = cur
@@ -138,8 +177,9 @@ class Sampler:
         """Time has passed without frames (live: no signal). Decides every slot whose
         tolerance window closed before ``now_s``."""
         out: list[SlotFill] = []
+        now_ns = to_ns(now_s)
         while (self._next < len(self.due)
-               and self.due[self._next] + self.schedule.tolerance_s[self._next] < now_s):
+               and self.due_ns[self._next] + self._tol_ns[self._next] < now_ns):
             out += self._decide(self._next, self._prev, None)
             self._next += 1
         return out
@@ -149,7 +189,8 @@ class Sampler:
         last one is the only candidate left for those not decided yet). Used where the frames
         up to ``t`` are all there will be for them: the arrival window's monitor frames."""
         out: list[SlotFill] = []
-        while self._next < len(self.due) and self.due[self._next] <= t:
+        t_ns = to_ns(t)
+        while self._next < len(self.due) and self.due_ns[self._next] <= t_ns:
             out += self._decide(self._next, self._prev, None)
             self._next += 1
         return out
@@ -160,37 +201,38 @@ class Sampler:
         out: list[SlotFill] = []
         if self._next < len(self.due) and self._prev is not None:
             i = self._next
-            if abs(self._prev.pts - self.due[i]) <= self.schedule.tolerance_s[i]:
+            if abs(self._prev.pts_ns - self.due_ns[i]) <= self._tol_ns[i]:
                 out += self._decide(i, self._prev, None)
                 self._next += 1
         while self._next < len(self.due):
             i = self._next
-            self.fills[i] = SlotFill(i, self.due[i], MISSING)
+            self.fills[i] = SlotFill(i, self.due[i], MISSING, due_ns=self.due_ns[i])
             out.append(self.fills[i])
             self._next += 1
         # empty slots that never got a neighbour (no frame at all): missing too
         for i in self._waiting_for_neighbour:
-            self.fills[i] = SlotFill(i, self.due[i], MISSING)
+            self.fills[i] = SlotFill(i, self.due[i], MISSING, due_ns=self.due_ns[i])
             out.append(self.fills[i])
         self._waiting_for_neighbour = []
         return sorted(out, key=lambda f: f.index)
 
     # -- internals -----------------------------------------------------------------------
     def _decide(self, i: int, before: _Frame | None, after: _Frame | None) -> list[SlotFill]:
-        s, tol = self.due[i], self.schedule.tolerance_s[i]
+        s, s_ns, tol = self.due[i], self.due_ns[i], self._tol_ns[i]
         best: _Frame | None = None
-        for cand in (before, after):  # ties go to the earlier frame
-            if cand is not None and abs(cand.pts - s) <= tol:
-                if best is None or abs(cand.pts - s) < abs(best.pts - s):
+        for cand in (before, after):  # ties go to the earlier frame (strict < below)
+            if cand is not None and abs(cand.pts_ns - s_ns) <= tol:
+                if best is None or abs(cand.pts_ns - s_ns) < abs(best.pts_ns - s_ns):
                     best = cand
         if best is not None:
-            fill = SlotFill(i, s, FRAME, best.pts, best.pts - s, None, best.payload, best.mono_ns)
+            fill = SlotFill(i, s, FRAME, best.pts, to_s(best.pts_ns - s_ns), None, best.payload,
+                            best.mono_ns, s_ns, best.pts_ns)
             self.fills[i] = fill
             out = [fill]
             # earlier empty slots waiting for a neighbour take this one
             for j in self._waiting_for_neighbour:
                 self.fills[j] = SlotFill(j, self.due[j], NEIGHBOUR, from_slot=i,
-                                         payload=best.payload)
+                                         payload=best.payload, due_ns=self.due_ns[j])
                 out.append(self.fills[j])
             self._waiting_for_neighbour = []
             return sorted(out, key=lambda f: f.index)
@@ -198,21 +240,24 @@ class Sampler:
         for j in range(i - 1, -1, -1):
             f = self.fills[j]
             if f is not None and f.source == FRAME:
-                self.fills[i] = SlotFill(i, s, NEIGHBOUR, from_slot=j, payload=f.payload)
+                self.fills[i] = SlotFill(i, s, NEIGHBOUR, from_slot=j, payload=f.payload,
+                                         due_ns=s_ns)
                 return [self.fills[i]]
         self._waiting_for_neighbour.append(i)
         return []
 
 
 def nearest_brute_force(pts: Sequence[float], schedule: Schedule, t0: float) -> list[int | None]:
-    """Reference for tests and offline scoring: index of the nearest frame per slot within
-    tolerance (ties to the earlier frame), None when no frame is within tolerance."""
+    """Reference for offline scoring: index of the nearest frame per slot within tolerance
+    (ties to the earlier frame), None when no frame is within tolerance. Integer nanoseconds,
+    like the sampler (the tests check both against their own rational arithmetic)."""
     out: list[int | None] = []
-    for s, tol in zip(schedule.times(t0), schedule.tolerance_s):
+    p_ns = [to_ns(p) for p in pts]
+    for s, tol in zip(schedule.times_ns(t0), schedule.tolerance_ns):
         best = None
-        for k, p in enumerate(pts):
+        for k, p in enumerate(p_ns):
             d = abs(p - s)
-            if d <= tol and (best is None or d < abs(pts[best] - s)):
+            if d <= tol and (best is None or d < abs(p_ns[best] - s)):
                 best = k
         out.append(best)
     return out

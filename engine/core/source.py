@@ -30,6 +30,12 @@ class DamagedStream(Exception):
         self.at_s = at_s
 
 
+class SeekMismatch(Exception):
+    """A seeking source found that a seek landed somewhere other than its timestamps say
+    (a container whose new segment disagrees with the frames' own timestamps). Raised by
+    ``pull``; the frame is withheld, and the consumer decodes the file through instead."""
+
+
 @dataclass
 class Frame:
     """One frame as the engine sees it: full-range luma (possibly cropped around the ROI)."""

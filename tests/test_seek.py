@@ -1,0 +1,163 @@
+"""Seeking that verifies itself, and times counted from the first frame, on files made by an
+INDEPENDENT encoder: ffmpeg (Debian) writes barcoded frames (tests/media.py: each frame
+carries its index) into MPEG-TS, MP4 with B-frames and an edit list, and MKV / MP4 / TS with
+a 5 s start offset. Which frame landed in each slot is read off the barcode, so a seek that
+lands elsewhere while its timestamps say otherwise cannot hide."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from ceustream.engine.app.replay import ReplayOptions, replay
+from ceustream.engine.core import config
+from ceustream.engine.core.modelmeta import PAPER_OFFSETS_S
+from ceustream.engine.core.roi import Roi
+from ceustream.pipelines import gst
+
+from conftest import last_json, run_cli
+from media import H, W, frame, read_index
+
+FPS = 30
+ARRIVAL = 19.0
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None,
+                                reason="ffmpeg (Debian package) is the independent encoder")
+
+
+def ffmpeg_coded(path: Path, *args: str, seconds: float = 210.0) -> Path:
+    """Barcoded GRAY frames at FPS through ffmpeg's libx264 (its defaults: B-frames, GOP 250)
+    into whatever container ``path`` names; ``args`` are extra output options."""
+    if path.exists():
+        return path
+    cmd = ["ffmpeg", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
+           f"{W}x{H}", "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           *args, str(path)]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    for i in range(int(seconds * FPS)):
+        p.stdin.write(frame(i, i / FPS, ARRIVAL).tobytes())
+    p.stdin.close()
+    assert p.wait() == 0
+    return path
+
+
+FILES = {
+    # ffmpeg's MPEG-TS: the first frame at pts 1.47 s (0.77 s on GStreamer's stream clock)
+    "ts": ("ts.ts", ()),
+    # MP4 with B-frames: an edit list hides the decoding delay
+    "mp4_bframes_editlist": ("bf.mp4", ("-bf", "3")),
+    # a 5 s start offset in three containers
+    "mp4_offset5": ("off.mp4", ("-bf", "2", "-output_ts_offset", "5")),
+    "mkv_offset5": ("off.mkv", ("-bf", "2", "-output_ts_offset", "5")),
+    "ts_offset5": ("off.ts", ("-bf", "2", "-output_ts_offset", "5", "-g", "90")),
+}
+
+
+@pytest.fixture(scope="module")
+def ff(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ffmpeg")
+    return lambda name: ffmpeg_coded(d / FILES[name][0], *FILES[name][1])
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    c = config.load(env={})
+    c["journal"]["dir"] = str(tmp_path_factory.mktemp("journal"))
+    return c
+
+
+def expected_frames(t0: str) -> list[int]:
+    """The frame index each slot must take, in exact arithmetic: frame k is k / FPS seconds
+    after the FIRST frame; the nearest to t0 + offset, ties to the earlier frame."""
+    out = []
+    for off in PAPER_OFFSETS_S:
+        due = (Fraction(t0) + Fraction(str(off))) * FPS
+        k = int(due)  # floor: the frame at or before
+        out.append(k if due - k <= Fraction(1, 2) else k + 1)
+    return out
+
+
+def taken(path: Path, cfg: dict, mode: str, **times) -> tuple[dict, dict[int, int]]:
+    """Replays with the full frame as ROI (so the barcode is in every slot's crop); returns
+    the result and the barcode (frame index) of each slot's frame."""
+    got: dict[int, int] = {}
+
+    def on_slot(ev):
+        if ev.kind == "slot" and ev.data[1] is not None:
+            got[ev.data[0].index] = read_index(ev.data[1])
+
+    r = replay(path, ReplayOptions(roi=Roi(0, 0, W, H), seek=mode, journal=False, **times),
+               cfg, subscribers=(on_slot,))
+    return r, got
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_seek_and_stream_take_the_same_frames_counted_from_the_first_frame(name, ff, cfg):
+    path = ff(name)
+    t0 = "12.31"  # seconds from the first frame, not a tie
+    want = expected_frames(t0)
+    res = {}
+    for mode in ("always", "never"):
+        r, got = taken(path, cfg, mode, t0=float(t0))
+        assert r["final"], r["flags"]
+        assert r["clock"] == "first_frame" and r["first_frame_s"] >= 0
+        assert r["t0"] == pytest.approx(12.31)
+        # the frames are the ones exact arithmetic on the first-frame clock picks ...
+        assert [got[i] for i in range(30)] == want, (mode, r["replay"])
+        # ... and they report their own times (ms timebases round)
+        assert [s["pts_s"] for s in r["slots"]] == pytest.approx([k / FPS for k in want],
+                                                                 abs=1e-3)
+        res[mode] = r
+    assert res["always"]["score"] == res["never"]["score"]
+    assert res["always"]["replay"]["mode"] == "seek"
+
+
+def test_ts_first_frame_is_not_stream_zero(ff, cfg):
+    r, got = taken(ff("ts"), cfg, "never", t0=0.0)
+    assert r["first_frame_s"] > 0.5  # ffmpeg's TS: stream zero is 0.77 s before frame 0
+    assert got[0] == 0 and r["slots"][0]["pts_s"] == 0.0
+
+
+def test_a_seek_that_lands_elsewhere_falls_back_to_decoding_through(ff, cfg):
+    """GStreamer 1.22's tsdemux, seeking ACCURATE to 121.2 s from the first frame of this
+    file, delivers frames from 121.6 s under a segment that says 121.2 s. The reader sees
+    the frames' own timestamps disagree with the segment, and decodes the file through."""
+    path = ff("ts")
+    t0 = "1.2333333"
+    r_seek, got_seek = taken(path, cfg, "always", t0=float(t0))
+    r_stream, got_stream = taken(path, cfg, "never", t0=float(t0))
+    want = expected_frames(t0)
+    assert [got_stream[i] for i in range(30)] == want
+    assert [got_seek[i] for i in range(30)] == want, r_seek["replay"]
+    assert r_seek["score"] == r_stream["score"]
+    if gst.Gst.version()[:2] == (1, 22):  # the known case: it must be caught, and said
+        assert "seek_fallback" in r_seek["flags"]
+        assert "landed" in r_seek["replay"]["seek_fallback"]
+    if "seek_fallback" in r_seek["flags"]:
+        assert r_seek["replay"]["seek_fallback"]
+
+
+def test_injection_on_ts_detects_the_same_arrival_in_every_mode(ff, cfg):
+    path = ff("ts")
+    out = {}
+    for mode in ("always", "never"):
+        r, got = taken(path, cfg, mode, injection=4.0)
+        assert r["final"] and "t0_from_injection" in r["flags"]
+        out[mode] = (r["t0"], [got[i] for i in range(30)], r["score"])
+    assert out["always"] == out["never"]
+    assert abs(out["never"][0] - ARRIVAL) < 1.0  # the curve rises at ARRIVAL s from frame 0
+
+
+def test_cli_json_says_which_clock(ff, env):
+    path = ff("mkv_offset5")
+    p = run_cli(["replay", str(path), "--roi", f"0,0,{W},{H}", "--t0", "12.31", "--json",
+                 "--no-publish", "--no-journal"], env)
+    assert p.returncode == 0, p.stderr
+    r = last_json(p.stdout)
+    assert r["clock"] == "first_frame" and isinstance(r["first_frame_s"], float)
+    h = run_cli(["replay", "--help"], env)
+    assert "first frame" in h.stdout
