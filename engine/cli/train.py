@@ -38,6 +38,14 @@ def add_parser(sub) -> None:
                    help="Adam learning rate (default 1e-4)")
     p.add_argument("--no-expand", action="store_true",
                    help="skip the paper's minority-class expansion")
+    p.add_argument("--input", choices=["liver_rank", "scale"], default="liver_rank",
+                   help="3D networks: how a clip becomes the input (stored in the model): "
+                   "liver_rank (default: every pixel ranked among the liver's, so another "
+                   "scanner's gain, dynamic range or colour map does not matter) or scale "
+                   "(grey levels / 255, the paper's)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="3D networks: no augmentations (default: gain, dynamic range, colour "
+                   "map, blur, codec, noise and flip drawn per sample and epoch)")
     p.add_argument("--out", required=True, help="folder for checkpoints, model.onnx, report")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out instead of starting afresh")
@@ -116,11 +124,17 @@ def run(args) -> int:
         x_tr, y_tr = tr.expand_minority(x_tr, y_tr, extra_views, is_3d)
         log.info(f"expansion (after the patient split): non-HCC {n0} -> {int((y_tr == 0).sum())} "
              f"training samples")
+    from ceustream.models import recipe
+
+    rank = is_3d and args.input == "liver_rank"
     cfg = tr.TrainConfig(network=args.network, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                         seed=args.seed)
+                         seed=args.seed,
+                         preprocessing=dict(recipe.PREPROCESSING) if rank else {"kind": "scale"},
+                         norm=recipe.NORM if rank else (1 / 255, 0.0, 1.0),
+                         augment=() if args.no_augment or not is_3d else recipe.RECIPE.augment)
     net, hist = tr.fit(x_tr, y_tr, x[split.val], y[split.val], cfg, out, resume=args.resume,
                        log=log.info)
-    p = tr.predict(net, x[split.test], is_3d)
+    p = tr.predict(net, x[split.test], is_3d, cfg=cfg)
     ev = metrics.evaluate(y[split.test], p, 0.5)
     report = {"network": args.network, "split": {k: len(getattr(split, k)) for k in
                                                  ("train", "val", "test")},
@@ -129,9 +143,14 @@ def run(args) -> int:
     metrics.plot_roc({args.network: (y[split.test], p)}, out / "roc.png", f"{args.network}: test")
     metrics.plot_confusion(metrics.Confusion(**ev["confusion"]), out / "confusion.png")
     if is_3d:
+        analysis = recipe.fit_analysis(x[split.train], y[split.train], x[split.val]) \
+            if len(split.val) >= 2 else {}
         meta = ModelMeta(name=args.network, trained_on=trained_on,
+                         norm_scale=cfg.norm[0], norm_mean=cfg.norm[1], norm_std=cfg.norm[2],
+                         preprocessing=dict(cfg.preprocessing), analysis=analysis,
                          provenance={**provenance, "epochs": args.epochs, "lr": args.lr,
-                                     "batch": args.batch, "expanded": not args.no_expand},
+                                     "batch": args.batch, "expanded": not args.no_expand,
+                                     "augment": list(cfg.augment)},
                          metrics={"test": ev["metrics"], "test_ci95": ev["ci95"]})
         paths = export.to_onnx(net, meta, out / "model.onnx")
         log.info(f"model: {paths['fp32']} (+ {paths['fp16'].name})")

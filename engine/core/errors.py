@@ -46,7 +46,8 @@ EXIT_CODES = {
     3: "input error (missing or unreadable file, not a video, ROI outside the frame, t0 after "
     "the end, resolution change, model without metadata)",
     4: "partial result (recording ends before the clip completes, or is damaged): the JSON "
-    "result is still printed, with final=false and flags",
+    "result is still printed, with final=false and flags; qa: some rows were bad, failed or "
+    "partial (listed in results.jsonl and the report), the rest were scored",
     5: "backend unavailable (e.g. --backend tensorrt without a GPU or TensorRT)",
     130: "interrupted",
 }
