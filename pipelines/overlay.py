@@ -37,10 +37,19 @@ def sink_description(sink: str) -> tuple[str, str]:
             f'multifilesink location="{loc}"', f"PNG snapshots in {p}/ (one per second)")
 
 
+#: where the overlay may put its disclaimer (``ceushud``'s ``disclaimer-position``)
+DISCLAIMER_POSITIONS = ("bottom-left", "bottom-right", "top-left", "top-right", "bottom-center")
+
+
 def hud_description(endpoint: str, exam: str | None = None, keys: dict | None = None,
-                    name: str = "hud") -> str:
+                    name: str = "hud", disclaimer_position: str | None = None) -> str:
     gst.require("ceushud")
     props = [f'endpoint="{endpoint}"']
+    if disclaimer_position:
+        if disclaimer_position not in DISCLAIMER_POSITIONS:
+            raise UsageError(f"disclaimer position {disclaimer_position!r}: one of "
+                             f"{', '.join(DISCLAIMER_POSITIONS)}")
+        props.append(f"disclaimer-position={disclaimer_position}")
     if exam:
         props.append(f'exam="{exam}"')
     for prop, key in (("server-public-key", "server_public"), ("client-public-key", "client_public"),
@@ -51,8 +60,10 @@ def hud_description(endpoint: str, exam: str | None = None, keys: dict | None = 
 
 
 def display_pipeline(source: str, endpoint: str, sink: str = "auto", exam: str | None = None,
-                     keys: dict | None = None) -> tuple[str, str]:
+                     keys: dict | None = None,
+                     disclaimer_position: str | None = None) -> tuple[str, str]:
     """(pipeline description, where it goes) for ``ceustream overlay``."""
     src = source_description(source, paced=True)
     out, where = sink_description(sink)
-    return f"{src} ! {hud_description(endpoint, exam, keys)} ! {out}", where
+    hud = hud_description(endpoint, exam, keys, disclaimer_position=disclaimer_position)
+    return f"{src} ! {hud} ! {out}", where

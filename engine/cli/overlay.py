@@ -24,6 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--exam", help="show only this exam (default: the newest one)")
     p.add_argument("--keys", help="folder made by `ceustream keys` (CURVE, off loopback)")
     p.add_argument("--duration", type=common.seconds, help="stop after this many seconds")
+    p.add_argument("--disclaimer-position", default=None,
+                   choices=["bottom-left", "bottom-right", "top-left", "top-right", "bottom-center"],
+                   help="the corner for the 'trained on simulated data' line, away from the "
+                   "scanner's own text (default bottom-left)")
     p.add_argument("--config", help="settings file (TOML) over the defaults")
 
 
@@ -50,7 +54,7 @@ def run(args) -> int:
     cfg = config.load(args.config)
     endpoint = args.engine or cfg["zmq"]["pub"]
     desc, where = display_pipeline(args.source, endpoint, args.sink, args.exam,
-                                   read_keys(args.keys))
+                                   read_keys(args.keys), args.disclaimer_position)
     Gst = gst.Gst
     p = Gst.parse_launch(desc)
     bus = p.get_bus()
