@@ -10,13 +10,15 @@ PIP     := $(VENV)/bin/pip
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # GStreamer runtime + plugins (x264enc is in -ugly, h264parse in -bad, avdec_* in -libav),
-# the headers for the native elements, and what PyGObject needs to build in a virtualenv.
+# the headers for the native elements, and what PyGObject needs to build in a virtualenv;
+# ffmpeg is the tests' independent encoder (files GStreamer did not write).
 APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libzmq3-dev libjson-glib-dev \
 	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
-	python3-dev python3-venv fonts-dejavu-core
+	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
+	ffmpeg
 
 .PHONY: demo test system venv venv-test bench paper gpu-check asan clean
 
@@ -44,7 +46,7 @@ venv: system $(PY)
 # torch is pinned to the CPU build (a bare "torch" can pull a CUDA build of several GB)
 venv-test: venv
 	$(PIP) install -q "torch==2.13.0" "onnxconverter-common>=1.14" "onnxscript>=0.1" \
-		"pytest>=7" "hypothesis>=6" "jsonschema>=4.18" "import-linter>=2.1"
+		"pytest>=7" "hypothesis>=6" "jsonschema>=4.18" "import-linter>=2.1" "ray==2.60.0"
 
 bench: venv-test
 	$(PY) -m ceustream.benchmarks.run_all

@@ -1,8 +1,10 @@
-"""Live capture for the engine: any source URI (capture card, DeckLink, RTSP, test pattern)
-or a frame generator (a simulated scanner pushing a CEUS exam in real time) into
-``ceusgate``.
+"""Live capture for the engine: any source URI (capture card, DeckLink, RTSP, MPEG-TS over UDP
+or SRT, a GStreamer fragment, a test pattern) or a frame generator (a simulated scanner
+pushing a CEUS exam in real time) into ``ceusgate``.
 
-Live sources cannot seek; everything else is the same reader as for files.
+Live sources cannot seek; everything else is the same reader as for files. A reader is one
+pipeline: the live engine (``engine.app.live``) opens a new one when a source fails, ends or
+stalls, and keeps the exam's clock continuous across them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +20,7 @@ from ceustream.engine.core.source import EndOfStream, Frame
 
 from . import gst
 from .reader import TAIL, GateReader
-from .source import source_description
+from .source import redact, source_description
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,11 @@ class FramePusher:
     """Pushes a frame generator's RGB frames into an ``appsrc`` as a live source, paced at
     ``speed`` times real time (timestamps = the generator's times). The generator is anything
     with ``size`` (w, h), ``fps``, ``speed`` and ``frames()`` yielding (seconds, RGB array):
-    e.g. the simulated scanner of ``ceustream.models.simulator.scanner``."""
+    e.g. the simulated scanner of ``ceustream.models.simulator.scanner``.
+
+    No frame is dropped on the way (``block=true``, no leaky queue): when the machine is busy
+    the frames come late rather than not at all, so a simulated exam gives the same frames,
+    and so the same score, every time it is run."""
 
     def __init__(self, generator):
         self.gen = generator
@@ -35,10 +42,10 @@ class FramePusher:
 
     def description(self) -> str:
         w, h = self.gen.size
-        return (f"appsrc name=simsrc is-live=true format=time do-timestamp=false block=false "
+        return (f"appsrc name=simsrc is-live=true format=time do-timestamp=false block=true "
                 f"max-bytes={w * h * 3 * 4} caps=video/x-raw,format=RGB,width={w},height={h},"
                 f"framerate={int(round(self.gen.fps))}/1 ! queue max-size-buffers=4 "
-                "leaky=downstream ! videoconvert")
+                "! videoconvert")
 
     def start(self, pipeline) -> None:
         src = pipeline.get_by_name("simsrc")
@@ -69,25 +76,52 @@ class FramePusher:
             self._t.join(2)
 
 
+def record_description(path: str | Path) -> str:
+    """A branch writing the decoded video losslessly (H.264 at quantizer 0, so every decoded
+    luma value comes back unchanged) into Matroska with microsecond timestamps: the exam as the
+    engine received it, which ``ceustream replay`` scores to the same frames and score."""
+    gst.require("x264enc", "matroskamux", "filesink")
+    loc = str(path).replace("\\", "\\\\").replace('"', '\\"')
+    return ("queue name=recq max-size-buffers=120 max-size-bytes=0 max-size-time=0 ! "
+            "x264enc pass=quant quantizer=0 speed-preset=ultrafast tune=zerolatency "
+            "key-int-max=60 ! h264parse ! matroskamux timecodescale=1000 ! "
+            f'filesink name=recsink location="{loc}"')
+
+
 class LiveReader(GateReader):
     """A live source for the engine: ``uri`` (see ``source.py``) or ``generator`` (frames
-    pushed by a ``FramePusher``)."""
+    pushed by a ``FramePusher``). ``branch``: an extra branch fed the same decoded video (the
+    overlay display); ``record``: a file to write the decoded video to (``record_description``).
+    """
 
-    def __init__(self, uri: str | None = None, branch: str | None = None, generator=None):
+    def __init__(self, uri: str | None = None, branch: str | None = None, generator=None,
+                 record: str | Path | None = None):
         gst.require("ceusgate", "videoconvert", "appsink")
         self.uri = uri or "generator"
         self.sim = FramePusher(generator) if generator is not None else None
         head = self.sim.description() if self.sim else source_description(uri)
+        self.record = Path(record) if record else None
+        extra = []
         if branch:
-            desc = f"{head} ! tee name=t t. ! queue ! {TAIL} t. ! queue leaky=downstream ! {branch}"
+            extra.append(f"queue leaky=downstream ! {branch}")
+        if self.record is not None:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            extra.append(record_description(self.record))
+        if extra:
+            desc = f"{head} ! tee name=t t. ! queue ! {TAIL} " + " ".join(f"t. ! {b}" for b in extra)
         else:
             desc = f"{head} ! {TAIL}"
-        super().__init__(desc, self.uri)
+        super().__init__(desc, redact(self.uri))
+        self.gate.set_property("frozen-after", 0)  # the engine sets it from the frame rate
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def open(self) -> None:
+        """Starts the pipeline and returns at once; frames (or a bus error) follow."""
         self._set_state(gst.Gst.State.PLAYING)
         if self.sim:
             self.sim.start(self.pipeline)
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self.open()
         self._wait(timeout_s, lambda: self.gate.get_property("last-arrival") > 0, stop_on_eos=True)
 
     def pull(self, timeout_s: float = 0.25) -> Frame | None:
@@ -96,7 +130,63 @@ class LiveReader(GateReader):
             raise EndOfStream()
         return self._try_pull(timeout_s)
 
+    # -- the gate, as the live engine drives it -------------------------------------------
+    def set_pass_all(self, on: bool) -> None:
+        """Every frame to the engine (an exam open and t0 not known yet: the recent past is
+        kept), or only those the slots and monitor ask for."""
+        self.gate.set_property("pass-all", bool(on))
+
+    def set_frozen_after(self, frames: int) -> None:
+        """Identical consecutive frames after which the gate reports a frozen picture."""
+        self.gate.set_property("frozen-after", max(0, int(frames)))
+
+    def nominal_fps(self) -> float | None:
+        """The frame rate the caps announce (None when variable or unknown)."""
+        caps = self.gate.get_static_pad("sink").get_current_caps()
+        if caps is None or caps.get_size() == 0:
+            return None
+        ok, num, den = caps.get_structure(0).get_fraction("framerate")
+        return num / den if ok and num > 0 and den > 0 else None
+
+    def frames_seen(self) -> int:
+        """Every frame that reached the gate (passed or dropped)."""
+        passed, dropped = self.counters()
+        return passed + dropped
+
+    def arrival_ns(self) -> int:
+        """CLOCK_MONOTONIC (ns) of the newest frame at the gate; 0 before any."""
+        return int(self.gate.get_property("last-arrival"))
+
+    def stream_ns(self) -> int | None:
+        """Stream time (ns) of the newest frame at the gate (None before any)."""
+        st = self.gate.get_property("last-stream-time")
+        return None if st >= (1 << 63) else int(st)
+
     def close(self) -> None:
         if self.sim:
             self.sim.stop()
+        if self.record is not None:
+            self._finish_recording()
         super().close()
+
+    def _finish_recording(self, timeout_s: float = 5.0) -> None:
+        """Ends the recording branch with EOS so the file is complete (indexed), without
+        stopping the rest; a stuck branch is given ``timeout_s``."""
+        Gst = gst.Gst
+        q, sink = self.pipeline.get_by_name("recq"), self.pipeline.get_by_name("recsink")
+        if q is None or sink is None:
+            return
+        done = threading.Event()
+
+        def probe(pad, info):
+            ev = info.get_event()
+            if ev is not None and ev.type == Gst.EventType.EOS:
+                done.set()
+            return Gst.PadProbeReturn.OK
+
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, probe)
+        q.get_static_pad("sink").send_event(Gst.Event.new_eos())
+        if not done.wait(timeout_s):
+            log.warning("recording %s: not finalised within %.0f s (the file may lack its "
+                        "index)", self.record, timeout_s)
+

@@ -21,7 +21,7 @@ import numpy as np
 
 from ceustream.engine.core.arrival import Arrival, ArrivalDetector
 from ceustream.engine.core.roi import Roi
-from ceustream.engine.core.source import DamagedStream, EndOfStream, FrameSource
+from ceustream.engine.core.source import DamagedStream, EndOfStream, FrameSource, SeekMismatch
 
 from .session import ExamSession
 
@@ -191,47 +191,84 @@ def collect_slots(reader: FrameSource, session: ExamSession, plan: Plan,
                 else:
                     _offer(session, fr)
             return None
-        while sampler.next_index is not None:
-            i = sampler.next_index
-            if plan.duration_s is not None and due[i] > plan.duration_s + \
-                    session.schedule.tolerance_s[i]:
-                break
-            group = [due[i]]
-            j = i + 1
-            while j < len(due) and due[j] - due[j - 1] < plan.seek_min_gap_s:
-                group.append(due[j])
-                j += 1
-            reader.set_slots(group)
-            lead = plan.seek_lead_s
-            for attempt in range(3):
-                sampler.reset_prev()
-                reader.seek(due[i] - lead)
-                first = None
-                try:
-                    while sampler.next_index is not None and sampler.next_index < j:
-                        fr = _pull(reader)
-                        if first is None:
-                            first = fr.pts_s
-                            # the frame before the slot was not delivered (the decoder clipped
-                            # it, or a gap): look further back so it cannot be missed
-                            if first >= due[i] and first - due[i] >= lead and \
-                                    due[i] - lead > 0 and attempt < 2:
-                                lead = (first - due[i]) + plan.seek_lead_s
-                                break
-                        _offer(session, fr)
-                    else:
-                        break
-                except EndOfStream:
-                    if sampler.next_index is not None and sampler.next_index < j:
-                        return "recording_ended_early"
-                    break
-        return None if sampler.done else "recording_ended_early"
+        try:
+            return _seek_slots(reader, session, plan)
+        except SeekMismatch as e:
+            return decode_through(reader, session, str(e))
     except EndOfStream:
         return "recording_ended_early"
     except DamagedStream as e:
         session.warnings.add("recording_damaged")
         session.damage = (str(e), e.at_s)
         return "recording_damaged"
+
+
+def _seek_slots(reader: FrameSource, session: ExamSession, plan: Plan) -> str | None:
+    """Seek mode: one seek per group of close slots, ``seek_lead_s`` before the first. Every
+    landing is checked: the first frame after a seek must come before the slot (or be nearer
+    to it than the frame before could be); otherwise the seek is retried further back, and
+    after three tries the container is not trusted (``SeekMismatch``). The reader checks
+    the timestamps themselves and raises ``SeekMismatch`` too."""
+    sampler = session.sampler
+    due = sampler.due
+    while sampler.next_index is not None:
+        i = sampler.next_index
+        if plan.duration_s is not None and due[i] > plan.duration_s + \
+                session.schedule.tolerance_s[i]:
+            break
+        group = [due[i]]
+        j = i + 1
+        while j < len(due) and due[j] - due[j - 1] < plan.seek_min_gap_s:
+            group.append(due[j])
+            j += 1
+        reader.set_slots(group)
+        lead = plan.seek_lead_s
+        for attempt in range(3):
+            sampler.reset_prev()
+            reader.seek(due[i] - lead)
+            first = None
+            try:
+                while sampler.next_index is not None and sampler.next_index < j:
+                    fr = _pull(reader)
+                    if first is None:
+                        first = fr.pts_s
+                        # the frame before the slot was not delivered (the decoder clipped
+                        # it, a gap, or the container landed late): look further back so it
+                        # cannot be missed
+                        missed = first >= due[i] and first - due[i] >= lead and due[i] - lead > 0
+                        if missed and attempt < 2:
+                            lead = (first - due[i]) + plan.seek_lead_s
+                            break
+                        if missed:
+                            raise SeekMismatch(f"three seeks before slot {i} ({due[i]:.3f} s) "
+                                               f"landed after it (at {first:.3f} s)")
+                    _offer(session, fr)
+                else:
+                    break
+            except EndOfStream:
+                if sampler.next_index is not None and sampler.next_index < j:
+                    return "recording_ended_early"
+                break
+    return None if sampler.done else "recording_ended_early"
+
+
+def decode_through(reader: FrameSource, session: ExamSession, why: str) -> str | None:
+    """A seek could not be trusted: the rest of the exam decodes the file through from its
+    start (the gate lists every slot not decided yet), flagged ``seek_fallback``. The slots
+    already decided came from verified landings and stand."""
+    through = getattr(reader, "stream_through", None)
+    if through is None:
+        raise DamagedStream(why)
+    sampler = session.sampler
+    session.flags.add("seek_fallback")
+    log.warning("exam %s: %s; decoding the recording through instead of seeking",
+                session.exam, why)
+    sampler.reset_prev()
+    rest = sampler.due[sampler.next_index:] if sampler.next_index is not None else []
+    through(rest, why=why)
+    while not sampler.done:
+        _offer(session, _pull(reader))
+    return None
 
 
 def _offer(session: ExamSession, fr: Any) -> None:

@@ -1,193 +1,612 @@
-"""The live engine: one capture source, exams one after another, driven by control commands
-(ZeroMQ REP, the keyboard, or a scanner integration).
+"""The live engine: sources that outlive their faults, exams one after another on each,
+driven by control commands (ZeroMQ REP, the keyboard, or a scanner integration).
 
-An exam's frames are pulled by a worker thread running the same arrival detection and slot
-collection as a replay (``collect``), so a recording of the exam replays to the same score.
+A ``SourceRunner`` owns one source: its pipeline (a ``FrameSource`` re-opened with backoff,
+0.5 s doubling to 5 s, when it fails, ends or stalls), its thread, its clock, its warnings
+(``no_signal``, ``frozen_frame``) and its current exam (``liveexam.LiveExam``). Nothing a
+source does ends the engine or the exam: without frames the exam's time goes on, warnings
+are published, and slots whose tolerance passes are decided by the neighbour/missing rules.
+``LiveEngine`` holds the runners (one per source; today one) and answers commands.
+
+The exam clock: seconds since the first frame the engine received from the source
+(microsecond resolution), so a recording of the exam (``--record``) replays on the same
+times. When a source is re-opened its new pipeline's stream time may restart anywhere; the
+new pipeline's first frame is placed at the last frame's exam time plus the wall-clock time
+that passed in between, and the exam clock goes on from there (always increasing).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from ceustream.engine.core.errors import UsageError
-from ceustream.engine.core.roi import Roi
+import numpy as np
 
-from .collect import Plan, arm_monitor, collect_slots, detect_arrival
+from ceustream.engine.core.errors import CeusError, InputError, UsageError
+from ceustream.engine.core.roi import Roi
+from ceustream.engine.core.source import DamagedStream, EndOfStream
+from ceustream.pipelines.source import redact
+
+from .history import History, Kept, to_us
 from .journal import Journal, default_dir
+from .liveexam import LiveExam
 from .outputs import attach, status_message
 from .session import ExamSession
 
 log = logging.getLogger(__name__)
 
+#: extra slot times listed to the gate around each slot (µs), so that a frame whose exam time
+#: rounds onto the slot cannot hide the frame after it
+SLOT_PAD_US = 5
 
-class LiveEngine:
-    def __init__(self, reader, cfg: dict, publisher, loaded: tuple, *, journal: bool = True,
-                 on_score=None, on_done: Callable[[dict], None] | None = None):
-        self.reader = reader
-        self.cfg = cfg
-        self.publisher = publisher
-        self.model, self.backend, self.note = loaded
-        self.journal = journal
-        self.on_score = on_score
-        self.on_done = on_done
+
+def live_settings(cfg: dict) -> dict[str, float]:
+    """The ``[live]`` settings, as numbers."""
+    return {k: float(v) for k, v in cfg["live"].items()}
+
+
+@dataclass
+class ExamContext:
+    """What every exam of the engine shares: model, backend, outputs, settings."""
+
+    cfg: dict
+    model: Any
+    backend: Any
+    note: str
+    publisher: Any = None
+    journal: bool = True
+    on_score: Callable | None = None
+    on_done: Callable[[dict], None] | None = None
+
+
+class SpeedMeter:
+    """Stream seconds per wall second over the last few seconds (0 while nothing moves)."""
+
+    def __init__(self, window_s: float = 2.0):
+        self.window_ns = int(window_s * 1e9)
+        self._samples: deque[tuple[int, int]] = deque()
+
+    def add(self, mono_ns: int, exam_us: int) -> None:
+        if self._samples and exam_us <= self._samples[-1][1]:
+            return
+        self._samples.append((mono_ns, exam_us))
+        while len(self._samples) > 2 and mono_ns - self._samples[1][0] >= self.window_ns:
+            self._samples.popleft()
+
+    def speed(self, now_ns: int) -> float:
+        if len(self._samples) < 2 or now_ns - self._samples[-1][0] > 1_000_000_000:
+            return 0.0
+        (w0, s0), (w1, s1) = self._samples[0], self._samples[-1]
+        if w1 - w0 < 200_000_000:
+            return 0.0
+        return round(min((s1 - s0) * 1e3 / (w1 - w0), 10000.0), 3)
+
+
+class SourceRunner:
+    """One source, its pipeline generations and its exams (one at a time)."""
+
+    def __init__(self, name: str, uri: str, open_reader: Callable[[int], Any],
+                 ctx: ExamContext, reopen: bool = True):
+        self.name = name
+        self.uri = uri
+        self.open_reader = open_reader
+        self.ctx = ctx
+        self.reopen = reopen
+        self.settings = live_settings(ctx.cfg)
         self.lock = threading.RLock()
-        self.session: ExamSession | None = None
-        self.worker: threading.Thread | None = None
-        self.t0_override: float | None = None
-        self.stopping = False
+        self.reader: Any = None
+        self.generation = 0
+        self.reconnects = 0
+        self.state = "opening"
+        self.last_error: str | None = None
+        # the clock (µs): exam = pipeline + offset; None until a pipeline's first frame
+        self.offset_us: int | None = None
+        self.first_stream_s: float | None = None
+        self.last_us: int | None = None          # exam time of the newest frame taken
+        self.last_mono_ns: int | None = None     # when it left the decoder
+        self.size: tuple[int, int] | None = None
+        self.warnings: set[str] = set()
+        self.exam: LiveExam | None = None
         self.results: list[dict] = []
-        self.exam_journal: Journal | None = None
+        self.ended = threading.Event()   # the source is gone for good (a file that ended)
+        self._gate_cfg: tuple[bool, list[float]] = (False, [])
+        self._speed = SpeedMeter()
+        self._fps: tuple[int, int] | None = None   # (frames seen, stream ns) at the last check
+        self._frozen_after = 0
+        self._backoff = self.settings["reopen_min_s"]
+        self._retry_at = 0.0
+        self._quit = threading.Event()
+        self._journal: Journal | None = None
+        #: what the exam's times mean (in every result; updated as the source comes and goes)
+        self.clock: dict[str, Any] = {
+            "kind": "seconds since the first frame received from the source",
+            "first_frame_stream_s": None, "reconnects": 0}
+        self._t = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
 
-    # -- helpers -------------------------------------------------------------------------
-    def _frame_size(self) -> tuple[int, int] | None:
-        return self.reader.frame_size()
+    # -- life ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._t.start()
 
-    def _now(self) -> float:
-        st = self.reader.stream_time()
-        if st is None:
-            raise UsageError("no video from the source yet")
-        return st
-
-    def _check_roi(self, roi: Roi) -> None:
-        size = self._frame_size()
-        if size is not None:
-            roi.check_inside(size[0], size[1], "the video frame")
-
-    def _need_session(self) -> ExamSession:
-        if self.session is None or self.session.phase in ("complete", "partial", "stopped"):
-            raise UsageError("no exam running: send start_exam first")
-        return self.session
-
-    # -- commands (any thread) -----------------------------------------------------------
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        cmd = req["cmd"]
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stops the thread and the pipeline (a running exam is left to the caller)."""
+        self._quit.set()
+        self._t.join(timeout_s)
         with self.lock:
-            if cmd == "status":
-                return {"status": status_message(self.session) if self.session
-                        else {"phase": "idle"}}
-            if cmd == "start_exam":
-                return self.start_exam(req.get("exam"), req.get("roi"))
-            if cmd == "set_roi":
-                s = self._need_session()
-                if s.t0 is not None or self.worker is not None:
-                    raise UsageError("the ROI is fixed once contrast is being watched")
-                roi = Roi(*req["roi"])
-                self._check_roi(roi)
-                s.roi = roi
-                s.announce()
-                return {"roi": roi.as_list()}
-            if cmd == "mark_injection":
-                return self.mark_injection(req.get("t"))
-            if cmd == "mark_arrival":
-                return self.mark_arrival(req.get("t"))
-            if cmd == "stop_exam":
-                return self.stop_exam()
-        raise UsageError(f"unknown command {cmd!r}")
+            r, self.reader = self.reader, None
+        if r is not None:
+            r.close()
+
+    def wait_for_video(self, timeout_s: float) -> bool:
+        """True once the source delivered a frame (scripts, tests)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.last_us is not None:
+                return True
+            if self.ended.is_set():
+                return False
+            time.sleep(0.02)
+        return False
+
+    # -- the clock -------------------------------------------------------------------------
+    def seconds_since_frame(self) -> float | None:
+        r = self.reader
+        arrival = r.arrival_ns() if r is not None and self.offset_us is not None else 0
+        last = max(arrival, self.last_mono_ns or 0)
+        return None if last == 0 else (time.monotonic_ns() - last) / 1e9
+
+    def now_s(self) -> float | None:
+        """The exam clock now: the newest frame at the gate; while no frame comes, the last
+        one's time plus the wall time since (so countdowns keep moving)."""
+        since = self.seconds_since_frame()
+        if since is not None and since > self.settings["no_signal_s"] and \
+                self.last_us is not None:
+            return round(self.last_us / 1e6 + since, 6)
+        r, off = self.reader, self.offset_us
+        if r is not None and off is not None:
+            st = r.stream_ns()
+            if st is not None:
+                return max((st + 500) // 1000 + off, self.last_us or 0) / 1e6
+        return None if self.last_us is None else self.last_us / 1e6
+
+    # -- the gate --------------------------------------------------------------------------
+    def configure(self, pass_all: bool, slots_s: list[float]) -> None:
+        """The exam's wishes for the gate, on the exam clock (``liveexam.Gate``)."""
+        self._gate_cfg = (pass_all, list(slots_s))
+        self._apply_gate()
+
+    def _apply_gate(self) -> None:
+        r, off = self.reader, self.offset_us
+        if r is None or off is None:
+            return
+        pass_all, slots = self._gate_cfg
+        times = []
+        for s in slots:
+            us = to_us(s) - off
+            times += [(us - SLOT_PAD_US) / 1e6, (us + SLOT_PAD_US) / 1e6]
+        r.set_slots(sorted(t for t in times if t >= 0))
+        r.set_pass_all(pass_all)
+
+    # -- the thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        opened_ns = 0
+        while not self._quit.is_set():
+            try:
+                if self.reader is None:
+                    wait = self._retry_at - time.monotonic()
+                    if self.ended.is_set() or wait > 0:
+                        self._idle(min(max(wait, 0.1), 0.5))
+                        continue
+                    if not self._open():
+                        continue
+                    opened_ns = time.monotonic_ns()
+                try:
+                    fr = self.reader.pull(0.1)
+                except (EndOfStream, DamagedStream, InputError) as e:
+                    self._lost(str(e) or "the source ended", isinstance(e, EndOfStream))
+                    continue
+                with self.lock:
+                    if fr is not None:
+                        self._frame(fr)
+                    self._tick()
+                if self.reopen:
+                    self._check_stall(opened_ns)
+            except Exception:  # never let the source's thread die
+                log.exception("source %s: unexpected error (continuing)", self.name)
+                self._idle(0.5)
+
+    def _schedule_retry(self, got_frames: bool) -> float:
+        """When to try the source again: 0.5 s after a pipeline that delivered frames, then
+        doubling (1, 2, 4 s) while attempts fail, at most every ``reopen_max_s``."""
+        st = self.settings
+        if got_frames:
+            self._backoff = st["reopen_min_s"]
+        delay = self._backoff
+        self._retry_at = time.monotonic() + delay
+        self._backoff = min(delay * 2, st["reopen_max_s"])
+        return delay
+
+    def _check_stall(self, opened_ns: int) -> None:
+        """A pipeline without its first frame after ``open_timeout_s``, or without any frame
+        for ``reopen_after_s`` since, is given up and re-opened."""
+        waited = (time.monotonic_ns() - opened_ns) / 1e9
+        if self.offset_us is None:
+            limit = self.settings["open_timeout_s"]
+            if waited > limit:
+                self._lost(f"no frame within {limit:g} s of opening", False)
+            return
+        limit = self.settings["reopen_after_s"]
+        since = self.seconds_since_frame()
+        if since is not None and since > limit:
+            self._lost(f"no frame for {limit:g} s", False)
+
+    def _idle(self, seconds: float) -> None:
+        """Waits (the source is gone) while the exam's time goes on."""
+        deadline = time.monotonic() + seconds
+        while not self._quit.is_set() and time.monotonic() < deadline:
+            with self.lock:
+                self._tick()
+            self._quit.wait(0.1)
+
+    def _open(self) -> bool:
+        try:
+            r = self.open_reader(self.generation)
+            r.set_pass_all(True)  # until its first frame sets the clock; then the exam's wishes
+            r.open()
+        except CeusError as e:
+            text = redact(str(e))
+            self.state = "reconnecting"
+            if not self.reopen:
+                log.error("source %s: cannot open (%s)", self.name, text)
+                self._gone("source_error")
+                return False
+            delay = self._schedule_retry(False)
+            if self.last_error != text:
+                log.warning("source %s: cannot open (%s); retrying in %.1f s", self.name,
+                            text, delay)
+            self.last_error = text
+            return False
+        with self.lock:
+            self.reader = r
+            self.generation += 1
+            self.offset_us = None
+            self._fps = None
+            self._frozen_after = 0
+            self.state = "opening"
+        log.info("source %s: pipeline %d opened", self.name, self.generation)
+        return True
+
+    def _lost(self, why: str, eos: bool) -> None:
+        """The pipeline failed, ended or stalled: close it; re-open later (or end)."""
+        with self.lock:
+            r, self.reader = self.reader, None
+            got_frames = self.offset_us is not None
+            self.state = "reconnecting" if self.reopen else "ended"
+            self._set_warning("no_signal", True)
+            self._set_warning("frozen_frame", False)
+        text = redact(why)
+        if r is not None:
+            r.close()
+        if not self.reopen:
+            log.warning("source %s: %s; the source has ended", self.name, text)
+            self._gone("source_ended" if eos else "source_error")
+            return
+        delay = self._schedule_retry(got_frames)
+        if got_frames or text != self.last_error:  # a failing source is not logged each try
+            log.warning("source %s: %s; re-opening in %.1f s", self.name, text, delay)
+        self.last_error = text
+        self.reconnects += 1
+        self.clock["reconnects"] = self.reconnects
+
+    def _gone(self, reason: str) -> None:
+        with self.lock:
+            if self.exam is not None and self.exam.stage != "ended":
+                self._finish(reason)
+            self.ended.set()
+
+    # -- frames ----------------------------------------------------------------------------
+    def _frame(self, fr) -> None:
+        pts_ns = int(round(fr.pts_s * 1e9))
+        raw = (pts_ns + 500) // 1000
+        mono = fr.mono_ns if fr.mono_ns is not None else time.monotonic_ns()
+        if self.offset_us is None:
+            self._first_frame(fr, raw, mono)
+        us = raw + self.offset_us
+        if self.last_us is not None and us <= self.last_us:
+            if self.last_us - us > 500_000:  # the stream time jumped back: a new timeline
+                log.warning("source %s: stream time jumped back %.2f s; the exam clock goes on",
+                            self.name, (self.last_us - us) / 1e6)
+                self._rebase(raw, mono)
+                us = raw + self.offset_us
+            else:
+                return  # a repeated or out-of-order frame: the earlier one stands
+        self.last_us, self.last_mono_ns = us, mono
+        self._set_warning("no_signal", False)
+        self.state = "playing"
+        ex = self.exam
+        if ex is None or ex.stage == "ended":
+            return
+        s = ex.s
+        if s.frame_size is None:  # the exam started before the first frame
+            s.frame_size = (fr.width, fr.height)
+            try:
+                s.roi.check_inside(fr.width, fr.height, "the video frame")
+            except CeusError as e:
+                log.error("exam %s: %s; set_roi to a box inside the frame", s.exam, e)
+                s.frame_size = None
+                self._set_warning("roi_outside_frame", True)
+                return
+            self._set_warning("roi_outside_frame", False)
+            s.announce()
+        if (fr.width, fr.height) != tuple(s.frame_size):
+            self._set_warning("source_changed", True)
+            return
+        self._set_warning("source_changed", False)
+        s.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
+        roi = s.roi
+        crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+        ex.feed(Kept(us, crop, fr.mono_ns))
+        if ex.stage == "ended":
+            self._exam_ended()
+
+    def _first_frame(self, fr, raw: int, mono: int) -> None:
+        if self.last_us is None:
+            self.offset_us = -raw
+            self.first_stream_s = raw / 1e6
+            self.clock["first_frame_stream_s"] = self.first_stream_s
+            self.size = (fr.width, fr.height)
+            log.info("source %s: first frame (%dx%d) at stream time %.3f s: the exam clock "
+                     "starts here", self.name, fr.width, fr.height, raw / 1e6)
+        else:
+            self._rebase(raw, mono)
+            log.info("source %s: frames again after %.1f s; the exam clock goes on at %.2f s",
+                     self.name, (mono - (self.last_mono_ns or mono)) / 1e9,
+                     (raw + self.offset_us) / 1e6)
+        self._apply_gate()
+
+    def _rebase(self, raw: int, mono: int) -> None:
+        gap_us = max(1, (mono - (self.last_mono_ns or mono)) // 1000)
+        self.offset_us = (self.last_us or 0) + gap_us - raw
+        self._apply_gate()
+
+    # -- periodic --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        since = self.seconds_since_frame()
+        no_signal = self.reader is None or since is None or since > self.settings["no_signal_s"]
+        self._set_warning("no_signal", no_signal)
+        r = self.reader
+        if r is not None and self.offset_us is not None:
+            self._frozen(r, no_signal)
+            st = r.stream_ns()  # every frame at the gate, passed or not
+            if st is not None and not no_signal:
+                self._speed.add(r.arrival_ns(), (st + 500) // 1000 + self.offset_us)
+        now = self.now_s()
+        ex = self.exam
+        if ex is not None and ex.stage != "ended":
+            ex.s.speed = 0.0 if no_signal else self._speed.speed(time.monotonic_ns())
+            if now is not None:
+                ex.tick(now, no_signal)
+            if ex.stage == "ended":
+                self._exam_ended()
+
+    def _frozen(self, r, no_signal: bool) -> None:
+        """Sets the gate's frozen-after from the measured frame rate, then reads it."""
+        seen, st = r.frames_seen(), r.stream_ns()
+        if not self._frozen_after:  # until measured: the caps' frame rate, else 30 fps
+            self._frozen_after = max(2, int(math.ceil((r.nominal_fps() or 30.0) *
+                                                      self.settings["frozen_s"])))
+            r.set_frozen_after(self._frozen_after)
+        if st is not None:
+            if self._fps is None or st < self._fps[1] or seen < self._fps[0]:
+                self._fps = (seen, st)
+            elif st - self._fps[1] >= 1_000_000_000 and seen > self._fps[0]:
+                fps = (seen - self._fps[0]) * 1e9 / (st - self._fps[1])
+                n = max(2, int(math.ceil(fps * self.settings["frozen_s"])))
+                if abs(n - self._frozen_after) > max(1, self._frozen_after // 10):
+                    self._frozen_after = n
+                    r.set_frozen_after(n)
+                self._fps = (seen, st)
+        self._set_warning("frozen_frame", bool(self._frozen_after and not no_signal and
+                                               r.frozen()))
+
+    def _set_warning(self, name: str, on: bool) -> None:
+        if on == (name in self.warnings):
+            return
+        (self.warnings.add if on else self.warnings.discard)(name)
+        log.info("source %s: %s %s", self.name, name, "raised" if on else "cleared")
+        ex = self.exam
+        if ex is not None and ex.stage != "ended":
+            ex.s.set_warning(name, on)
+
+    # -- exams (under the lock) ------------------------------------------------------------
+    def open_exam(self) -> LiveExam | None:
+        ex = self.exam
+        return ex if ex is not None and ex.stage != "ended" else None
+
+    def need_exam(self) -> LiveExam:
+        ex = self.open_exam()
+        if ex is None:
+            raise UsageError("no exam running: send start_exam first")
+        return ex
 
     def start_exam(self, exam: str | None, roi: list[int] | None) -> dict[str, Any]:
-        if self.session is not None and self.session.phase not in ("complete", "partial", "stopped"):
-            raise UsageError(f"exam {self.session.exam} is running: stop_exam first")
+        ctx = self.ctx
+        if self.open_exam() is not None:
+            raise UsageError(f"exam {self.exam.s.exam} is running: stop_exam first")
         if roi is None:
             raise UsageError("start_exam needs roi [x, y, w, h] (or run with --roi)")
         r = Roi(*roi)
-        self._check_roi(r)
+        size = self.frame_size()
+        if size is not None:
+            r.check_inside(size[0], size[1], "the video frame")
         exam = exam or "x" + secrets.token_hex(6)
-        jr = Journal(default_dir(self.cfg), exam) if self.journal else None
-        self.session = ExamSession(exam, self.model, self.backend, r, speed=1.0,
-                                   frame_size=self._frame_size(), backend_note=self.note,
-                                   clock=self.reader.stream_time)
-        self.exam_journal = jr
-        attach(self.session, self.publisher, jr, self.on_score)
-        self.t0_override = None
-        self.stopping = False
-        self.session.start()
+        session = ExamSession(exam, ctx.model, ctx.backend, r, speed=0.0,
+                              frame_size=size, backend_note=ctx.note, clock=self.now_s,
+                              source=self.name)
+        session.info["clock"] = self.clock
+        jr = None
+        if ctx.journal:
+            jr = Journal(default_dir(ctx.cfg), exam,
+                         on_error=lambda text, s=session: self._journal_error(s, text))
+        attach(session, ctx.publisher, jr, ctx.on_score)
+        self._journal = jr
+        st = self.settings
+        hist = History(st["history_s"], int(st["history_max_mb"] * 1e6))
+        session.warnings.update(self.warnings)
+        self.exam = LiveExam(session, ctx.cfg, self, hist)
+        session.start()
         log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
-        return {"exam": exam, "phase": self.session.phase}
+        return {"exam": exam, "phase": session.phase}
+
+    def _journal_error(self, session: ExamSession, text: str) -> None:
+        session.flags.add("journal_error")
+        session.set_warning("journal_error", True)
+
+    def set_roi(self, roi: list[int]) -> dict[str, Any]:
+        ex = self.need_exam()
+        if ex.stage != "waiting":
+            raise UsageError("the ROI is fixed once contrast is being watched")
+        r = Roi(*roi)
+        size = self.frame_size()
+        if size is not None:
+            r.check_inside(size[0], size[1], "the video frame")
+        ex.s.roi = r
+        ex.roi_changed()
+        ex.s.announce()
+        return {"roi": r.as_list()}
+
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the video: of the newest frame, else of the caps the pipeline
+        negotiated (known before a frame reaches the engine)."""
+        if self.size is not None:
+            return self.size
+        r = self.reader
+        return r.frame_size() if r is not None else None
+
+    def _mark_time(self, t: float | None, what: str) -> tuple[float, float | None]:
+        now = self.now_s()
+        if t is None:
+            if now is None:
+                raise UsageError(f"{what}: no video from the source yet; give t")
+            return now, now
+        return float(t), now
 
     def mark_injection(self, t: float | None) -> dict[str, Any]:
-        s = self._need_session()
-        if s.injection is not None or s.t0 is not None:
-            raise UsageError("injection (or arrival) is already marked for this exam")
-        t = self._now() if t is None else float(t)
-        s.mark_injection(t)
-        arm_monitor(self.reader, t, self.cfg)
-        self._run_worker(injection=t)
-        log.info("exam %s: injection marked at %.2f s; watching for contrast arrival", s.exam, t)
-        return {"exam": s.exam, "injection": t}
+        ex = self.need_exam()
+        t, now = self._mark_time(t, "mark_injection")
+        t = ex.mark_injection(t, now)
+        log.info("exam %s: injection marked at %.2f s%s; watching for contrast arrival",
+                 ex.s.exam, t, "" if now is None or now - t < 1.0 else
+                 f" ({now - t:.1f} s ago: from the kept frames)")
+        if ex.stage == "ended":
+            self._exam_ended()
+        return {"exam": ex.s.exam, "injection": t}
 
     def mark_arrival(self, t: float | None) -> dict[str, Any]:
-        s = self._need_session()
-        if s.t0 is not None:
-            raise UsageError(f"t0 is already set ({s.t0:.2f} s)")
-        # without a time: the next frame is slot 0
-        t = self._now() + 0.02 if t is None else float(t)
-        if self.worker is not None:  # detection running: the operator overrides it
-            self.t0_override = t
-        else:
-            s.set_t0(t, None)
-            s.flags.add("t0_marked")
-            self._run_worker(injection=None)
-        log.info("exam %s: contrast arrival marked: t0 = %.2f s", s.exam, t)
-        return {"exam": s.exam, "t0": t}
+        ex = self.need_exam()
+        t, now = self._mark_time(t, "mark_arrival")
+        if now is not None and t == now:
+            t = now + 0.02  # without a time: the next frame is slot 0
+        t = ex.mark_arrival(t, now)
+        log.info("exam %s: contrast arrival marked: t0 = %.2f s", ex.s.exam, t)
+        if ex.stage == "ended":
+            self._exam_ended()
+        return {"exam": ex.s.exam, "t0": t}
 
-    def stop_exam(self) -> dict[str, Any]:
-        s = self._need_session()
-        w = self.worker
-        if w is not None:
-            self.stopping = True
-            self.reader.request_stop()
-        self.lock.release()
-        try:
-            if w is not None:
-                w.join(30)
-        finally:
-            self.lock.acquire()
-        if self.worker is None and s.phase not in ("complete", "partial", "stopped"):
-            self._finish("stopped_early")
-        return {"exam": s.exam, "result": self.results[-1] if self.results else None}
-
-    # -- the exam's worker -----------------------------------------------------------------
-    def _run_worker(self, injection: float | None) -> None:
-        s = self.session
-        plan = Plan(seek_mode=False)
-
-        def work() -> None:
-            reason = None
-            try:
-                watch = None
-                if injection is not None:
-                    watch = detect_arrival(self.reader, s, injection, self.cfg, plan,
-                                           lambda: self.t0_override)
-                reason = collect_slots(self.reader, s, plan, watch)
-            except Exception:  # never lose the exam: finish it, flagged
-                log.exception("exam %s: engine error; the exam is closed as partial", s.exam)
-                s.warnings.add("engine_error")
-                reason = "engine_error"
-            with self.lock:
-                if self.stopping and reason == "recording_ended_early":
-                    reason = "stopped_early"
-                elif reason == "recording_ended_early":
-                    reason = "source_ended"
-                self.worker = None
-                self._finish(reason)
-
-        self.worker = threading.Thread(target=work, name=f"exam-{s.exam}", daemon=True)
-        self.worker.start()
+    def stop_exam(self, reason: str = "stopped_early") -> dict[str, Any]:
+        ex = self.need_exam()
+        self._finish(reason)
+        return {"exam": ex.s.exam, "result": self.results[-1] if self.results else None}
 
     def _finish(self, reason: str | None) -> None:
-        s = self.session
-        self.reader.set_slots([])
-        self.reader.stop_monitor()
-        self.reader.clear_stop()
-        result = s.finish(reason)
-        if self.exam_journal is not None:
-            self.exam_journal.close()
-        self.results.append(result)
-        if self.on_done:
-            self.on_done(result)
+        ex = self.exam
+        ex.finish(reason)
+        self._exam_ended()
+
+    def _exam_ended(self) -> None:
+        ex = self.exam
+        if ex is None or ex.result is None or ex.reported:
+            return
+        ex.reported = True
+        self.configure(False, [])
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self.results.append(ex.result)
+        if self.ctx.on_done:
+            try:
+                self.ctx.on_done(ex.result)
+            except Exception:
+                log.exception("exam %s: the result callback failed", ex.s.exam)
+
+    def status(self) -> dict[str, Any]:
+        ex = self.exam
+        st = status_message(ex.s) if ex is not None else {"phase": "idle"}
+        return {"status": st, "source": {
+            "name": self.name, "state": self.state, "warnings": sorted(self.warnings),
+            "reconnects": self.reconnects, "stream_time_s": self.now_s(),
+            "speed": self._speed.speed(time.monotonic_ns())}}
+
+
+class LiveEngine:
+    """The engine's sources and the commands that drive their exams."""
+
+    def __init__(self, ctx: ExamContext):
+        self.ctx = ctx
+        self.runners: dict[str, SourceRunner] = {}
+
+    def add_source(self, name: str, uri: str, open_reader: Callable[[int], Any],
+                   reopen: bool = True) -> SourceRunner:
+        if name in self.runners:
+            raise UsageError(f"a source named {name!r} exists")
+        r = SourceRunner(name, uri, open_reader, self.ctx, reopen)
+        self.runners[name] = r
+        r.start()
+        return r
+
+    @property
+    def runner(self) -> SourceRunner:
+        """The engine's one source (several per engine: issue 13)."""
+        return next(iter(self.runners.values()))
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One validated command (``wire.messages.parse_command``); raises a ``CeusError``
+        with a one-line reason when refused. State changes only when it is accepted."""
+        cmd = req["cmd"]
+        r = self.runner
+        with r.lock:
+            if cmd == "status":
+                return r.status()
+            if cmd == "start_exam":
+                return r.start_exam(req.get("exam"), req.get("roi"))
+            if cmd == "set_roi":
+                return r.set_roi(req["roi"])
+            if cmd == "mark_injection":
+                return r.mark_injection(req.get("t"))
+            if cmd == "mark_arrival":
+                return r.mark_arrival(req.get("t"))
+            if cmd == "stop_exam":
+                return r.stop_exam()
+        raise UsageError(f"unknown command {cmd!r}")
 
     def busy(self) -> bool:
-        return self.worker is not None
+        return any(r.open_exam() is not None for r in self.runners.values())
+
+    def stop_all(self, reason: str = "stopped_early") -> list[dict]:
+        """Stops every running exam (a clean shutdown): partial results, journaled and
+        published."""
+        out = []
+        for r in self.runners.values():
+            with r.lock:
+                if r.open_exam() is not None:
+                    out.append(r.stop_exam(reason)["result"])
+        return out
+
+    def close(self) -> None:
+        for r in self.runners.values():
+            r.close()

@@ -1,5 +1,8 @@
 """Scoring a journaled exam again from its stored ROI crops (any model, any backend): the
-same slots, the same session, so the same score as the run that journaled it."""
+same slots, the same session, so the same score as the run that journaled it. One run at a
+time (the newest unless one is named): runs of an exam never mix. A run that was interrupted
+(no result on disk) is flagged ``interrupted``; with slots missing it is partial, never a
+final built from another run's slots."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from .loading import load_model_and_backend
 from .session import ExamSession
 
 
-def rescore(root: Path, exam: str, cfg: dict) -> dict:
-    info, records, crops = jr.load(root, exam)
+def rescore(root: Path, exam: str, cfg: dict, run: str | None = None) -> dict:
+    info, records, crops = jr.load(root, exam, run)
     model, be, note = load_model_and_backend(cfg["model"]["path"] or None,
                                              cfg["model"]["backend"], cfg)
     if info.get("t0") is None:
@@ -35,6 +38,9 @@ def rescore(root: Path, exam: str, cfg: dict) -> dict:
                                   payload=crops[r["from_slot"]]))
     sampler.restore(fills)
     s.add(fills)
+    if info.get("interrupted"):
+        s.flags.add("interrupted")
     res = s.finish(None if len(fills) == len(sampler.due) else "slots_missing")
     res["rescored"] = True
+    res["journal_run"] = info.get("run")
     return res

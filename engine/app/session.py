@@ -46,7 +46,9 @@ class Score:
     label: str | None
     final: bool
     latency_ms: float | None = None
-    #: CLOCK_MONOTONIC stamps (ns): decoder exit, slot in the clip, score computed
+    #: CLOCK_MONOTONIC stamps (ns): decoder exit of the slot's frame, decoder exit of the frame
+    #: that decided the slot (the first frame after the slot time: the nearest frame is known
+    #: only then), slot in the clip, score computed
     timing: dict[str, int | None] = field(default_factory=dict)
 
 
@@ -175,7 +177,12 @@ class ExamSession:
                     if f.source == NEIGHBOUR:
                         self.flags.add("slot_neighbour_fill")
                     img = resize(f.payload, self.model.meta.height, self.model.meta.width)
-                    if f.index > 0 and self.clip.present[f.index - 1] and f.source == FRAME and \
+                    # two slots from two different frames with the same picture: frozen (a
+                    # neighbour-filled slot is a copy on purpose, never "frozen")
+                    prev = self.sampler.fills[f.index - 1] if self.sampler is not None and \
+                        f.index > 0 else None
+                    if f.source == FRAME and prev is not None and prev.source == FRAME and \
+                            prev.pts_s != f.pts_s and self.clip.present[f.index - 1] and \
                             np.array_equal(img, self.clip.raw[f.index - 1]):
                         self.flags.add("frozen_frames")
                     self.clip.put(f.index, img)
@@ -184,13 +191,14 @@ class ExamSession:
             if f.source == MISSING:
                 continue
             mono = f.mono_ns if f.mono_ns is not None else trigger_mono_ns
-            self.score(f.index, mono, time.monotonic_ns())
+            self.score(f.index, mono, time.monotonic_ns(), trigger_mono_ns)
             with self._lock:
                 if self.sampler and self.sampler.next_index is not None and \
                         self.sampler.next_index >= VIDEO_PHASE_SLOTS:
                     self.phase = "late_phase"
 
-    def score(self, slot: int | None, mono_ns: int | None, filled_ns: int | None = None) -> Score:
+    def score(self, slot: int | None, mono_ns: int | None, filled_ns: int | None = None,
+              decided_ns: int | None = None) -> Score:
         """Scores the clip as it stands (provisional until every slot is decided)."""
         x = self.clip.model_input()
         p = float(self.backend.infer(x)[0])
@@ -203,7 +211,8 @@ class ExamSession:
             if final:
                 self.phase = "complete"
             s = Score(slot, filled, p, label, final,
-                      timing={"frame_mono_ns": mono_ns, "filled_mono_ns": filled_ns,
+                      timing={"frame_mono_ns": mono_ns, "decided_mono_ns": decided_ns,
+                              "filled_mono_ns": filled_ns,
                               "scored_mono_ns": scored_ns})
             if mono_ns is not None:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6

@@ -90,6 +90,17 @@ def speed(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"'{text}' must be a number in (0, 1000] or 'max'") from None
 
 
+def exam_id(text: str) -> str:
+    """An ``--exam`` (or run) id, checked as the control socket checks it: 1-64 letters,
+    digits, '-' or '_' (an opaque id, never a patient name; no path can be made of it)."""
+    from ceustream.engine.wire.messages import check_exam_id
+
+    try:
+        return check_exam_id(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # -- logging ---------------------------------------------------------------------------------
 class _Formatter(logging.Formatter):
     """``HH:MM:SS.mmm message`` for progress; the level and logger name for the rest."""

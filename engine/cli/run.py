@@ -1,16 +1,25 @@
-"""``ceustream run --source URI``: the live engine (one source, exams one after another)."""
+"""``ceustream run --source URI``: the live engine (one source, exams one after another).
+
+The engine outlives its source: a live source that fails, ends or stalls is re-opened with
+backoff while the exam goes on (warnings published). It exits on ``q`` (keyboard), SIGINT or
+SIGTERM (a docker/systemd stop): a running exam is stopped cleanly (its partial result
+journaled and published) and the exit code is 0; with ``--exit-after-exam`` it exits when
+the first exam ends, 0 for a final score and 4 for a partial one. A recording given as the
+source ends when the file does (exit 0, or 4 when its exam could not complete).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ceustream.engine.core.errors import UsageError
 from ceustream.engine.core.roi import Roi
-from ceustream.engine.core.source import DamagedStream, EndOfStream
 
 from . import common
 
@@ -18,19 +27,28 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
-    p = common.command(sub, "run", "a live exam from a capture source", codes=(0, 1, 2, 3, 4, 5))
+    p = common.command(sub, "run", "a live exam from a capture source", codes=(0, 1, 2, 3, 4, 5),
+                       description=__doc__.split("\n\n", 1)[1])
     p.add_argument("--source", required=True, help="file, v4l2:///dev/videoN, decklink://N, "
-                   "rtsp://..., test://PATTERN or sim://SEED?speed=S (a simulated scanner)")
+                   "rtsp://..., udp://HOST:PORT (MPEG-TS), srt://HOST:PORT?mode=caller|listener, "
+                   "gst:LAUNCH-LINE (ending in raw video), test://PATTERN or sim://SEED?speed=S "
+                   "(a simulated scanner)")
     p.add_argument("--roi", help="X,Y,W,H: start an exam at once with this ROI")
-    p.add_argument("--exam", help="exam id for the first exam (default: random, opaque)")
+    p.add_argument("--exam", type=common.exam_id,
+                   help="exam id for the first exam (default: random, opaque): 1-64 letters, "
+                   "digits, - or _, never a patient name")
     p.add_argument("--injection", type=common.seconds,
-                   help="mark the injection at this stream time (needs --roi)")
+                   help="mark the injection at this time on the exam clock (needs --roi)")
     p.add_argument("--t0", type=common.seconds,
-                   help="mark contrast arrival at this stream time (needs --roi)")
+                   help="mark contrast arrival at this time on the exam clock (needs --roi)")
     p.add_argument("--control", help="ZeroMQ REP endpoint for commands "
                    "(default tcp://127.0.0.1:5557)")
     p.add_argument("--display", default="none", help="none (default), auto (window or MP4), "
                    "FILE.mp4 or a folder for PNG snapshots: the overlay drawn by ceushud")
+    p.add_argument("--record", metavar="FILE.mkv",
+                   help="also write the decoded video as received (lossless H.264 in Matroska, "
+                   "microsecond timestamps): `ceustream replay` of it gives the live exam's "
+                   "frames and score; after a reconnect the next pipeline writes FILE.1.mkv, ...")
     p.add_argument("--exit-after-exam", action="store_true",
                    help="stop when the first exam ends (scripts, tests)")
     p.add_argument("--json", action="store_true", help="print each result as a JSON line")
@@ -39,28 +57,42 @@ def add_parser(sub) -> None:
     common.add_zmq_options(p)
 
 
-def make_reader(source: str, branch: str | None):
-    """The live reader for ``source``; a ``sim://`` source is the simulator's frame generator."""
+def record_path(record: str | None, generation: int) -> Path | None:
+    """The recording of pipeline ``generation`` (0: the file given; then FILE.1.mkv, ...)."""
+    if not record:
+        return None
+    p = Path(record)
+    return p if generation == 0 else p.with_name(f"{p.stem}.{generation}{p.suffix or '.mkv'}")
+
+
+def reader_factory(source: str, branch: str | None, record: str | None):
+    """A function opening the live reader for ``source`` (called again on every re-open); a
+    ``sim://`` source is the simulator's frame generator, which starts its exam again."""
     from ceustream.pipelines.live import LiveReader
 
+    sim = None
     if source.startswith("sim://"):
         from ceustream.models.simulator.scanner import SimScanner
 
         sim = SimScanner(source)
         log.info("simulated scanner: %s", json.dumps(sim.truth))
-        return LiveReader(source, branch, generator=sim)
-    return LiveReader(source, branch)
+
+    def open_reader(generation: int):
+        return LiveReader(source, branch, generator=sim, record=record_path(record, generation))
+
+    return open_reader
 
 
 def run(args) -> int:
     import zmq
 
-    from ceustream.engine.app.live import LiveEngine
+    from ceustream.engine.app.live import ExamContext, LiveEngine
     from ceustream.engine.app.loading import load_model_and_backend
     from ceustream.engine.wire import security
     from ceustream.engine.wire.control import ControlServer
     from ceustream.engine.wire.publisher import Publisher
     from ceustream.pipelines.overlay import hud_description, sink_description
+    from ceustream.pipelines.source import kind, reopens, source_description
 
     cfg = common.load_config(args)
     if args.control:
@@ -68,13 +100,10 @@ def run(args) -> int:
     roi = Roi.parse(args.roi) if args.roi else None
     if (args.injection is not None or args.t0 is not None) and roi is None:
         raise UsageError("--injection/--t0 need --roi (they mark the first exam)")
-    if args.exam:
-        from ceustream.engine.wire.messages import check_exam_id
-
-        try:
-            check_exam_id(args.exam)
-        except ValueError as e:
-            raise UsageError(f"--exam: {e}") from None
+    if args.record and Path(args.record).suffix.lower() not in (".mkv", ""):
+        raise UsageError(f"--record {args.record}: the recording is Matroska (.mkv)")
+    if kind(args.source) != "sim":
+        source_description(args.source)  # a bad URI fails here, in one line
     ctx = zmq.Context.instance()
     endpoints = [cfg["zmq"]["control"]] + ([] if args.no_publish else [cfg["zmq"]["pub"]])
     curve = security.curve_for(ctx, cfg, endpoints)
@@ -85,10 +114,10 @@ def run(args) -> int:
         out, where = sink_description(args.display)
         branch = f"{hud_description(cfg['zmq']['pub'])} ! {out}"
         log.info("overlay: %s", where)
-    reader = make_reader(args.source, branch)
+    open_reader = reader_factory(args.source, branch, args.record)
     pub = None if args.no_publish else Publisher(cfg["zmq"]["pub"], cfg, ctx, curve)
     done: list[dict] = []
-    finished = threading.Event()
+    wake = threading.Event()
 
     def on_done(r: dict) -> None:
         done.append(r)
@@ -96,76 +125,120 @@ def run(args) -> int:
             print(json.dumps(r, separators=(",", ":")), flush=True)
         else:
             common.print_result(r)
-        finished.set()
+        wake.set()
 
-    eng = LiveEngine(reader, cfg, pub, loaded, journal=not args.no_journal,
-                     on_score=common.progress_scores(not args.json and not args.quiet),
-                     on_done=on_done)
-    server = ControlServer(cfg["zmq"]["control"], eng.handle, cfg, ctx, curve)
-    log.info("control: %s  scores: %s", cfg["zmq"]["control"],
-             "off" if pub is None else cfg["zmq"]["pub"])
+    eng = LiveEngine(ExamContext(cfg, *loaded, publisher=pub, journal=not args.no_journal,
+                                 on_score=common.progress_scores(not args.json and not args.quiet),
+                                 on_done=on_done))
+    server = None
+    stop = _Stop(wake)
     try:
-        reader.start()
+        server = ControlServer(cfg["zmq"]["control"], eng.handle, cfg, ctx, curve)
+        runner = eng.add_source("main", args.source, open_reader, reopens(args.source))
+        log.info("control: %s  scores: %s", cfg["zmq"]["control"],
+                 "off" if pub is None else cfg["zmq"]["pub"])
         if roi is not None:
-            with eng.lock:
-                eng.start_exam(args.exam, roi.as_list())
-                if args.t0 is not None:
-                    eng.mark_arrival(args.t0)
-                elif args.injection is not None:
-                    _wait_for_stream(reader, args.injection)
-                    eng.mark_injection(args.injection)
-        keys = _Keyboard(eng) if sys.stdin.isatty() else None
-        while True:
+            _first_exam(eng, runner, args, roi, stop)
+        keys = _Keyboard(eng, stop) if sys.stdin.isatty() else None
+        while not stop.reason:
             if args.exit_after_exam and done:
                 break
-            if keys is not None and keys.quit:
+            if runner.ended.is_set() and not eng.busy():
+                log.info("the source has ended")
                 break
-            if not eng.busy():
-                try:
-                    reader.poll()
-                except EndOfStream:
-                    log.info("the source ended")
-                    break
-                except DamagedStream as e:
-                    log.error("source error: %s", e)
-                    break
-            finished.wait(0.1)
+            wake.wait(0.2)
+            wake.clear()
+        if stop.reason:
+            log.info("%s: stopping", stop.reason)
+        if keys is not None:
+            keys.quit = True
     finally:
+        stop.restore()
         if eng.busy():
-            with eng.lock:
-                eng.stop_exam()
-        server.close()
-        reader.close()
+            eng.stop_all("stopped_early")
+        if server is not None:
+            server.close()
+        eng.close()
         if pub is not None:
             pub.close()
-    return 0 if not done or all(r["final"] for r in done) else 4
+    if args.exit_after_exam or (done and runner.ended.is_set()):
+        return 0 if done and all(r["final"] for r in done) else 4
+    return 0
 
 
-def _wait_for_stream(reader, t: float, timeout_s: float = 600) -> None:
-    """Scripted marks (--injection) wait for the stream to get there."""
+def _first_exam(eng, runner, args, roi: Roi, stop: "_Stop") -> None:
+    """``--roi`` (with ``--injection``/``--t0``): the first exam, scripted. Waits for video
+    (and for the stream to reach the mark) as long as the engine is not told to stop."""
+    if not _wait_for(lambda: runner.last_us is not None or runner.ended.is_set(), stop, 60):
+        log.warning("no video from the source yet; the exam starts anyway")
+    if stop.reason:
+        return
+    eng.handle({"cmd": "start_exam", "exam": args.exam, "roi": roi.as_list()})
+    t = args.t0 if args.t0 is not None else args.injection
+    if t is None:
+        return
+    if not _wait_for(lambda: (runner.now_s() or -1.0) >= t, stop, 3600) or stop.reason:
+        return
+    cmd = "mark_arrival" if args.t0 is not None else "mark_injection"
+    try:
+        eng.handle({"cmd": cmd, "t": t})
+    except UsageError as e:  # the source restarted before the mark: the exam goes on unmarked
+        log.error("--%s %g: %s", "t0" if args.t0 is not None else "injection", t, e)
+
+
+def _wait_for(cond, stop: "_Stop", timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        st = reader.stream_time()
-        if st is not None and st >= t:
-            return
+    while time.monotonic() < deadline and not stop.reason:
+        if cond():
+            return True
         time.sleep(0.02)
+    return False
+
+
+class _Stop:
+    """SIGTERM (docker/systemd stop) and SIGINT (Ctrl-C) end the engine cleanly."""
+
+    def __init__(self, wake: threading.Event):
+        self.reason: str | None = None
+        self.wake = wake
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread (an embedding application)
+                pass
+
+    def _handler(self, signum, frame) -> None:
+        self.reason = signal.Signals(signum).name
+        self.wake.set()
+
+    def quit(self, why: str) -> None:
+        self.reason = why
+        self.wake.set()
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class _Keyboard:
     """i = injection, a = arrival, s = stop the exam, q = quit (each followed by Enter)."""
 
-    def __init__(self, eng):
+    def __init__(self, eng, stop: _Stop):
         self.quit = False
         self.eng = eng
+        self.stop = stop
         log.info("keys: i = injection now, a = contrast arrival now, s = stop exam, q = quit")
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         cmds = {"i": "mark_injection", "a": "mark_arrival", "s": "stop_exam"}
         for line in sys.stdin:
+            if self.quit:
+                return
             k = line.strip().lower()[:1]
             if k == "q":
-                self.quit = True
+                self.stop.quit("quit")
                 return
             if k in cmds:
                 try:

@@ -4,6 +4,7 @@ start so a typo fails before an exam does, not during one."""
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -23,8 +24,13 @@ _POSITIVE = {
     ("zmq", "heartbeat_s"), ("arrival", "window_s"), ("arrival", "baseline_s"),
     ("arrival", "monitor_hz"), ("arrival", "k_sigma"), ("arrival", "sustain_s"),
     ("arrival", "fallback_delay_s"), ("replay", "seek_lead_s"),
+    ("live", "no_signal_s"), ("live", "reopen_after_s"), ("live", "open_timeout_s"),
+    ("live", "reopen_min_s"), ("live", "reopen_max_s"), ("live", "frozen_s"),
+    ("live", "history_s"), ("live", "history_max_mb"), ("engine", "max_batch"),
+    ("engine", "slot_late_s"),
 }
-_NON_NEGATIVE = {("model", "threads"), ("arrival", "min_rise"), ("replay", "seek_min_gap_s")}
+_NON_NEGATIVE = {("model", "threads"), ("arrival", "min_rise"), ("replay", "seek_min_gap_s"),
+                 ("engine", "batch_window_ms")}
 
 
 def _defaults() -> dict[str, dict[str, Any]]:
@@ -49,8 +55,26 @@ def _coerce(value: str, like: Any, where: str) -> Any:
     return value
 
 
+def _sources(value: Any, origin: str) -> list[dict[str, str]]:
+    """``[[sources]]``: a list of {uri, name?} tables of strings (names checked by the engine)."""
+    if not isinstance(value, list):
+        raise UsageError(f"{origin}: sources must be [[sources]] tables (name, uri)")
+    out = []
+    for i, entry in enumerate(value, 1):
+        if not isinstance(entry, dict) or set(entry) - {"name", "uri"} or \
+                not isinstance(entry.get("uri"), str) or not entry["uri"].strip() or \
+                not isinstance(entry.get("name", ""), str):
+            raise UsageError(f"{origin}: [[sources]] entry {i} must have a uri and optionally "
+                             "a name (both strings), nothing else")
+        out.append({k: str(v) for k, v in entry.items()})
+    return out
+
+
 def _merge(base: dict, extra: dict, origin: str) -> None:
     for table, values in extra.items():
+        if table == "sources":
+            base["sources"] = _sources(values, origin)
+            continue
         if table not in base or not isinstance(values, dict):
             raise UsageError(f"{origin}: unknown setting table [{table}]"
                              f" (known: {', '.join(sorted(base))})")
@@ -73,11 +97,13 @@ def _validate(cfg: dict) -> None:
             raise UsageError(f"setting {table}.{key}={cfg[table][key]!r}: expected one of "
                              f"{', '.join(sorted(allowed))}")
     for table, key in _POSITIVE:
-        if not cfg[table][key] > 0:
-            raise UsageError(f"setting {table}.{key} must be > 0, got {cfg[table][key]}")
+        if not (cfg[table][key] > 0 and math.isfinite(cfg[table][key])):
+            raise UsageError(f"setting {table}.{key} must be a finite number > 0, "
+                             f"got {cfg[table][key]}")
     for table, key in _NON_NEGATIVE:
-        if cfg[table][key] < 0:
-            raise UsageError(f"setting {table}.{key} must be >= 0, got {cfg[table][key]}")
+        if not (cfg[table][key] >= 0 and math.isfinite(cfg[table][key])):
+            raise UsageError(f"setting {table}.{key} must be a finite number >= 0, "
+                             f"got {cfg[table][key]}")
 
 
 def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> dict:

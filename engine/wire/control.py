@@ -3,7 +3,13 @@
 ``status``). Every answer is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``; a bad
 request never reaches the engine, and nothing a peer sends stops the server: oversized
 messages are cut by ZMQ_MAXMSGSIZE, multipart requests are answered with an error, socket
-errors recreate the socket."""
+errors recreate the socket.
+
+The socket is a ROUTER speaking REQ/REP's envelope (REQ and DEALER clients see a REP), not a
+REP: a REP socket's strict receive/send cycle can be wedged by raw TCP garbage that libzmq
+reads as legacy ZMTP/1.0 messages without an envelope (tested: every later request timed
+out). The ROUTER reads each message with its peer's identity, drops what has no envelope,
+and answers each request to the peer that sent it, never blocking on one that is gone."""
 
 from __future__ import annotations
 
@@ -36,10 +42,11 @@ class ControlServer:
         self._t.start()
 
     def _socket(self) -> zmq.Socket:
-        sock = self.ctx.socket(zmq.REP)
+        sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, messages.MAX_REQUEST_BYTES)
-        sock.setsockopt(zmq.SNDTIMEO, 1000)
+        sock.setsockopt(zmq.SNDTIMEO, 0)
+        sock.setsockopt(zmq.RCVHWM, 1000)
         security.bind(sock, self.endpoint, self.cfg, self.curve, "control")
         return sock
 
@@ -50,14 +57,15 @@ class ControlServer:
             return messages.reply(False, error=f"request must be one frame, got {len(frames)}")
         try:
             req = messages.parse_command(frames[0])
-        except ValueError as e:
+        except Exception as e:  # every malformed request is answered, never skipped
             self.refused += 1
-            log.info("control: refused a request: %s", e)
-            return messages.reply(False, error=str(e))
+            text = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            log.info("control: refused a request: %s", text)
+            return messages.reply(False, error=text)
         try:
             result = self.handler(req)
         except Exception as e:  # the engine's refusal, as one line
-            text = str(e).splitlines()[0] if str(e) else type(e).__name__
+            text = (str(e).splitlines() or [type(e).__name__])[0][:300]
             if not getattr(e, "exit_code", None):
                 log.exception("control: %s failed", req["cmd"])
             return messages.reply(False, error=text)
@@ -70,7 +78,14 @@ class ControlServer:
                 if not self.sock.poll(100):
                     continue
                 frames = self.sock.recv_multipart()
-                self.sock.send(self.answer(frames))
+                envelope, body = split_envelope(frames)
+                if envelope is None:
+                    self.refused += 1  # no REQ/DEALER envelope: not a client, nothing to answer
+                    continue
+                try:
+                    self.sock.send_multipart(envelope + [self.answer(body)], zmq.NOBLOCK)
+                except zmq.Again:
+                    log.info("control: a peer left before its answer")
             except zmq.ZMQError as e:
                 if self._stop.is_set():
                     return
@@ -93,6 +108,15 @@ class ControlServer:
         self._stop.set()
         self._t.join(2)
         self.sock.close(0)
+
+
+def split_envelope(frames: list[bytes]) -> tuple[list[bytes] | None, list[bytes]]:
+    """A ROUTER message → (routing envelope up to and including the empty delimiter, the
+    request's frames); (None, []) when there is no delimiter after the peer's identity."""
+    for i in range(1, len(frames)):
+        if frames[i] == b"":
+            return frames[:i + 1], frames[i + 1:]
+    return None, []
 
 
 def request(endpoint: str, req: dict[str, Any], timeout_s: float = 3.0,

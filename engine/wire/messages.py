@@ -137,6 +137,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: ``{"cmd": "status", "cmd": "stop_exam"}`` means
+    different things to different parsers, so it is refused."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {_show(k)}")
+        out[k] = v
+    return out
+
+
 def _show(v: Any, limit: int = 40) -> str:
     text = repr(v)
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -151,7 +162,8 @@ def parse_command(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_REQUEST_BYTES:
         raise ValueError(f"request is {len(raw)} bytes (at most {MAX_REQUEST_BYTES})")
     try:
-        req = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        req = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                         object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"request is not UTF-8 JSON ({e.__class__.__name__})") from None
     except RecursionError:
@@ -176,8 +188,9 @@ def parse_command(raw: bytes) -> dict[str, Any]:
                              "w and h > 0")
     t = req.get("t")
     if t is not None:
+        # compared as given (a huge integer never goes through float()), finite, in range
         if not isinstance(t, (int, float)) or isinstance(t, bool) or \
-                not math.isfinite(float(t)) or not 0 <= t <= MAX_SECONDS:
+                (isinstance(t, float) and not math.isfinite(t)) or not 0 <= t <= MAX_SECONDS:
             raise ValueError(f"t must be a number of seconds from 0 to {MAX_SECONDS:g}, "
                              f"got {_show(t)}")
         req["t"] = float(t)

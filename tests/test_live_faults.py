@@ -1,0 +1,154 @@
+"""The engine outlives its sources, with real senders started by the tests: MPEG-TS over UDP
+(gst-launch-1.0 ... ! udpsink) killed, restarted and switched to a still picture; an RTSP
+server (GstRtspServer) killed and restarted; SRT as caller and as listener; an integrator's
+GStreamer launch line. Each waits on published messages and status answers, never on a
+fixed sleep, and asserts no timings."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import free_port, one_line_error, run_cli
+from livekit import Engine, Sender, rtsp_server, ts_udp_sender, wait_until
+
+ROI = [120, 80, 64, 64]  # inside the senders' 320x240 frames
+
+
+def warnings_seen(eng: Engine, exam: str) -> list[tuple[int, frozenset]]:
+    """(seq, warnings) of every status the subscriber received for ``exam``."""
+    return [(m["seq"], frozenset(m["warnings"])) for m in eng.sub.of("status", exam)]
+
+
+def wait_warning(eng: Engine, exam: str, name: str, on: bool, after_seq: int = 0,
+                 timeout_s: float = 60) -> int:
+    """Waits for a published status of ``exam`` (newer than ``after_seq``) with warning
+    ``name`` raised (``on``) or cleared; returns its seq. The control socket must answer
+    meanwhile."""
+    def seen():
+        eng.status()  # the engine keeps answering whatever its source does
+        for seq, w in warnings_seen(eng, exam):
+            if seq > after_seq and (name in w) == on:
+                return seq
+        return None
+
+    try:
+        return wait_until(seen, timeout_s, f"{name} {'raised' if on else 'cleared'}", 0.1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; engine log: {eng.stderr[-2500:]}") from None
+
+
+def test_udp_source_killed_restarted_then_frozen(env):
+    """The issue's 'done when': an MPEG-TS/UDP sender killed and restarted, then switched to a
+    still picture. The engine keeps answering, publishes no_signal while the sender is gone,
+    clears it when frames return, then publishes frozen_frame."""
+    port = free_port()
+    sender = ts_udp_sender(port)
+    eng = Engine(env, f"udp://127.0.0.1:{port}")
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 60, "video over UDP")
+        assert eng.cmd("start_exam", exam="udp1", roi=ROI)["ok"]
+        s0 = wait_warning(eng, "udp1", "no_signal", False)
+        sender.stop()
+        s1 = wait_warning(eng, "udp1", "no_signal", True, s0)
+        assert eng.status()["status"]["phase"] == "waiting"  # the exam is still open
+        # the stalled pipeline is given up and re-opened (with backoff) while nothing comes
+        wait_until(lambda: eng.status()["source"]["reconnects"] >= 2, 60, "re-opens")
+        sender = ts_udp_sender(port)
+        s2 = wait_warning(eng, "udp1", "no_signal", False, s1)
+        sender.stop()
+        sender = ts_udp_sender(port, pattern="smpte", still=True)  # a still picture
+        wait_warning(eng, "udp1", "frozen_frame", True, s2, timeout_s=90)
+        assert eng.status()["status"]["exam"] == "udp1"
+        times = [m["stream_time_s"] for m in eng.sub.of("status", "udp1")]
+        assert times == sorted(times)  # the exam clock never went back across the outages
+    finally:
+        sender.stop()
+        eng.stop()
+
+
+def test_slots_missed_while_the_source_is_gone_are_published(env):
+    """A live exam over UDP whose sender dies mid-exam: the slots that go by are decided by
+    the neighbour rule and published (slot_missed), the engine and the exam live on, and the
+    exam continues when the sender is back."""
+    port = free_port()
+    sender = ts_udp_sender(port)
+    eng = Engine(env, f"udp://127.0.0.1:{port}")
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 60, "video over UDP")
+        assert eng.cmd("start_exam", exam="miss1", roi=ROI)["ok"]
+        assert eng.cmd("mark_arrival")["ok"]
+        wait_until(lambda: eng.status()["status"]["slots_filled"] >= 2, 60, "two slots")
+        sender.stop()
+        seq = wait_warning(eng, "miss1", "slot_missed", True, 0, timeout_s=60)
+        st = eng.status()["status"]
+        assert "neighbour" in st["slot_states"] and st["phase"] == "video_phase"
+        sender = ts_udp_sender(port)
+        wait_warning(eng, "miss1", "slot_missed", False, seq, timeout_s=60)
+        n = eng.status()["status"]["slots_filled"]
+        wait_until(lambda: eng.status()["status"]["slots_filled"] > n + 1, 60, "more slots")
+    finally:
+        sender.stop()
+        eng.stop()
+
+
+def test_rtsp_server_killed_and_restarted(env):
+    port = free_port()
+    srv = rtsp_server(port)
+    eng = Engine(env, f"rtsp://127.0.0.1:{port}/cam")
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 60, "video over RTSP")
+        assert eng.cmd("start_exam", exam="rtsp1", roi=ROI)["ok"]
+        s0 = wait_warning(eng, "rtsp1", "no_signal", False)
+        srv.kill()
+        srv.wait(10)
+        s1 = wait_warning(eng, "rtsp1", "no_signal", True, s0)
+        srv = rtsp_server(port)
+        wait_warning(eng, "rtsp1", "no_signal", False, s1, timeout_s=90)
+        assert eng.status()["source"]["reconnects"] >= 1
+    finally:
+        srv.kill()
+        srv.wait(10)
+        eng.stop()
+
+
+@pytest.mark.parametrize("engine_mode", ["listener", "caller"])
+def test_srt_source(env, engine_mode):
+    """SRT (MPEG-TS): the engine listens and the sender calls, or the other way round."""
+    port = free_port()
+    sender_mode = "caller" if engine_mode == "listener" else "listener"
+    host = "127.0.0.1"
+    pipeline = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,"
+                "framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+                f"key-int-max=15 ! mpegtsmux ! srtsink uri=srt://{host}:{port}?mode={sender_mode}"
+                " wait-for-connection=false")
+    sender = Sender(pipeline)
+    eng = Engine(env, f"srt://{host}:{port}?mode={engine_mode}")
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 90, "video over SRT")
+        assert eng.status()["source"]["state"] == "playing"
+    finally:
+        sender.stop()
+        eng.stop()
+
+
+def test_gst_launch_line_source(env):
+    eng = Engine(env, "gst:videotestsrc is-live=true pattern=ball ! "
+                      "video/x-raw,width=320,height=240,framerate=30/1")
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 60, "video from the launch line")
+        assert eng.cmd("start_exam", exam="gst1", roi=ROI)["ok"]
+    finally:
+        eng.stop()
+
+
+@pytest.mark.parametrize("uri,words", [
+    ("udp://127.0.0.1", "HOST:PORT"),
+    ("udp://127.0.0.1:99999", "port"),
+    ("srt://127.0.0.1:7000?mode=sideways", "mode="),
+    ("gst:nosuchelement ! videoconvert", "launch line"),
+    ("ftp://example/x", "unknown scheme"),
+])
+def test_bad_source_uris_fail_in_one_line(env, uri, words):
+    p = run_cli(["run", "--source", uri, "--no-publish"], env, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert words in one_line_error(p)
