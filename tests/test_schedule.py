@@ -4,6 +4,7 @@ fill, missing slots, over any frame rate and jitter (property tests)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -212,3 +213,28 @@ def test_due_times_are_exact_nanoseconds():
     s = Sampler(Schedule(), 10.04)
     assert s.due_ns[1] == 12_040_000_000 and s.due_ns[-1] == 190_040_000_000
     assert s.due[1] == 12.04
+
+
+@pytest.mark.parametrize("fps,t0", [(30.0, 17.31), (25.0, 4.01), (12.5, 18.27), (30000 / 1001, 9.0)])
+def test_a_known_frame_rate_decides_the_nearest_frame_one_frame_sooner(fps, t0):
+    """With the frame period known, a frame at most half a period before a slot is taken as
+    it arrives (no later frame can be nearer): the same frames as waiting for the next one,
+    and the slots whose frame came before their time are decided by that frame."""
+    sched = Schedule()
+    period = int(round(1e9 / fps))
+    plain, early = Sampler(sched, t0), Sampler(sched, t0, frame_period_ns=period)
+    when_plain, when_early = {}, {}
+    for k in range(int((t0 + 185) * fps)):
+        pts = round(k * 1e9 / fps) / 1e9
+        for f in plain.offer(pts, k):
+            when_plain[f.index] = k
+        for f in early.offer(pts, k):
+            when_early[f.index] = k
+    assert [f.payload for f in plain.fills] == [f.payload for f in early.fills]
+    sooner = 0
+    for i, f in enumerate(early.fills):
+        assert when_early[i] <= when_plain[i]
+        if f.error_s is not None and f.error_s < 0:  # the frame before the slot was nearest
+            assert when_early[i] == f.payload == when_plain[i] - 1
+            sooner += 1
+    assert sooner > 0

@@ -6,7 +6,7 @@ A ``SourceRunner`` owns one source: its pipeline (a ``FrameSource`` re-opened wi
 (``no_signal``, ``frozen_frame``) and its current exam (``liveexam.LiveExam``). Nothing a
 source does ends the engine or the exam: without frames the exam's time goes on, warnings
 are published, and slots whose tolerance passes are decided by the neighbour/missing rules.
-``LiveEngine`` holds the runners (one per source; today one) and answers commands.
+``LiveEngine`` holds the runners (one per source, any number) and answers commands.
 
 The exam clock: seconds since the first frame the engine received from the source
 (microsecond resolution), so a recording of the exam (``--record``) replays on the same
@@ -37,6 +37,7 @@ from .history import History, Kept, to_us
 from .journal import Journal, default_dir
 from .liveexam import LiveExam
 from .outputs import attach, status_message
+from .overload import SlotWatch
 from .session import ExamSession
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ def live_settings(cfg: dict) -> dict[str, float]:
 
 @dataclass
 class ExamContext:
-    """What every exam of the engine shares: model, backend, outputs, settings."""
+    """What every exam of the engine shares: model, backend, outputs, settings. With a
+    ``slot`` (``modelslot.ModelSlot``) each exam leases the model current when it starts
+    (``reload_model`` never changes a running exam) and scores through the slot's shared
+    batching scorer; ``telemetry`` (``telemetry.Telemetry``) counts what happens."""
 
     cfg: dict
     model: Any
@@ -63,6 +67,8 @@ class ExamContext:
     journal: bool = True
     on_score: Callable | None = None
     on_done: Callable[[dict], None] | None = None
+    slot: Any = None
+    telemetry: Any = None
 
 
 class SpeedMeter:
@@ -123,6 +129,12 @@ class SourceRunner:
         self._retry_at = 0.0
         self._quit = threading.Event()
         self._journal: Journal | None = None
+        self._lease: Any = None                # the running exam's model lease
+        #: how far behind its source the engine was at the newest frame it took (seconds)
+        self.lag_s: float | None = None
+        self.fps: float | None = None             # measured at the gate
+        self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
+        self._count = [0, 0, 0]  # [generation, frames of earlier generations, this one's]
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
             "kind": "seconds since the first frame received from the source",
@@ -196,6 +208,7 @@ class SourceRunner:
     def _run(self) -> None:
         opened_ns = 0
         while not self._quit.is_set():
+            self._beat_ns = time.monotonic_ns()
             try:
                 if self.reader is None:
                     wait = self._retry_at - time.monotonic()
@@ -326,6 +339,7 @@ class SourceRunner:
             else:
                 return  # a repeated or out-of-order frame: the earlier one stands
         self.last_us, self.last_mono_ns = us, mono
+        self.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
         self._set_warning("no_signal", False)
         self.state = "playing"
         ex = self.exam
@@ -406,6 +420,7 @@ class SourceRunner:
                 self._fps = (seen, st)
             elif st - self._fps[1] >= 1_000_000_000 and seen > self._fps[0]:
                 fps = (seen - self._fps[0]) * 1e9 / (st - self._fps[1])
+                self.fps = round(fps, 3)
                 n = max(2, int(math.ceil(fps * self.settings["frozen_s"])))
                 if abs(n - self._frozen_after) > max(1, self._frozen_after // 10):
                     self._frozen_after = n
@@ -445,15 +460,29 @@ class SourceRunner:
         if size is not None:
             r.check_inside(size[0], size[1], "the video frame")
         exam = exam or "x" + secrets.token_hex(6)
-        session = ExamSession(exam, ctx.model, ctx.backend, r, speed=0.0,
-                              frame_size=size, backend_note=ctx.note, clock=self.now_s,
-                              source=self.name)
+        fps = self.reader.nominal_fps() if self.reader is not None else None
+        lease = ctx.slot.lease() if ctx.slot is not None else None
+        model, backend, note = (lease.model, lease.backend, lease.note) if lease else \
+            (ctx.model, ctx.backend, ctx.note)
+        try:
+            session = ExamSession(exam, model, backend, r, speed=0.0,
+                                  frame_size=size, backend_note=note, clock=self.now_s,
+                                  source=self.name, frame_period_s=1.0 / fps if fps else None)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        self._lease = lease
         session.info["clock"] = self.clock
+        session.info["source"] = self.name
         jr = None
         if ctx.journal:
             jr = Journal(default_dir(ctx.cfg), exam,
                          on_error=lambda text, s=session: self._journal_error(s, text))
         attach(session, ctx.publisher, jr, ctx.on_score)
+        if ctx.telemetry is not None:
+            ctx.telemetry.watch(session)
+        session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
         self._journal = jr
         st = self.settings
         hist = History(st["history_s"], int(st["history_max_mb"] * 1e6))
@@ -537,12 +566,47 @@ class SourceRunner:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+        if self._lease is not None:  # a replaced model is closed with its last exam
+            self._lease.release()
+            self._lease = None
         self.results.append(ex.result)
         if self.ctx.on_done:
             try:
                 self.ctx.on_done(ex.result)
             except Exception:
                 log.exception("exam %s: the result callback failed", ex.s.exam)
+
+    def engine_lag_s(self) -> float | None:
+        """How far the engine is behind this source now: the lag at the newest frame taken,
+        or, when the source's thread has not come round for a while (stuck in scoring),
+        the time since it last did."""
+        stuck = (time.monotonic_ns() - self._beat_ns) / 1e9
+        if self.reader is not None and stuck > 0.5:
+            return round(max(self.lag_s or 0.0, stuck), 4)
+        return None if self.lag_s is None else round(self.lag_s, 4)
+
+    def numbers(self) -> dict[str, Any]:
+        """The source's numbers for ``health`` and the metrics (read at any time)."""
+        r = self.reader
+        ex = self.exam
+        frames = None
+        if r is not None:
+            try:
+                frames = r.frames_seen()
+            except Exception:  # a pipeline being closed: no count this time
+                frames = None
+        if frames is not None:  # one count over every pipeline generation (a metrics counter)
+            if self._count[0] != self.generation:
+                self._count = [self.generation, self._count[1] + self._count[2], 0]
+            self._count[2] = frames
+            frames = self._count[1] + frames
+        return {"uri": redact(self.uri), "state": self.state, "warnings": sorted(self.warnings),
+                "reconnects": self.reconnects, "stream_time_s": self.now_s(),
+                "fps": self.fps if "no_signal" not in self.warnings else 0.0,
+                "lag_s": self.engine_lag_s(), "frames_total": frames,
+                "up": self.state == "playing" and "no_signal" not in self.warnings,
+                "exam": ex.s.exam if ex is not None and ex.stage != "ended" else None,
+                "phase": ex.s.phase if ex is not None else "idle"}
 
     def status(self) -> dict[str, Any]:
         ex = self.exam
@@ -553,32 +617,119 @@ class SourceRunner:
             "speed": self._speed.speed(time.monotonic_ns())}}
 
 
+#: source kinds a control peer may add at run time (``add_source``): live inputs only. A
+#: file or a ``gst:`` launch line (any element, a filesink included) is given on the command
+#: line or in the config by whoever runs the engine, never over the socket.
+CONTROL_KINDS = ("rtsp", "http", "https", "udp", "srt", "v4l2", "decklink", "test", "sim")
+
+
 class LiveEngine:
-    """The engine's sources and the commands that drive their exams."""
+    """The engine's sources and the commands that drive their exams.
 
-    def __init__(self, ctx: ExamContext):
+    Every source has its own runner (pipeline, thread, lock, clock, warnings, exam); the
+    engine's own lock guards only the table of runners and is never held while a source
+    decodes or scores. A command names its source (``source``) or its exam (``exam``); with
+    one source both are optional, as before there were several. ``opener(name, uri)`` builds
+    a source's reader factory and says whether it re-opens: it serves ``add_source``."""
+
+    def __init__(self, ctx: ExamContext,
+                 opener: Callable[[str, str], tuple[Callable[[int], Any], bool]] | None = None):
         self.ctx = ctx
+        self.opener = opener
         self.runners: dict[str, SourceRunner] = {}
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
 
+    # -- sources ---------------------------------------------------------------------------
     def add_source(self, name: str, uri: str, open_reader: Callable[[int], Any],
                    reopen: bool = True) -> SourceRunner:
-        if name in self.runners:
-            raise UsageError(f"a source named {name!r} exists")
-        r = SourceRunner(name, uri, open_reader, self.ctx, reopen)
-        self.runners[name] = r
+        with self._lock:
+            if name in self.runners:
+                raise UsageError(f"a source named {name!r} exists")
+            r = SourceRunner(name, uri, open_reader, self.ctx, reopen)
+            self.runners[name] = r
+        tel = self.ctx.telemetry
+        if tel is not None:
+            tel.add_source(name, r.numbers)
         r.start()
+        log.info("source %s added (%s)", name, redact(uri))
         return r
+
+    def remove_source(self, name: str) -> dict[str, Any]:
+        """Stops the source's running exam (partial, ``source_removed``: journaled and
+        published), then closes its pipeline and thread in the background."""
+        with self._lock:
+            r = self.runners.get(name)
+            if r is None:
+                raise UsageError(f"no source named {name!r} (sources: {self._names()})")
+        result = None
+        with r.lock:
+            if r.open_exam() is not None:
+                result = r.stop_exam("source_removed")["result"]
+        with self._lock:
+            self.runners.pop(name, None)
+        if self.ctx.telemetry is not None:
+            self.ctx.telemetry.remove_source(name)
+        threading.Thread(target=r.close, name=f"close-{name}", daemon=True).start()
+        log.info("source %s removed", name)
+        return {"source": name, "result": result}
+
+    def _names(self) -> str:
+        return ", ".join(self.runners) or "none"
+
+    def snapshot(self) -> list[SourceRunner]:
+        with self._lock:
+            return list(self.runners.values())
 
     @property
     def runner(self) -> SourceRunner:
-        """The engine's one source (several per engine: issue 13)."""
-        return next(iter(self.runners.values()))
+        """The engine's first source (scripts with one source)."""
+        return self.snapshot()[0]
 
+    def pick(self, req: dict[str, Any]) -> SourceRunner:
+        """The runner a command is for: its ``source``; else the one running its ``exam``
+        (not for start_exam, which names a new exam); else the only source."""
+        with self._lock:
+            name = req.get("source")
+            if name is not None:
+                r = self.runners.get(name)
+                if r is None:
+                    raise UsageError(f"no source named {name!r} (sources: {self._names()})")
+                return r
+            exam = req.get("exam")
+            if exam is not None and req["cmd"] != "start_exam":
+                for r in self.runners.values():
+                    ex = r.exam
+                    if ex is not None and ex.s.exam == exam:
+                        return r
+                if len(self.runners) != 1:
+                    raise UsageError(f"no exam {exam!r} on any source")
+            if len(self.runners) == 1:
+                return next(iter(self.runners.values()))
+            if not self.runners:
+                raise UsageError("the engine has no source: add_source first")
+            raise UsageError(f"{req['cmd']}: the engine has several sources: name one with "
+                             f"'source' ({self._names()})")
+
+    # -- commands --------------------------------------------------------------------------
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         """One validated command (``wire.messages.parse_command``); raises a ``CeusError``
         with a one-line reason when refused. State changes only when it is accepted."""
         cmd = req["cmd"]
-        r = self.runner
+        if cmd == "health":
+            return self.health()
+        if cmd == "add_source":
+            return self._add_from_control(req["source"], req["uri"])
+        if cmd == "remove_source":
+            return self.remove_source(req["source"])
+        if cmd == "reload_model":
+            return self.reload_model(req["path"])
+        if cmd == "status" and req.get("source") is None and req.get("exam") is None and \
+                len(self.snapshot()) != 1:
+            return {"sources": {r.name: r.status() for r in self.snapshot()}}
+        r = self.pick(req)
+        if cmd == "start_exam":
+            self._check_exam_free(req.get("exam"), r)
         with r.lock:
             if cmd == "status":
                 return r.status()
@@ -594,19 +745,92 @@ class LiveEngine:
                 return r.stop_exam()
         raise UsageError(f"unknown command {cmd!r}")
 
+    def _check_exam_free(self, exam: str | None, target: SourceRunner) -> None:
+        """An exam id is one exam: its topics (``score.<exam>``) never mix two sources."""
+        if exam is None:
+            return
+        for r in self.snapshot():
+            ex = r.open_exam()
+            if r is not target and ex is not None and ex.s.exam == exam:
+                raise UsageError(f"exam {exam} is running on source {r.name}: exam ids are "
+                                 "unique across sources")
+
+    def _add_from_control(self, name: str, uri: str) -> dict[str, Any]:
+        from ceustream.pipelines.source import kind
+
+        if self.opener is None:
+            raise UsageError("add_source: this engine cannot open sources at run time")
+        k = kind(uri)
+        if k not in CONTROL_KINDS:
+            raise UsageError(f"add_source: {k}{':' if k == 'gst' else ''} sources are given on "
+                             "the command line or in the config, not over the control socket "
+                             f"(here: {', '.join(CONTROL_KINDS)})")
+        with self._lock:
+            if name in self.runners:
+                raise UsageError(f"a source named {name!r} exists")
+        open_reader, reopen = self.opener(name, uri)  # a bad URI fails here, in one line
+        self.add_source(name, uri, open_reader, reopen)
+        return {"source": name, "uri": redact(uri)}
+
+    def reload_model(self, path: str) -> dict[str, Any]:
+        slot = self.ctx.slot
+        if slot is None:
+            raise UsageError("reload_model: this engine was started without a model slot")
+        tel = self.ctx.telemetry
+        try:
+            out = slot.reload(path)
+        except CeusError:
+            if tel is not None:
+                tel.reload(False)
+            raise
+        if tel is not None:
+            tel.reload(True)
+        return out
+
+    def health(self) -> dict[str, Any]:
+        """Every source's state and numbers, the engine's lag (the worst source's), the
+        model, batches and messages: what an operator's health check reads."""
+        sources = {r.name: r.numbers() for r in self.snapshot()}
+        lags = [v["lag_s"] for v in sources.values() if v["lag_s"] is not None]
+        ctx = self.ctx
+        gen = ctx.slot.current if ctx.slot is not None else None
+        model = gen.model.describe() if gen else ctx.model.describe()
+        scorer = gen.scorer if gen else ctx.backend
+        stats = getattr(scorer, "stats", None)
+        pub = ctx.publisher
+        return {
+            "sources": sources, "lag_s": max(lags) if lags else None,
+            "exams_active": sum(1 for v in sources.values() if v["exam"]),
+            "model": {**model, "generation": gen.number if gen else 1},
+            "backend": scorer.describe(),
+            "batches": None if stats is None else {
+                "calls": stats.calls, "clips": stats.clips, "largest": stats.largest},
+            "messages": None if pub is None else {"sent": pub.sent, "refused": pub.refused},
+            "uptime_s": round(time.monotonic() - self.started, 1)}
+
+    # -- the end ---------------------------------------------------------------------------
     def busy(self) -> bool:
-        return any(r.open_exam() is not None for r in self.runners.values())
+        return any(r.open_exam() is not None for r in self.snapshot())
+
+    def all_ended(self) -> bool:
+        """Every source has ended for good (files that ended; live sources never do)."""
+        runners = self.snapshot()
+        return bool(runners) and all(r.ended.is_set() for r in runners)
 
     def stop_all(self, reason: str = "stopped_early") -> list[dict]:
         """Stops every running exam (a clean shutdown): partial results, journaled and
         published."""
         out = []
-        for r in self.runners.values():
+        for r in self.snapshot():
             with r.lock:
                 if r.open_exam() is not None:
                     out.append(r.stop_exam(reason)["result"])
         return out
 
     def close(self) -> None:
-        for r in self.runners.values():
-            r.close()
+        runners = self.snapshot()
+        closers = [threading.Thread(target=r.close, daemon=True) for r in runners]
+        for t in closers:  # in parallel: one stuck pipeline never delays the others
+            t.start()
+        for t in closers:
+            t.join(15)
