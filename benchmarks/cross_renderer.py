@@ -112,6 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation-train", type=int, default=1200)
     ap.add_argument("--ablation-epochs", type=int, default=4)
     ap.add_argument("--networks", action="store_true", help="res3d and dense3d too")
+    ap.add_argument("--only-extra", action="store_true", help="skip the headline runs: only "
+                    "--ablation / --networks, merged into the last results file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("ceustream").setLevel(logging.INFO)
@@ -129,8 +131,17 @@ def main(argv=None) -> int:
     res: dict = {"machine": machine(), "recipe": {k: v for k, v in cfg.__dict__.items()},
                  "sizes": {"train": args.train, "val": args.val, "test": args.test},
                  "clips": {}, "engine": {}, "ablation": [], "networks": []}
+    previous = out_dir() / "cross_renderer.json"
+    if args.only_extra:
+        if not previous.exists():
+            raise SystemExit(f"--only-extra: no {previous} to add to; run without it first")
+        res = {k: v for k, v in json.loads(previous.read_text()).items()
+               if k not in ("benchmark", "machine")}
+        res["machine"] = machine()
+        res.setdefault("ablation", [])
+        res.setdefault("networks", [])
     models = {}
-    for src in ("A", "B"):
+    for src in (() if args.only_extra else ("A", "B")):
         net, analysis = train_on(src, parts, cfg, work / f"train_{src}")
         row = {}
         for tgt in ("A", "B"):
@@ -145,7 +156,7 @@ def main(argv=None) -> int:
              res["clips"][s][t]["tic_model"]["auc"]] for s in "AB" for t in "AB"]
     table("Clips: trained on -> tested on (held-out patients)",
           ["direction", "3D-CNN ROC AUC", "95% CI", "TIC model AUC"], rows)
-    if not args.no_engine:
+    if not args.no_engine and not args.only_extra:
         arch = {}
         for kind in ("A", "B"):
             arch[kind] = archive(kind, work / f"archive_{kind}", args.archive, 31)
@@ -161,6 +172,7 @@ def main(argv=None) -> int:
               [[k, v["auc"], "-".join(map(str, v.get("ci95", []))), f"{v['scored']}/{v['exams']}"]
                for k, v in res["engine"].items()])
     if args.ablation:
+        res["ablation"] = []
         small = {r: {"train": parts[r]["train"].head(args.ablation_train),
                      "val": parts[r]["val"], "test": parts[r]["test"]} for r in "AB"}
         settings = [("all (the recipe)", {}, None)]
@@ -193,6 +205,7 @@ def main(argv=None) -> int:
               "epochs): cross-renderer ROC AUC", ["setting", "A -> B", "B -> A", "mean"],
               [[r["setting"], r["A->B"], r["B->A"], r["mean"]] for r in res["ablation"]])
     if args.networks:
+        res["networks"] = []
         for network in ("res3d", "dense3d"):
             c = recipe.config(network=network, epochs=args.ablation_epochs)
             row = {"network": network}
@@ -206,8 +219,10 @@ def main(argv=None) -> int:
             res["networks"].append(row)
         table("Other 3D networks by the recipe (clips)", ["network", "A->A", "A->B", "B->B", "B->A"],
               [[r["network"], r["A->A"], r["A->B"], r["B->B"], r["B->A"]] for r in res["networks"]])
-    res["minutes"] = round((time.monotonic() - t_start) / 60, 1)
-    res["command"] = "python -m ceustream.benchmarks.cross_renderer " + " ".join(argv or sys.argv[1:])
+    res["minutes_extra" if args.only_extra else "minutes"] = \
+        round((time.monotonic() - t_start) / 60, 1)
+    cmd = "python -m ceustream.benchmarks.cross_renderer " + " ".join(argv or sys.argv[1:])
+    res["commands"] = sorted(set(res.get("commands", []) + [cmd.strip()]))
     write("cross_renderer", res)
     print(json.dumps({"clips": {f"{s}->{t}": res["clips"][s][t]["network"]["auc"]
                                 for s in "AB" for t in "AB"},
