@@ -61,7 +61,6 @@ class Sub:
         self.stop = False
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
-        time.sleep(0.3)
 
     def run(self):
         while not self.stop:
@@ -72,8 +71,13 @@ class Sub:
             except zmq.Again:
                 pass
 
-    def close(self):
-        time.sleep(0.3)
+    def close(self, pub=None):
+        """After ``pub`` closed (its queue sent): waits until every message it sent is here."""
+        if pub is not None:
+            sent = sum(pub.sequences().values())
+            deadline = time.monotonic() + 20
+            while len(self.msgs) < sent and time.monotonic() < deadline:
+                time.sleep(0.02)
         self.stop = True
         self.t.join()
         self.sock.close()
@@ -83,14 +87,15 @@ class Sub:
 def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4, cfg, port):
     endpoint = f"tcp://127.0.0.1:{port}"
     pub = Publisher(endpoint, cfg)
-    sub = Sub(endpoint)  # connects after the bind, then waits out ZeroMQ's slow joiner
+    sub = Sub(endpoint)
+    assert pub.wait_for_subscriber(10)  # no message lost to ZeroMQ's slow joiner
     roi = Roi(*ROI)
     try:
         res = replay(coded_mp4.path, ReplayOptions(roi=roi, t0=coded_mp4.arrival, exam="e2e"),
                      cfg, pub)
     finally:
         pub.close()
-        sub.close()
+        sub.close(pub)
     scores = [m for m in sub.msgs if m["type"] == "score" and m["exam"] == "e2e"]
     assert [m["slot"] for m in scores] == list(range(30))
     assert [m["slots_filled"] for m in scores] == list(range(1, 31))
