@@ -212,6 +212,10 @@ def print_result(r: dict[str, Any]) -> None:
     print(f"model {r['model']['name']} ({r['model']['sha256'][:12]}, trained on "
           f"{r['model']['trained_on']} data), backend {r['backend']['name']} "
           f"{r['backend']['precision']}")
+    f = r.get("features")
+    if f and f.get("summary"):
+        tic = "" if f.get("p_hcc") is None else f" (TIC model P(HCC) {f['p_hcc']:.3f})"
+        print(f"TIC reading: {f['summary']}{tic}")
     if r["flags"]:
         print("flags: " + ", ".join(r["flags"]))
     rp = r.get("replay")
