@@ -10,9 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnxruntime  # noqa: F401  loaded first: see below
 import pytest
 
 from media import write_coded
+
+# ONNX Runtime is imported before anything else: a process that imports `onnx`, then
+# initialises GStreamer, then imports ONNX Runtime crashes (SIGSEGV) when ONNX Runtime fails
+# to load a bad model (onnx 1.23, onnxruntime 1.32, GStreamer 1.22; any other order is fine).
+# The engine never imports `onnx`; tests that write model files do.
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,3 +103,36 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     lines = [line for line in err.splitlines() if line.startswith("ceustream:")]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def replay_published(path, opts, cfg: dict, port: int) -> tuple[dict, list[list[bytes]]]:
+    """A replay publishing on loopback to a real SUB socket: (result, every message as its raw
+    frames), waiting for the subscription first and for every sent message at the end."""
+    import time
+
+    import zmq
+
+    from ceustream.engine.app.replay import replay
+    from ceustream.engine.wire.publisher import Publisher
+
+    ep = f"tcp://127.0.0.1:{port}"
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, b"")
+    s.connect(ep)
+    pub = Publisher(ep, cfg, ctx)
+    try:
+        assert pub.wait_for_subscriber(10), "the subscriber never connected"
+        res = replay(path, opts, cfg, pub)
+    finally:
+        pub.close()  # drains its queue: every message is sent
+    sent = sum(pub.sequences().values())
+    got: list[list[bytes]] = []
+    deadline = time.monotonic() + 20
+    while len(got) < sent and time.monotonic() < deadline:
+        if s.poll(50):
+            got.append(s.recv_multipart())
+    s.close()
+    ctx.term()
+    assert len(got) == sent, f"{sent} messages sent, {len(got)} received"
+    return res, got

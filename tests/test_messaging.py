@@ -17,6 +17,8 @@ from ceustream.engine.wire.control import ControlServer, request
 from ceustream.engine.wire.publisher import Publisher
 from ceustream.engine.wire.security import CurveServer, create_keys, is_loopback
 
+from conftest import replay_published
+
 
 def receive(sock, until, timeout_s: float = 20.0) -> list[dict]:
     """Messages from ``sock`` until ``until(messages)`` holds (or fails after ``timeout_s``)."""
@@ -167,7 +169,7 @@ def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
     """A recording named after a patient must not leak the name into any message."""
     import shutil
 
-    from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.app.replay import ReplayOptions
     from ceustream.engine.core.roi import Roi
 
     from media import ROI
@@ -176,24 +178,10 @@ def test_replay_messages_hold_no_path(coded_mp4, tmp_path, port):
     shutil.copy(coded_mp4.path, named)
     cfg = config.load(env={})
     cfg["journal"]["dir"] = str(tmp_path / "j")
-    ep = f"tcp://127.0.0.1:{port}"
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.SUB)
-    s.setsockopt(zmq.SUBSCRIBE, b"")
-    s.connect(ep)
-    pub = Publisher(ep, cfg, ctx)
-    assert pub.wait_for_subscriber(10)
-    res = replay(named, ReplayOptions(roi=Roi(*ROI), t0=coded_mp4.arrival), cfg, pub)
-    pub.close()  # drains its queue: every message is sent
-    sent = sum(pub.sequences().values())
-    raw = []
-    deadline = time.monotonic() + 20
-    while len(raw) < sent and time.monotonic() < deadline:
-        if s.poll(50):
-            raw.append(b"".join(s.recv_multipart()))
-    s.close()
-    ctx.term()
-    assert len(raw) == sent >= 30
+    res, frames = replay_published(named, ReplayOptions(roi=Roi(*ROI), t0=coded_mp4.arrival),
+                                   cfg, port)
+    raw = [b"".join(f) for f in frames]
+    assert len(raw) >= 30
     blob = b"".join(raw)
     assert b"DOE" not in blob and b"JANE" not in blob  # (digits of a birth date can occur in any number)
     assert "DOE" not in json.dumps(res)

@@ -4,16 +4,15 @@ same files the C overlay's tests read), and the builders refuse what the schema 
 from __future__ import annotations
 
 import json
-import time
 
 import jsonschema
 import pytest
-import zmq
 from referencing import Registry, Resource
 
 from ceustream.engine.core import config
 from ceustream.engine.wire import messages
-from ceustream.engine.wire.publisher import Publisher
+
+from conftest import replay_published
 
 
 def validators() -> dict[str, jsonschema.Draft202012Validator]:
@@ -31,7 +30,7 @@ def test_schema_files_are_valid_json_schema():
 
 
 def test_every_published_message_validates(coded_mp4, tmp_path, port):
-    from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.app.replay import ReplayOptions
     from ceustream.engine.core.roi import Roi
 
     from media import ROI
@@ -39,25 +38,10 @@ def test_every_published_message_validates(coded_mp4, tmp_path, port):
     v = validators()
     cfg = config.load(env={})
     cfg["journal"]["dir"] = str(tmp_path / "j")
-    ep = f"tcp://127.0.0.1:{port}"
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.SUB)
-    s.setsockopt(zmq.SUBSCRIBE, b"")
-    s.connect(ep)
-    pub = Publisher(ep, cfg, ctx)
-    assert pub.wait_for_subscriber(10)
-    res = replay(coded_mp4.path, ReplayOptions(roi=Roi(*ROI), injection=coded_mp4.injection),
-                 cfg, pub)
-    pub.close()
-    sent = sum(pub.sequences().values())
-    got = []
-    deadline = time.monotonic() + 20
-    while len(got) < sent and time.monotonic() < deadline:
-        if s.poll(50):
-            got.append(messages.decode(s.recv_multipart())[1])
-    s.close()
-    ctx.term()
-    assert len(got) == sent and res["final"]
+    res, frames = replay_published(
+        coded_mp4.path, ReplayOptions(roi=Roi(*ROI), injection=coded_mp4.injection), cfg, port)
+    got = [messages.decode(f)[1] for f in frames]
+    assert res["final"]
     kinds = {m["type"] for m in got}
     assert kinds == {"score", "status"}
     for m in got:
