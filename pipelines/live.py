@@ -24,6 +24,13 @@ from .source import redact, source_description
 
 log = logging.getLogger(__name__)
 
+#: decoded frames a live source's appsink holds while the engine is busy before it drops the
+#: oldest: one second at 30 fps, so a burst (a sender that writes several frames in one
+#: datagram, a decoder that outputs frames in batches, a scoring call) is absorbed, and a
+#: backlog never grows beyond it. Memory: at most this many GRAY8 frames, width x height
+#: bytes each (720p: 28 MB, 1080p: 62 MB), held only while the engine is behind.
+LIVE_MAX_BUFFERS = 30
+
 
 class FramePusher:
     """Pushes a frame generator's RGB frames into an ``appsrc`` as a live source, paced at
@@ -113,6 +120,18 @@ class LiveReader(GateReader):
             desc = f"{head} ! {TAIL}"
         super().__init__(desc, redact(self.uri))
         self.gate.set_property("frozen-after", 0)  # the engine sets it from the frame rate
+        #: frames the appsink may hold for the engine (see LIVE_MAX_BUFFERS)
+        self.max_buffers = int(self.sink.get_property("max-buffers"))
+        if self.sim is None:
+            # A live source never waits for the engine: when the engine is behind (more than
+            # LIVE_MAX_BUFFERS frames passed by the gate and not taken yet) the appsink drops
+            # the oldest, so memory stays bounded, the decoder never blocks and no packet is
+            # lost in the kernel; the engine counts them and says so (slot_late /
+            # slot_missed). The simulator (appsrc, block=true) keeps every frame: its exams
+            # are reproducible.
+            self.max_buffers = LIVE_MAX_BUFFERS
+            self.sink.set_property("max-buffers", LIVE_MAX_BUFFERS)
+            self.sink.set_property("drop", True)
 
     def open(self) -> None:
         """Starts the pipeline and returns at once; frames (or a bus error) follow."""

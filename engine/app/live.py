@@ -135,6 +135,8 @@ class SourceRunner:
         self.fps: float | None = None             # measured at the gate
         self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
         self._count = [0, 0, 0]  # [generation, frames of earlier generations, this one's]
+        self._taken = 0          # frames this pipeline handed to the engine
+        self.engine_dropped = 0  # frames the gate passed that the engine never took (behind)
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
             "kind": "seconds since the first frame received from the source",
@@ -225,6 +227,7 @@ class SourceRunner:
                     continue
                 with self.lock:
                     if fr is not None:
+                        self._taken += 1
                         self._frame(fr)
                     self._tick()
                 if self.reopen:
@@ -290,6 +293,7 @@ class SourceRunner:
             self.offset_us = None
             self._fps = None
             self._frozen_after = 0
+            self._taken = 0
             self.state = "opening"
         log.info("source %s: pipeline %d opened", self.name, self.generation)
         return True
@@ -403,6 +407,9 @@ class SourceRunner:
         ex = self.exam
         if ex is not None and ex.stage != "ended":
             ex.s.speed = 0.0 if no_signal else self._speed.speed(time.monotonic_ns())
+            lag = self.engine_lag_s()  # status carries it (also between slot frames)
+            if lag is not None:
+                ex.s.lag_s = lag
             if now is not None:
                 ex.tick(now, no_signal)
             if ex.stage == "ended":
@@ -593,6 +600,11 @@ class SourceRunner:
         if r is not None:
             try:
                 frames = r.frames_seen()
+                passed = r.counters()[0]
+                # the appsink holds at most max_buffers; beyond that the engine was behind and
+                # the appsink dropped them (``pipelines.live``): counted, never queued
+                held = int(getattr(r, "max_buffers", 4))
+                self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
             except Exception:  # a pipeline being closed: no count this time
                 frames = None
         if frames is not None:  # one count over every pipeline generation (a metrics counter)
@@ -604,6 +616,7 @@ class SourceRunner:
                 "reconnects": self.reconnects, "stream_time_s": self.now_s(),
                 "fps": self.fps if "no_signal" not in self.warnings else 0.0,
                 "lag_s": self.engine_lag_s(), "frames_total": frames,
+                "frames_dropped": self.engine_dropped,
                 "up": self.state == "playing" and "no_signal" not in self.warnings,
                 "exam": ex.s.exam if ex is not None and ex.stage != "ended" else None,
                 "phase": ex.s.phase if ex is not None else "idle"}

@@ -11,7 +11,8 @@ of the frame being processed → now, set by the live source runner for every fr
   exam when a slot is taken from a frame again). With the source delivering frames this
   means the engine dropped the frames the slot needed (the appsink drops the oldest frame
   when the engine is behind, so a backlog never grows); without signal it is the source's
-  fault. The metrics say which (``cause``).
+  fault. The metrics say which (``cause``). Slots not yet due when an exam is stopped are
+  closed as missing by the stop, not missed.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class SlotWatch:
             elif "slot_late" in s.warnings:
                 s.set_warning("slot_late", False)
             return
+        now = s.now_s()
+        if now is not None and fill.due_s > now:
+            return  # not due yet: closed by the exam's end (stop_exam), not missed
         self.missed += 1
         cause = "no_signal" if "no_signal" in s.warnings else "overload"
         if cause == "overload":

@@ -32,7 +32,8 @@ from ceustream.engine.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-#: a source's numbers at scrape time: frames_total, fps, lag_s, up (any may be missing/None)
+#: a source's numbers at scrape time: frames_total, frames_dropped, fps, lag_s, up (any may
+#: be missing or None)
 SourceProbe = Callable[[], dict[str, Any]]
 
 INFERENCE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -225,6 +226,9 @@ class _Probes:
                                 "behind the source's newest frame", labels=["source"])
         up = GaugeMetricFamily("ceustream_source_up", "1 while the source delivers frames",
                                labels=["source"])
+        dropped = CounterMetricFamily("ceustream_source_frames_dropped", "Frames the gate "
+                                      "passed that the engine could not take in time (dropped "
+                                      "by the appsink, never queued)", labels=["source"])
         for name, n in self.tel.source_numbers().items():
             if _number(n.get("frames_total")):
                 frames.add_metric([name], float(n["frames_total"]))
@@ -234,6 +238,8 @@ class _Probes:
                 lag.add_metric([name], float(n["lag_s"]))
             if n.get("up") is not None:
                 up.add_metric([name], 1.0 if n.get("up") else 0.0)
+            if _number(n.get("frames_dropped")):
+                dropped.add_metric([name], float(n["frames_dropped"]))
         sent, refused = self.tel.messages()
         msgs = CounterMetricFamily("ceustream_messages_published",
                                    "Score and status messages sent on the PUB socket")
@@ -241,7 +247,7 @@ class _Probes:
         bad = CounterMetricFamily("ceustream_messages_refused",
                                   "Messages the publisher refused to send (failed checks)")
         bad.add_metric([], refused)
-        return [frames, fps, lag, up, msgs, bad]
+        return [frames, fps, lag, up, dropped, msgs, bad]
 
 
 def _copy(names: set[str]) -> set[str]:

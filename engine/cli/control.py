@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ceustream.engine.core.errors import UsageError
 from ceustream.engine.core.roi import Roi
@@ -15,7 +16,12 @@ HELP = {
     "mark_arrival": "contrast arrived in the lesion now (or at --t): t0, overriding detection",
     "set_roi": "move the ROI (before arrival is being watched)",
     "stop_exam": "stop the running exam (journaled and published as stopped)",
-    "status": "print the engine's status",
+    "status": "print the engine's status (of --source, or of every source)",
+    "add_source": "add a live source at run time: --source NAME --uri URI (rtsp, udp, srt, "
+                  "v4l2, decklink, test, sim)",
+    "remove_source": "remove --source NAME (its running exam ends, partial)",
+    "health": "every source's state, frame rate, lag and exam; the model; batches; messages",
+    "reload_model": "a new ONNX model (--path) for exams that start from now on",
 }
 
 
@@ -30,6 +36,10 @@ def add_parser(sub) -> None:
     p.add_argument("--roi", help="X,Y,W,H for start_exam / set_roi, in the video's pixels")
     p.add_argument("--t", type=common.seconds, help="stream time in seconds for the marks "
                    "(default: now)")
+    p.add_argument("--source", help="the source a command is for (needed when the engine has "
+                   "several), or the name for add_source / remove_source")
+    p.add_argument("--uri", help="add_source: the source URI")
+    p.add_argument("--path", help="reload_model: the ONNX file (as the engine's machine sees it)")
     p.add_argument("--endpoint", default=None, help="the engine's control (REP) endpoint "
                    "(default from the config: tcp://127.0.0.1:5557)")
     p.add_argument("--timeout", type=common.positive, default=3.0,
@@ -40,7 +50,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ceustream.engine.core import config
     from ceustream.engine.wire.control import request
-    from ceustream.engine.wire.messages import check_exam_id
+    from ceustream.engine.wire.messages import check_exam_id, check_source_name
 
     cfg = config.load(args.config)
     req: dict = {"cmd": args.command}
@@ -53,6 +63,15 @@ def run(args) -> int:
         req["roi"] = Roi.parse(args.roi).as_list()
     if args.t is not None:
         req["t"] = args.t
+    if args.source:
+        try:
+            req["source"] = check_source_name(args.source)
+        except ValueError as e:
+            raise UsageError(f"--source: {e}") from None
+    if args.uri:
+        req["uri"] = args.uri
+    if args.path:
+        req["path"] = str(Path(args.path).resolve())
     ans = request(args.endpoint or cfg["zmq"]["control"], req, args.timeout)
     print(json.dumps(ans))
     if not ans.get("ok"):

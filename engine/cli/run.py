@@ -1,17 +1,20 @@
-"""``ceustream run --source URI``: the live engine (one source, exams one after another).
+"""``ceustream run --source [NAME=]URI ...``: the live engine (one or several sources, each
+with its exams one after another; every exam scored by one shared batching scorer).
 
 The engine outlives its source: a live source that fails, ends or stalls is re-opened with
 backoff while the exam goes on (warnings published). It exits on ``q`` (keyboard), SIGINT or
 SIGTERM (a docker/systemd stop): a running exam is stopped cleanly (its partial result
 journaled and published) and the exit code is 0; with ``--exit-after-exam`` it exits when
 the first exam ends, 0 for a final score and 4 for a partial one. A recording given as the
-source ends when the file does (exit 0, or 4 when its exam could not complete).
+source ends when the file does (exit 0, or 4 when its exam could not complete); with several
+sources the engine ends when every one has.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -29,11 +32,18 @@ log = logging.getLogger(__name__)
 def add_parser(sub) -> None:
     p = common.command(sub, "run", "a live exam from a capture source", codes=(0, 1, 2, 3, 4, 5),
                        description=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--source", required=True, help="file, v4l2:///dev/videoN, decklink://N, "
+    p.add_argument("--source", action="append", metavar="[NAME=]URI",
+                   help="file, v4l2:///dev/videoN, decklink://N, "
                    "rtsp://..., udp://HOST:PORT (MPEG-TS), srt://HOST:PORT?mode=caller|listener, "
                    "gst:LAUNCH-LINE (ending in raw video), test://PATTERN or sim://SEED?speed=S "
-                   "(a simulated scanner)")
-    p.add_argument("--roi", help="X,Y,W,H: start an exam at once with this ROI")
+                   "(a simulated scanner). Repeat it for several scanners, optionally named "
+                   "NAME=URI (1-32 letters, digits, - or _; default main, or s1, s2, ... when "
+                   "there are several); commands and status name the source. Without "
+                   "--source: the config's [[sources]] tables")
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default: "
+                   "metrics.listen, off; loopback unless metrics.allow_remote)")
+    p.add_argument("--roi", help="X,Y,W,H: start an exam at once with this ROI (one source)")
     p.add_argument("--exam", type=common.exam_id,
                    help="exam id for the first exam (default: random, opaque): 1-64 letters, "
                    "digits, - or _, never a patient name")
@@ -57,15 +67,58 @@ def add_parser(sub) -> None:
     common.add_zmq_options(p)
 
 
-def record_path(record: str | None, generation: int) -> Path | None:
-    """The recording of pipeline ``generation`` (0: the file given; then FILE.1.mkv, ...)."""
+_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)$")
+
+
+def split_source(text: str) -> tuple[str | None, str]:
+    """``NAME=URI`` → (NAME, URI); a plain URI → (None, URI). A launch line or path whose
+    text before its first '=' is not a bare name (``gst:videotestsrc pattern=ball``,
+    ``/data/a=b.mp4``) is a plain URI; write ``./x=y.mp4`` for a file named like ``x=y``."""
+    m = _NAMED.match(text)
+    if m and "://" not in m.group(1) and ":" not in m.group(1):
+        return m.group(1), m.group(2)
+    return None, text
+
+
+def sources_from(given: list[str] | None, configured: list[dict]) -> list[tuple[str, str]]:
+    """(name, URI) of every source: ``--source`` options, else the config's [[sources]]."""
+    from ceustream.engine.wire.messages import check_source_name
+
+    if given:
+        pairs = [split_source(t) for t in given]
+        what = "--source"
+    else:
+        pairs = [(c.get("name") or None, c["uri"]) for c in configured]
+        what = "[[sources]]"
+    if not pairs:
+        raise UsageError("give --source URI (or [[sources]] tables in the config)")
+    out, seen = [], set()
+    for i, (name, uri) in enumerate(pairs, 1):
+        name = name or ("main" if len(pairs) == 1 else f"s{i}")
+        try:
+            check_source_name(name)
+        except ValueError as e:
+            raise UsageError(f"{what}: {e}") from None
+        if name in seen:
+            raise UsageError(f"{what}: the source name {name!r} is given twice")
+        seen.add(name)
+        out.append((name, uri))
+    return out
+
+
+def record_path(record: str | None, generation: int, name: str | None = None) -> Path | None:
+    """The recording of pipeline ``generation`` (0: the file given; then FILE.1.mkv, ...);
+    with several sources each has its own (FILE-NAME.mkv, FILE-NAME.1.mkv, ...)."""
     if not record:
         return None
     p = Path(record)
+    if name:
+        p = p.with_name(f"{p.stem}-{name}{p.suffix or '.mkv'}")
     return p if generation == 0 else p.with_name(f"{p.stem}.{generation}{p.suffix or '.mkv'}")
 
 
-def reader_factory(source: str, branch: str | None, record: str | None):
+def reader_factory(source: str, branch: str | None, record: str | None,
+                   name: str | None = None):
     """A function opening the live reader for ``source`` (called again on every re-open); a
     ``sim://`` source is the simulator's frame generator, which starts its exam again."""
     from ceustream.pipelines.live import LiveReader
@@ -78,7 +131,8 @@ def reader_factory(source: str, branch: str | None, record: str | None):
         log.info("simulated scanner: %s", json.dumps(sim.truth))
 
     def open_reader(generation: int):
-        return LiveReader(source, branch, generator=sim, record=record_path(record, generation))
+        return LiveReader(source, branch, generator=sim,
+                          record=record_path(record, generation, name))
 
     return open_reader
 
@@ -88,6 +142,8 @@ def run(args) -> int:
 
     from ceustream.engine.app.live import ExamContext, LiveEngine
     from ceustream.engine.app.loading import load_model_and_backend
+    from ceustream.engine.app.modelslot import ModelSlot
+    from ceustream.engine.app.telemetry import Telemetry, serve
     from ceustream.engine.wire import security
     from ceustream.engine.wire.control import ControlServer
     from ceustream.engine.wire.publisher import Publisher
@@ -102,20 +158,36 @@ def run(args) -> int:
         raise UsageError("--injection/--t0 need --roi (they mark the first exam)")
     if args.record and Path(args.record).suffix.lower() not in (".mkv", ""):
         raise UsageError(f"--record {args.record}: the recording is Matroska (.mkv)")
-    if kind(args.source) != "sim":
-        source_description(args.source)  # a bad URI fails here, in one line
+    if args.metrics is not None:
+        cfg["metrics"]["listen"] = args.metrics
+    sources = sources_from(args.source, cfg["sources"])
+    several = len(sources) > 1
+    if several and roi is not None:
+        raise UsageError("--roi/--exam/--injection/--t0 script the exam of one source; with "
+                         "several, start exams over the control socket (start_exam with "
+                         "'source')")
+    if several and args.display != "none":
+        raise UsageError("--display draws one source; with several, run `ceustream overlay` "
+                         "per screen")
+    for _, uri in sources:
+        if kind(uri) != "sim":
+            source_description(uri)  # a bad URI fails here, in one line
     ctx = zmq.Context.instance()
     endpoints = [cfg["zmq"]["control"]] + ([] if args.no_publish else [cfg["zmq"]["pub"]])
     curve = security.curve_for(ctx, cfg, endpoints)
-    loaded = load_model_and_backend(None, cfg["model"]["backend"], cfg)
-    log.info("backend: %s (%s)", loaded[1].describe()["name"], loaded[2])
+    model, backend, note = load_model_and_backend(None, cfg["model"]["backend"], cfg)
+    log.info("backend: %s (%s)", backend.describe()["name"], note)
+    slot = ModelSlot.open(model, cfg["model"]["backend"], cfg, backend, note)
+    tel = Telemetry()
+    slot.on_new_scorer(lambda sc: sc.observe(tel.batch_observer(sc.name)))
     branch = None
     if args.display != "none":
         out, where = sink_description(args.display)
         branch = f"{hud_description(cfg['zmq']['pub'])} ! {out}"
         log.info("overlay: %s", where)
-    open_reader = reader_factory(args.source, branch, args.record)
     pub = None if args.no_publish else Publisher(cfg["zmq"]["pub"], cfg, ctx, curve)
+    if pub is not None:
+        tel.bind_publisher(pub)
     done: list[dict] = []
     wake = threading.Event()
 
@@ -127,24 +199,36 @@ def run(args) -> int:
             common.print_result(r)
         wake.set()
 
-    eng = LiveEngine(ExamContext(cfg, *loaded, publisher=pub, journal=not args.no_journal,
+    def opener(name: str, uri: str):
+        """A source added over the control socket (``add_source``)."""
+        if kind(uri) != "sim":
+            source_description(uri)
+        return reader_factory(uri, None, None, name), reopens(uri)
+
+    eng = LiveEngine(ExamContext(cfg, model, slot.current.scorer, note, publisher=pub,
+                                 journal=not args.no_journal,
                                  on_score=common.progress_scores(not args.json and not args.quiet),
-                                 on_done=on_done))
-    server = None
+                                 on_done=on_done, slot=slot, telemetry=tel), opener)
+    server = metrics = None
     stop = _Stop(wake)
     try:
+        metrics = serve(tel, cfg)
+        for name, uri in sources:  # before the control socket: its first answer knows them
+            open_reader = reader_factory(uri, branch, args.record, name if several else None)
+            eng.add_source(name, uri, open_reader, reopens(uri))
+        runner = eng.runner
         server = ControlServer(cfg["zmq"]["control"], eng.handle, cfg, ctx, curve)
-        runner = eng.add_source("main", args.source, open_reader, reopens(args.source))
-        log.info("control: %s  scores: %s", cfg["zmq"]["control"],
-                 "off" if pub is None else cfg["zmq"]["pub"])
+        log.info("control: %s  scores: %s  metrics: %s", cfg["zmq"]["control"],
+                 "off" if pub is None else cfg["zmq"]["pub"],
+                 "off" if metrics is None else metrics.url)
         if roi is not None:
             _first_exam(eng, runner, args, roi, stop)
         keys = _Keyboard(eng, stop) if sys.stdin.isatty() else None
         while not stop.reason:
             if args.exit_after_exam and done:
                 break
-            if runner.ended.is_set() and not eng.busy():
-                log.info("the source has ended")
+            if eng.all_ended() and not eng.busy():
+                log.info("the source has ended" if not several else "every source has ended")
                 break
             wake.wait(0.2)
             wake.clear()
@@ -159,9 +243,12 @@ def run(args) -> int:
         if server is not None:
             server.close()
         eng.close()
+        if metrics is not None:
+            metrics.close()
+        slot.close()
         if pub is not None:
             pub.close()
-    if args.exit_after_exam or (done and runner.ended.is_set()):
+    if args.exit_after_exam or (done and eng.all_ended()):
         return 0 if done and all(r["final"] for r in done) else 4
     return 0
 

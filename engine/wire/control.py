@@ -1,6 +1,7 @@
 """The REP side: JSON commands from the overlay, the CLI or a scanner integration
 (``start_exam``, ``mark_injection``, ``mark_arrival``, ``set_roi``, ``stop_exam``,
-``status``). Every answer is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``; a bad
+``status``; for an engine of many scanners ``add_source``, ``remove_source``, ``health``,
+``reload_model``: ``messages.COMMANDS``). Every answer is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``; a bad
 request never reaches the engine, and nothing a peer sends stops the server: oversized
 messages are cut by ZMQ_MAXMSGSIZE, multipart requests are answered with an error, socket
 errors recreate the socket.

@@ -24,8 +24,13 @@ VERSION = 1
 EXAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PHASES = ("waiting", "pre_arrival", "video_phase", "late_phase", "complete", "partial",
           "stopped", "idle")
-COMMANDS = ("start_exam", "mark_injection", "mark_arrival", "set_roi", "stop_exam", "status")
-COMMAND_KEYS = ("cmd", "exam", "roi", "t")
+COMMANDS = ("start_exam", "mark_injection", "mark_arrival", "set_roi", "stop_exam", "status",
+            "add_source", "remove_source", "health", "reload_model")
+COMMAND_KEYS = ("cmd", "exam", "roi", "t", "source", "uri", "path")
+#: a source's name in the engine (commands and status name it; a metrics label)
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+#: the longest source URI or model path a command may carry
+MAX_TEXT = 1024
 IDLE_EXAM = "idle"
 #: the largest request the control socket reads (also set as ZMQ_MAXMSGSIZE)
 MAX_REQUEST_BYTES = 4096
@@ -54,6 +59,24 @@ def check_exam_id(exam: Any) -> str:
         raise ValueError(f"exam id {_show(exam)}: use 1-64 letters, digits, '-' or '_' "
                          "(an opaque id, never a patient name)")
     return exam
+
+
+def check_source_name(name: Any) -> str:
+    if not isinstance(name, str) or not SOURCE_NAME.match(name):
+        raise ValueError(f"source name {_show(name)}: use 1-32 letters, digits, '-' or '_'")
+    return name
+
+
+def _check_text(req: dict[str, Any], key: str) -> None:
+    """``uri`` / ``path``: one line of printable text, at most ``MAX_TEXT`` characters."""
+    v = req.get(key)
+    if v is None:
+        if req["cmd"] == {"uri": "add_source", "path": "reload_model"}[key]:
+            raise ValueError(f"{req['cmd']} needs {key}")
+        return
+    if not isinstance(v, str) or not v.strip() or len(v) > MAX_TEXT or \
+            any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError(f"{key} must be one line of text (1-{MAX_TEXT} characters)")
 
 
 def topic(kind: str, exam: str) -> bytes:
@@ -179,6 +202,12 @@ def parse_command(raw: bytes) -> dict[str, Any]:
                          f"(known: {', '.join(COMMAND_KEYS)})")
     if req.get("exam") is not None:
         check_exam_id(req["exam"])
+    if req.get("source") is not None:
+        check_source_name(req["source"])
+    elif cmd in ("add_source", "remove_source"):
+        raise ValueError(f"{cmd} needs source (its name)")
+    _check_text(req, "uri")
+    _check_text(req, "path")
     if cmd == "set_roi" or req.get("roi") is not None:
         roi = req.get("roi")
         if (not isinstance(roi, list) or len(roi) != 4
