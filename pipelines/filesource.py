@@ -365,11 +365,13 @@ class FileReader(GateReader):
         if not ok:
             raise DamagedStream(f"seek to {t_ns / 1e9:.2f} s refused", self.last_pts_s)
 
-    def _frame(self, sample) -> Frame:
+    def _frame(self, sample) -> Frame | None:
         """A sample as a frame on the first-frame clock; in seek mode, checked against the
         first segment's timestamp mapping (``SeekMismatch`` when a seek landed elsewhere)."""
         Gst = gst.Gst
         fr = super()._frame(sample)
+        if fr is None:
+            return None
         st_ns = to_ns(fr.pts_s)
         buf = sample.get_buffer()
         if self.seek_mode and self._ref is not None and buf.pts != Gst.CLOCK_TIME_NONE:

@@ -120,6 +120,13 @@ class LiveReader(GateReader):
             desc = f"{head} ! {TAIL}"
         super().__init__(desc, redact(self.uri))
         self.gate.set_property("frozen-after", 0)  # the engine sets it from the frame rate
+        #: frames kept out of the recording because their time was missing or not after the
+        #: previous frame's (see ``_in_order``)
+        self.record_skipped = 0
+        self._record_last_pts: int | None = None
+        if self.record is not None:
+            pad = self.pipeline.get_by_name("recq").get_static_pad("src")
+            pad.add_probe(gst.Gst.PadProbeType.BUFFER, self._in_order)
         #: frames the appsink may hold for the engine (see LIVE_MAX_BUFFERS)
         self.max_buffers = int(self.sink.get_property("max-buffers"))
         if self.sim is None:
@@ -132,6 +139,25 @@ class LiveReader(GateReader):
             self.max_buffers = LIVE_MAX_BUFFERS
             self.sink.set_property("max-buffers", LIVE_MAX_BUFFERS)
             self.sink.set_property("drop", True)
+
+    def _in_order(self, pad, info):
+        """The recording keeps only frames whose time is after the previous one's: the rule
+        the engine itself applies (``SourceRunner._frame``). A decoder fed a damaged stream
+        (UDP loss under load) can put out a frame without a time or with a decreasing one;
+        encoded, such a frame is dropped by the muxer, and every frame predicted from it
+        then decodes wrong until the next key frame: the recording would replay other
+        pictures than the ones the engine scored."""
+        Gst = gst.Gst
+        pts = info.get_buffer().pts
+        if pts == Gst.CLOCK_TIME_NONE or (self._record_last_pts is not None
+                                          and pts <= self._record_last_pts):
+            self.record_skipped += 1
+            if self.record_skipped == 1 or self.record_skipped % 100 == 0:
+                log.warning("%s: recording: %d frame(s) without a time or out of order left "
+                            "out (the engine skips them too)", self.what, self.record_skipped)
+            return Gst.PadProbeReturn.DROP
+        self._record_last_pts = pts
+        return Gst.PadProbeReturn.OK
 
     def open(self) -> None:
         """Starts the pipeline and returns at once; frames (or a bus error) follow."""

@@ -180,9 +180,14 @@ class GateReader:
             raise EndOfStream()
         return None
 
-    def _frame(self, sample) -> Frame:
+    def _frame(self, sample) -> Frame | None:
         Gst = gst.Gst
         buf = sample.get_buffer()
+        if buf.pts == Gst.CLOCK_TIME_NONE:
+            # a decoder fed a damaged stream can put out a frame without a time: it cannot
+            # be placed on the exam's clock, so it is not a frame the engine can use
+            log.debug("%s: a frame without a timestamp skipped", self.what)
+            return None
         st = sample.get_caps().get_structure(0)
         w, h = st.get_value("width"), st.get_value("height")
         if self._size is None:

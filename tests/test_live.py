@@ -404,3 +404,61 @@ def test_demo_runs_end_to_end(env, tmp_path):
 
     video_s = discover(video).duration_s or 0
     assert video_s > 150  # the whole exam was drawn, not a timing
+
+
+class _Jumpy:
+    """A frame generator whose times go back twice (as a decoder fed a damaged stream puts
+    out): 64x48 RGB frames, each a different grey ramp."""
+    size, fps, speed = (64, 48), 30.0, 30.0
+    times = [k / 30 for k in range(40)]
+    times[12] = times[11] - 0.010  # one frame earlier than the one before
+    times[25] = times[24]  # one at the same time as the one before
+
+    def frames(self):
+        import numpy as np
+        ramp = np.arange(64, dtype=np.uint8)[None, :].repeat(48, 0)
+        for k, t in enumerate(self.times):
+            g = (ramp * 2 + 3 * k).astype(np.uint8)
+            yield t, np.dstack([g, g, g])
+
+
+def test_the_recording_keeps_only_frames_in_time_order_and_decodes_to_what_the_engine_saw(
+        tmp_path):
+    """A frame out of time order, encoded, is dropped by the muxer and every frame predicted
+    from it replays as other pictures (seen under load on UDP). The record branch leaves such
+    frames out, as the engine does: every recorded frame decodes (ffmpeg, an independent
+    decoder) to exactly the luma the engine was given at that time."""
+    import numpy as np
+
+    from ceustream.engine.core.source import EndOfStream
+    from ceustream.pipelines.live import LiveReader
+
+    rec = tmp_path / "jumpy.mkv"
+    r = LiveReader(generator=_Jumpy(), record=rec)
+    got, last = {}, None
+    r.set_pass_all(True)
+    r.open()
+    try:
+        while True:
+            fr = r.pull(5.0)
+            if fr is not None and (last is None or fr.pts_s > last):  # the engine's rule
+                got[fr.pts_s] = fr.luma.copy()
+                last = fr.pts_s
+    except EndOfStream:
+        pass
+    finally:
+        r.close()
+    assert r.record_skipped == 2
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                            "frame=pts_time", "-of", "csv=p=0", str(rec)],
+                           capture_output=True, text=True, check=True)
+    times = [float(x.strip(",")) for x in probe.stdout.split()]
+    assert len(times) == 38 and times == sorted(set(times))
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(rec), "-vsync", "0", "-f",
+                          "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True)
+    frames = np.frombuffer(raw.stdout, np.uint8).reshape(-1, 48, 64)
+    assert len(frames) == 38
+    engine_times = sorted(got)
+    assert len(engine_times) == 38
+    for k, t in enumerate(engine_times):
+        assert np.array_equal(frames[k], got[t]), f"recorded frame {k} ({t} s) differs"

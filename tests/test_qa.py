@@ -180,18 +180,23 @@ def test_mcnemar_exact_for_small_counts_and_chi_square_above():
 
 def test_qa_compare_two_runs(archive, run1, env, tmp_path):
     _, out1 = run1
+    scored = [r for r in records(out1) if r.get("status") == "scored"]
+    below = [r for r in scored if r["score"] < 0.5]
+    if below:  # a threshold under every score: each exam non-HCC at 0.5 is HCC in run two
+        thr, changed, to = min(r["score"] for r in scored) / 2, below, "HCC"
+    else:  # over every score: each exam HCC at 0.5 is non-HCC
+        thr, changed, to = (max(r["score"] for r in scored) + 1.0) / 2, scored, "non-HCC"
     strict = tmp_path / "strict"
     p = run_cli(["qa", str(archive), "--out", str(strict), "--jobs", "1", "--threshold",
-                 "0.999"], env, timeout=600)
+                 repr(thr)], env, timeout=600)
     assert p.returncode == 4, p.stderr
     c = run_cli(["qa", "compare", str(out1), str(strict), "--out", str(tmp_path / "cmp")], env)
     assert c.returncode == 0, c.stderr
     res = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert res["paired"] == 4 and res["same_manifest"]
     assert res["delong"]["p"] == 1.0  # the same scores: the AUCs cannot differ
-    called = [r for r in records(out1) if r.get("status") == "scored" and r["score"] >= 0.5]
-    assert len(res["label_changed"]) == sum(1 for r in called if r["score"] < 0.999)
-    assert all(x["label_b"] == "non-HCC" for x in res["label_changed"])
+    assert len(res["label_changed"]) == len(changed) > 0
+    assert all(x["label_b"] == to for x in res["label_changed"])
     assert res["mcnemar"]["method"] == "exact binomial"
     assert "DeLong" in c.stdout and "McNemar" in c.stdout
     bad = run_cli(["qa", "compare", str(out1)], env)

@@ -467,14 +467,13 @@ class SourceRunner:
         if size is not None:
             r.check_inside(size[0], size[1], "the video frame")
         exam = exam or "x" + secrets.token_hex(6)
-        fps = self.reader.nominal_fps() if self.reader is not None else None
         lease = ctx.slot.lease() if ctx.slot is not None else None
         model, backend, note = (lease.model, lease.backend, lease.note) if lease else \
             (ctx.model, ctx.backend, ctx.note)
         try:
             session = ExamSession(exam, model, backend, r, speed=0.0,
                                   frame_size=size, backend_note=note, clock=self.now_s,
-                                  source=self.name, frame_period_s=1.0 / fps if fps else None)
+                                  source=self.name)
         except BaseException:
             if lease is not None:
                 lease.release()

@@ -100,8 +100,7 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     plan = Plan(seek_mode, float(r["seek_lead_s"]), float(r["seek_min_gap_s"]), info.duration_s)
     journal = Journal(default_dir(cfg), exam) if opts.journal else None
     session = ExamSession(exam, model, be, opts.roi, speed=opts.speed,
-                          frame_size=(info.width, info.height), backend_note=note,
-                          frame_period_s=1.0 / info.fps if info.fps else None)
+                          frame_size=(info.width, info.height), backend_note=note)
     attach(session, publisher, journal, on_score)
     for fn in subscribers:
         session.subscribe(fn)

@@ -80,9 +80,6 @@ class ExamSession:
     clock: Callable[[], float | None] | None = None
     #: the engine's name for the video source (several sources per engine)
     source: str | None = None
-    #: the stream's frame period when its frame rate is constant and known (the sampler
-    #: then decides a slot as soon as no later frame can be nearer)
-    frame_period_s: float | None = None
     #: reads the clip beside the network after every score: returns {"features": dict | None,
     #: "warnings": {name: bool}} (the TIC reading, out-of-distribution, disagreement)
     analyser: Callable[["ExamSession", "Score"], dict[str, Any]] | None = None
@@ -160,8 +157,7 @@ class ExamSession:
             self.arrival = arrival
             if arrival is not None:
                 self.flags.update(arrival.flags)
-            period = None if not self.frame_period_s else int(round(self.frame_period_s * 1e9))
-            self.sampler = Sampler(self.schedule, t0, period)
+            self.sampler = Sampler(self.schedule, t0)
             self.phase = "video_phase"
             info = self.journal_info()
         self.emit("t0", info)

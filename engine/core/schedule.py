@@ -118,10 +118,6 @@ class Sampler:
 
     schedule: Schedule
     t0: float
-    #: the stream's frame period (ns) when its frame rate is constant and known: a frame at
-    #: most half a period before a slot's time is then the nearest (the next frame cannot be
-    #: nearer), so the slot is decided when it arrives instead of one frame later
-    frame_period_ns: int | None = None
     fills: list[SlotFill | None] = field(init=False)
     _prev: _Frame | None = field(init=False, default=None)
     _next: int = field(init=False, default=0)
@@ -175,11 +171,6 @@ class Sampler:
             out += self._decide(self._next, self._prev, cur)
             self._next += 1
         self._prev = cur
-        period = self.frame_period_ns
-        while period and self._next < len(self.due) and \
-                2 * (self.due_ns[self._next] - pts_ns) <= period:
-            out += self._decide(self._next, cur, None)  # no later frame can be nearer
-            self._next += 1
         return out
 
     def advance(self, now_s: float) -> list[SlotFill]:
