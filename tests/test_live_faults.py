@@ -152,3 +152,48 @@ def test_bad_source_uris_fail_in_one_line(env, uri, words):
     p = run_cli(["run", "--source", uri, "--no-publish"], env, timeout=60)
     assert p.returncode == 2, p.stderr
     assert words in one_line_error(p)
+
+
+def _runner():
+    from ceustream.engine.app.live import ExamContext, SourceRunner
+    from ceustream.engine.core import config
+
+    ctx = ExamContext(cfg=config.defaults(), model=None, backend=None, note="")
+    return SourceRunner("main", "test://", lambda generation: None, ctx)
+
+
+def _offer(r, t: float) -> None:
+    import numpy as np
+
+    from ceustream.engine.core.source import Frame
+
+    r._frame(Frame(t, np.zeros((4, 4), np.uint8), None, 4, 4))
+
+
+def test_a_lone_frame_far_back_in_time_does_not_move_the_exam_clock():
+    """A decoder fed a damaged UDP stream put out a frame 1.2 s back in time, then the
+    stream went on (seen under load). The frame is skipped; the exam clock is unmoved."""
+    r = _runner()
+    for k in range(31):
+        _offer(r, 8.0 + k / 30)
+    assert r.last_us == 1_000_000
+    _offer(r, 8.0 + 1.0 - 1.2)
+    assert r.last_us == 1_000_000
+    _offer(r, 8.0 + 31 / 30)
+    assert r.last_us == 1_033_333  # the next frame in order, on the same clock
+
+
+def test_a_sender_that_restarts_its_clock_is_followed_after_three_frames():
+    """Frames far back in time three in a row, each after the one before: a new timeline.
+    The exam clock goes on (never backwards) from the third."""
+    r = _runner()
+    for k in range(31):
+        _offer(r, 50.0 + k / 30)
+    _offer(r, 0.0)
+    _offer(r, 1 / 30)
+    assert r.last_us == 1_000_000  # not confirmed yet
+    _offer(r, 2 / 30)
+    assert r.last_us > 1_000_000
+    before = r.last_us
+    _offer(r, 3 / 30)
+    assert r.last_us == before + 33_333

@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 SLOT_PAD_US = 5
 
 
+#: frames in a row with times far (> 0.5 s) before the newest frame's that make a new
+#: timeline (a sender that restarted its clock); fewer are skipped as damaged
+TIMELINE_CONFIRM = 3
+
+
 def live_settings(cfg: dict) -> dict[str, float]:
     """The ``[live]`` settings, as numbers."""
     return {k: float(v) for k, v in cfg["live"].items()}
@@ -136,6 +141,7 @@ class SourceRunner:
         self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
         self._count = [0, 0, 0]  # [generation, frames of earlier generations, this one's]
         self._taken = 0          # frames this pipeline handed to the engine
+        self._back: list[int] = []  # stream times (µs) of frames far back, in a row
         self.engine_dropped = 0  # frames the gate passed that the engine never took (behind)
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
@@ -335,13 +341,19 @@ class SourceRunner:
             self._first_frame(fr, raw, mono)
         us = raw + self.offset_us
         if self.last_us is not None and us <= self.last_us:
-            if self.last_us - us > 500_000:  # the stream time jumped back: a new timeline
+            if self.last_us - us > 500_000 and self._new_timeline(raw):
+                # the stream time went back and stayed back: a new timeline (a sender that
+                # restarted its clock)
                 log.warning("source %s: stream time jumped back %.2f s; the exam clock goes on",
                             self.name, (self.last_us - us) / 1e6)
                 self._rebase(raw, mono)
                 us = raw + self.offset_us
             else:
-                return  # a repeated or out-of-order frame: the earlier one stands
+                # a repeated or out-of-order frame, or one with a time far back that the next
+                # frames do not confirm yet (a decoder fed a damaged stream puts out such
+                # frames): the earlier one stands
+                return
+        self._back = []
         self.last_us, self.last_mono_ns = us, mono
         self.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
         self._set_warning("no_signal", False)
@@ -386,6 +398,18 @@ class SourceRunner:
                      self.name, (mono - (self.last_mono_ns or mono)) / 1e9,
                      (raw + self.offset_us) / 1e6)
         self._apply_gate()
+
+    def _new_timeline(self, raw: int) -> bool:
+        """A frame far back in time: a new timeline only once ``TIMELINE_CONFIRM`` frames in
+        a row came back there, each after the one before (until then they are skipped); a
+        lone frame with a wrong time never moves the exam clock."""
+        if self._back and raw <= self._back[-1]:
+            self._back = []
+        self._back.append(raw)
+        if len(self._back) < TIMELINE_CONFIRM:
+            return False
+        self._back = []
+        return True
 
     def _rebase(self, raw: int, mono: int) -> None:
         gap_us = max(1, (mono - (self.last_mono_ns or mono)) // 1000)
