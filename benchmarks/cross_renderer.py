@@ -71,8 +71,8 @@ def archive(kind: str, folder: Path, n: int, seed: int) -> tuple[Path, str]:
     else:
         cmd = [sys.executable, "-m", "ceustream.models.renderer_b", "--n", str(n), "--seed",
                str(seed), "--out", str(folder), "--times", "injection"]
-    shown = " ".join(["ceustream" if c == sys.executable else c for c in cmd[:1]] + cmd[2:]) \
-        if kind == "A" else "python -m ceustream.models.renderer_b " + " ".join(cmd[3:])
+    shown = ("ceustream " if kind == "A" else "python -m ceustream.models.renderer_b ") + \
+        " ".join(cmd[3:])
     if not (folder / "manifest.csv").exists():
         log.info("recording archive %s: %s", kind, shown)
         subprocess.run(cmd, check=True)
