@@ -1,6 +1,6 @@
 """Issue 13 benchmark: how many live scanners one engine serves.
 
-For N = 1, 2, 4, 8, 12 ... real senders (`gst-launch-1.0 filesrc ! tsparse ! udpsink`, a
+For N = 1, 2, 4, 8, 12 ... real senders (`gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink`, a
 recorded simulated exam as MPEG-TS, 720p30 or 1080p30, at real time, their starts spread
 over one 2 s slot period as unsynchronised scanners are) stream into ONE `ceustream run`
 process (`--source sI=udp://...` per sender, journal on, as deployed). Each source gets an
@@ -28,7 +28,6 @@ what decoding alone costs per source (gst-launch ... ! avdec_h264 ! fakesink syn
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -38,7 +37,8 @@ from pathlib import Path
 
 import zmq
 
-from .common import machine, out_dir, summary, table, write
+from .common import cpu_s, free_port, machine, out_dir, sim_exam, summary, table, write
+from .live_latency import exam_720p_ts
 
 GOAL_P99_MS = 50.0
 GOAL_CPU_PCT = 12.0
@@ -48,42 +48,10 @@ LAST_SLOT = 25
 
 def exam_ts(size: str) -> tuple[Path, dict]:
     """The benchmark exam as MPEG-TS at ``size`` (720p or 1080p), made once per machine."""
-    from .live_latency import exam_720p_ts
-
     if size == "720p":
         return exam_720p_ts()
-    from ceustream.models.simulator.physiology import sample_case
-    from ceustream.models.simulator.recording import write_exam
-    from ceustream.models.simulator.scene import Scene
-
-    media = out_dir() / "media"
-    media.mkdir(exist_ok=True)
-    seconds = 110.0  # enough for t0 + 60 s (t0 ~ 23 s) and the senders' spread
-    path = media / f"exam1080p_{int(seconds)}s.ts"
-    meta = Path(str(path) + ".json")
-    if path.exists() and meta.exists():
-        return path, json.loads(meta.read_text())
-    print(f"recording the benchmark exam {path} (1080p30, {seconds:.0f} s; once) ...", flush=True)
-    t = time.monotonic()
-    truth = write_exam(Scene(sample_case(21), injection_s=6.0), path, fps=30.0,
-                       duration_s=seconds, keyint_s=2.0, preset="veryfast", container="ts",
-                       output_size=(1920, 1080))
-    print(f"  done in {time.monotonic() - t:.0f} s", flush=True)
-    return path, truth
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its threads (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    # 1080p: long enough for t0 + 60 s (t0 ~ 23 s) and the senders' spread
+    return sim_exam((1920, 1080), 110.0, "ts")
 
 
 def rss_mb(pid: int) -> float | None:
@@ -120,7 +88,7 @@ def udp_bound(port: int) -> bool:
 
 def sender(path: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(["gst-launch-1.0", "-q", "filesrc", f"location={path}", "!",
-                             "tsparse", "set-timestamps=true", "!", "udpsink",
+                             "tsparse", "set-timestamps=true", "alignment=7", "!", "udpsink",
                              "host=127.0.0.1", f"port={port}", "sync=true"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -68,26 +68,51 @@ def write(name: str, data: dict) -> Path:
     return p
 
 
-def exam_1080p(seconds: float = 206.0, keyint_s: float = 2.0) -> tuple[Path, dict]:
-    """A 1080p30 H.264 exam (keyframe every 2 s): the simulator's screen upscaled, as a
-    scanner's HDMI output is. Made once per machine, then reused."""
+def sim_exam(size: tuple[int, int], seconds: float = 206.0, container: str = "mp4",
+             keyint_s: float = 2.0) -> tuple[Path, dict]:
+    """A simulated 30 fps H.264 exam (keyframe every ``keyint_s``) at ``size``: the
+    simulator's screen scaled as a scanner's video output is; ``container`` mp4 or ts (MPEG-TS,
+    as a hardware encoder sends it). Made once per machine, then reused."""
     from ceustream.models.simulator.physiology import sample_case
     from ceustream.models.simulator.recording import write_exam
     from ceustream.models.simulator.scene import Scene
 
     media = out_dir() / "media"
     media.mkdir(exist_ok=True)
-    path = media / f"exam1080p_{int(seconds)}s.mp4"
+    name = f"exam{size[1]}p_{int(seconds)}s.{container}"
+    path = media / name
     meta = Path(str(path) + ".json")
     if path.exists() and meta.exists():
         return path, json.loads(meta.read_text())
-    print(f"recording the benchmark exam {path} (1080p30, {seconds:.0f} s; once) ...", flush=True)
+    print(f"recording the benchmark exam {path} ({size[1]}p30, {seconds:.0f} s; once) ...",
+          flush=True)
     t = time.monotonic()
+    extra = {"container": "ts"} if container == "ts" else {}
     truth = write_exam(Scene(sample_case(21), injection_s=6.0), path, fps=30.0,
                        duration_s=seconds, keyint_s=keyint_s, preset="veryfast",
-                       output_size=(1920, 1080))
+                       output_size=size, **extra)
     print(f"  done in {time.monotonic() - t:.0f} s", flush=True)
     return path, truth
+
+
+def exam_1080p(seconds: float = 206.0, keyint_s: float = 2.0) -> tuple[Path, dict]:
+    """The 1080p30 MP4 exam of the replay benchmarks."""
+    return sim_exam((1920, 1080), seconds, "mp4", keyint_s)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds_of(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:

@@ -27,8 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .common import machine, out_dir, table, write
 
 log = logging.getLogger("ceustream.benchmarks.cross_renderer")

@@ -1,7 +1,7 @@
 """Issue 10 benchmark: live latency per stage, one 720p30 source at real time.
 
 A simulated exam recorded at 1280x720, 30 fps (H.264, MPEG-TS; made once) is streamed in real
-time by a real sender (`gst-launch-1.0 filesrc ! tsparse ! udpsink`) to `ceustream run
+time by a real sender (`gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink`) to `ceustream run
 --source udp://...` (its own process, journal on, as deployed); the injection is marked on
 time and a ZeroMQ subscriber in this process follows every score through the stage stamps
 the message carries (CLOCK_MONOTONIC, shared by the processes of one machine):
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import zmq
 
-from .common import machine, out_dir, summary, table, write
+from .common import cpu_s, free_port, machine, out_dir, sim_exam, summary, table, write
 
 STAGES = [
     ("chosen frame decoded -> deciding frame decoded", "frame_mono_ns", "decided_mono_ns"),
@@ -51,39 +51,23 @@ STAGES = [
 
 
 def exam_720p_ts(seconds: float = 206.0) -> tuple[Path, dict]:
-    """A 720p30 H.264 MPEG-TS exam (keyframe every 2 s), as a hardware encoder sends it.
-    Made once per machine, then reused."""
-    from ceustream.models.simulator.physiology import sample_case
-    from ceustream.models.simulator.recording import write_exam
-    from ceustream.models.simulator.scene import Scene
-
-    media = out_dir() / "media"
-    media.mkdir(exist_ok=True)
-    path = media / f"exam720p_{int(seconds)}s.ts"
-    meta = Path(str(path) + ".json")
-    if path.exists() and meta.exists():
-        return path, json.loads(meta.read_text())
-    print(f"recording the benchmark exam {path} (720p30, {seconds:.0f} s; once) ...", flush=True)
-    t = time.monotonic()
-    truth = write_exam(Scene(sample_case(21), injection_s=6.0), path, fps=30.0,
-                       duration_s=seconds, keyint_s=2.0, preset="veryfast", container="ts",
-                       output_size=(1280, 720))
-    print(f"  done in {time.monotonic() - t:.0f} s", flush=True)
-    return path, truth
+    """A 720p30 H.264 MPEG-TS exam, as a hardware encoder sends it (made once)."""
+    return sim_exam((1280, 720), seconds, "ts")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def without_bframes(path: Path) -> Path:
+    """The same exam re-encoded by an independent encoder (ffmpeg's libx264) without
+    B-frames, as a low-latency hardware encoder sends it: the decoder then releases each frame
+    as it arrives instead of in bursts. Made once."""
+    out = path.with_name(path.stem + "_nobf.ts")
+    if not out.exists():
+        print(f"re-encoding {path.name} without B-frames (ffmpeg; once) ...", flush=True)
+        tmp = out.with_suffix(".part.ts")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), "-c:v", "libx264",
+                        "-preset", "veryfast", "-bf", "0", "-g", "60", "-f", "mpegts",
+                        str(tmp)], check=True)
+        tmp.rename(out)
+    return out
 
 
 def main(argv=None) -> int:
@@ -95,11 +79,16 @@ def main(argv=None) -> int:
                     "needs root), as a bedside deployment may (systemd Nice=)")
     ap.add_argument("--threads", type=int, default=None,
                     help="ONNX Runtime threads in the engine (default: the config's model.threads)")
+    ap.add_argument("--no-bframes", action="store_true",
+                    help="stream the exam re-encoded without B-frames (ffmpeg libx264 -bf 0), "
+                    "as a low-latency hardware encoder sends it")
     args = ap.parse_args(argv)
 
     from ceustream.engine.wire import messages
 
     path, truth = exam_720p_ts()
+    if args.no_bframes:
+        path = without_bframes(path)
     udp, ctl, pub = free_port(), free_port(), free_port()
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
@@ -138,7 +127,7 @@ def main(argv=None) -> int:
             print(eng.stderr.read()[-2000:], file=sys.stderr)
             return 1
     sender = subprocess.Popen(["gst-launch-1.0", "-q", "filesrc", f"location={path}", "!",
-                               "tsparse", "set-timestamps=true", "!", "udpsink",
+                               "tsparse", "set-timestamps=true", "alignment=7", "!", "udpsink",
                                "host=127.0.0.1", f"port={udp}", "sync=true"])
     started = time.monotonic()
     loads = [os.getloadavg()[0]]
@@ -191,7 +180,9 @@ def main(argv=None) -> int:
     per_slot = [{"slot": m["slot"], "frame_s": (m.get("frame_times_s") or [None] * 30)[m["slot"]],
                  **{k: v for k, v in (m.get("timing") or {}).items()}}
                 for m in got if m.get("slot") is not None]
-    write("live_latency", {"stages": stats, "per_slot": per_slot, "load": load, "loads": loads,
+    write("live_latency_nobf" if args.no_bframes else "live_latency", {
+        "sender": "no B-frames (ffmpeg libx264 -bf 0)" if args.no_bframes else "x264 with B-frames",
+        "stages": stats, "per_slot": per_slot, "load": load, "loads": loads,
                            "engine_cpu_pct": cpu_pct, "threads": args.threads, "nice": args.nice,
                            "wall_s": wall, "window_slots": len(window), "table": text,
                            "result": res, "machine": machine()})

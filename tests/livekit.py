@@ -159,12 +159,12 @@ def ts_udp_sender(port: int, pattern: str = "ball", still: bool = False) -> Send
                "video/x-raw,width=320,height=240,framerate=30/1")
         enc = ""
     return Sender(f"{src} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
-                  f"{enc} ! mpegtsmux ! udpsink host=127.0.0.1 port={port} sync=true")
+                  f"{enc} ! mpegtsmux alignment=7 ! udpsink host=127.0.0.1 port={port} sync=true")
 
 
 def file_udp_sender(path: Path, port: int) -> Sender:
     """A recording (MPEG-TS) streamed in real time over UDP."""
-    return Sender(f"filesrc location={path} ! tsparse set-timestamps=true ! "
+    return Sender(f"filesrc location={path} ! tsparse set-timestamps=true alignment=7 ! "
                   f"udpsink host=127.0.0.1 port={port} sync=true")
 
 

@@ -1,5 +1,5 @@
 """One engine, many scanners, with real senders: three recorded exams (renderer A) streamed at
-real time by `gst-launch-1.0 filesrc ! tsparse ! udpsink` (MPEG-TS) into ONE `ceustream run`
+real time by `gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink` (MPEG-TS) into ONE `ceustream run`
 with three named sources, marked over the control socket; one sender is killed and
 restarted mid-exam. The untouched exams end final with the scores of their single-engine
 replays (`ceustream replay` of what the engine received, recorded with `--record`, same ROI
@@ -12,7 +12,6 @@ Every wait is on an event (a message, a status answer, a result), never a fixed 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import onnx

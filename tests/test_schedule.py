@@ -4,7 +4,6 @@ fill, missing slots, over any frame rate and jitter (property tests)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

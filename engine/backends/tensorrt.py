@@ -19,7 +19,6 @@ engine builds on first use only when ``build_on_load=True``.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
