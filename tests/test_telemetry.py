@@ -87,6 +87,7 @@ def test_a_real_exam_and_publisher_show_up_in_the_scrape(model, port):
         assert value(got, "ceustream_slots_total", source="scanner-a", fill="frame") == 30
         assert value(got, "ceustream_scores_total", source="scanner-a", final="true") == 1
         assert value(got, "ceustream_scores_total", source="scanner-a", final="false") == 29
+        # a count of latency observations (one per score), not a time
         assert value(got, "ceustream_score_latency_seconds_count", source="scanner-a") == 30
         assert value(got, "ceustream_warnings_total", source="scanner-a",
                      warning="no_signal") == 1

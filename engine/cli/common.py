@@ -101,6 +101,16 @@ def exam_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def source_name(text: str) -> str:
+    """A source name as the control socket checks it: 1-32 letters, digits, '-' or '_'."""
+    from ceustream.engine.wire.messages import check_source_name
+
+    try:
+        return check_source_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # -- logging ---------------------------------------------------------------------------------
 class _Formatter(logging.Formatter):
     """``HH:MM:SS.mmm message`` for progress; the level and logger name for the rest."""

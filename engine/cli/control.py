@@ -31,13 +31,14 @@ def add_parser(sub) -> None:
                            f"  {k:15s} {v}" for k, v in HELP.items()))
     p.add_argument("command", choices=list(HELP), metavar="COMMAND",
                    help="one of: " + ", ".join(HELP))
-    p.add_argument("--exam", help="exam id for start_exam (1-64 letters, digits, - or _; never "
-                   "a patient name)")
+    p.add_argument("--exam", type=common.exam_id, help="exam id for start_exam (1-64 "
+                   "letters, digits, - or _; never a patient name)")
     p.add_argument("--roi", help="X,Y,W,H for start_exam / set_roi, in the video's pixels")
     p.add_argument("--t", type=common.seconds, help="stream time in seconds for the marks "
                    "(default: now)")
-    p.add_argument("--source", help="the source a command is for (needed when the engine has "
-                   "several), or the name for add_source / remove_source")
+    p.add_argument("--source", type=common.source_name, help="the source a command is for "
+                   "(needed when the engine has several), or the name for add_source / "
+                   "remove_source")
     p.add_argument("--uri", help="add_source: the source URI")
     p.add_argument("--path", help="reload_model: the ONNX file (as the engine's machine sees it)")
     p.add_argument("--endpoint", default=None, help="the engine's control (REP) endpoint "
@@ -50,24 +51,17 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ceustream.engine.core import config
     from ceustream.engine.wire.control import request
-    from ceustream.engine.wire.messages import check_exam_id, check_source_name
 
     cfg = config.load(args.config)
     req: dict = {"cmd": args.command}
     if args.exam:
-        try:
-            req["exam"] = check_exam_id(args.exam)
-        except ValueError as e:
-            raise UsageError(f"--exam: {e}") from None
+        req["exam"] = args.exam
     if args.roi:
         req["roi"] = Roi.parse(args.roi).as_list()
     if args.t is not None:
         req["t"] = args.t
     if args.source:
-        try:
-            req["source"] = check_source_name(args.source)
-        except ValueError as e:
-            raise UsageError(f"--source: {e}") from None
+        req["source"] = args.source
     if args.uri:
         req["uri"] = args.uri
     if args.path:
