@@ -51,7 +51,7 @@ def with_reference(path: Path, ood: dict) -> None:
 
     from ceustream.engine.core.modelmeta import read, write
 
-    from .export import _atomic_save, add_embedding_output
+    from .export import atomic_save, add_embedding_output
 
     for p in (path, path.with_name(path.stem + "_fp16.onnx")):
         if not p.exists():
@@ -60,7 +60,7 @@ def with_reference(path: Path, ood: dict) -> None:
         model = add_embedding_output(onnx.load(str(p)))
         write(model, replace(meta, analysis={**meta.analysis, "ood": ood}))
         onnx.checker.check_model(model)
-        _atomic_save(model, p)
+        atomic_save(model, p)
         log.info("wrote %s", p)
 
 

@@ -55,18 +55,18 @@ def to_onnx(net, meta: ModelMeta, out: str | Path, fp16: bool = True) -> dict[st
     write(model, meta)
     onnx.checker.check_model(model)
     paths = {"fp32": out}
-    _atomic_save(model, out)
+    atomic_save(model, out)
     if fp16:
         half = fp16_model(model)
         write(half, replace(meta, provenance={**prov, "precision": "fp16",
                                               "fp32_sibling": out.name}))
         p16 = out.with_name(out.stem + "_fp16.onnx")
-        _atomic_save(half, p16)
+        atomic_save(half, p16)
         paths["fp16"] = p16
     return paths
 
 
-def _atomic_save(model, path: Path) -> None:
+def atomic_save(model, path: Path) -> None:
     import onnx
 
     tmp = path.with_suffix(".onnx.tmp")

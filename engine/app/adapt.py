@@ -10,7 +10,9 @@ network weights:
   ``analysis.MIN_SLOTS_FOR_WARNINGS`` slots (before that the network's probability is shown,
   provisional as always);
 - the out-of-distribution reference extended with the site's embeddings (``core.domain``),
-  so that exams like the site's are inside the adapted model's domain.
+  so that exams like the site's are inside the adapted model's domain, but only when the
+  adapted score's leave-one-out ROC AUC reaches ``MIN_AUC``: a site where the adapted score is
+  near chance stays outside the domain, its labels ``indeterminate``.
 
 Expected performance is measured by leave-one-out cross-validation (every exam predicted by a
 fit that never saw it) with bootstrap 95 % intervals, for the network alone, the refitted TIC
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 MIN_EXAMS = 10
 #: ridge strength of the fits (standardised features): strong, for a few dozen exams
 L2 = 4.0
+#: the site is put inside the adapted model's domain only when the adapted score's
+#: leave-one-out ROC AUC reaches this (below it the labels would be near chance there)
+MIN_AUC = 0.70
 FUSION_FEATURES = ["network_logit", *tic.VECTOR]
 
 
@@ -167,8 +172,9 @@ def collect(rows, cfg: dict, loaded: tuple, progress: Callable[[str], None]) -> 
             progress(f"row {row.line}: left out ({e})")
             continue
         if not res["final"] or "raw" not in cap:
+            why = (res.get("damage") or {}).get("error") or ", ".join(res["flags"])
             progress(f"row {row.line}: left out (not final: {res['slots_filled']}/"
-                     f"{res['slots_total']} slots)")
+                     f"{res['slots_total']} slots; {why})")
             continue
         vec = tic.tic_vector(cap["raw"], cap["present"], meta.offsets_s,
                              meta.preprocessing_spec().ring, cap["delay"])
@@ -208,14 +214,20 @@ def adapt(manifest: str | Path, out: str | Path, cfg: dict, base: str | None = N
     analysis = dict(meta.analysis or {})
     analysis["tic"] = fit_tic(V, y)
     analysis["fusion"] = fit_fusion(np.array([e.p_network for e in exams]), V, y)
-    if ood is not None:
+    extend = ood is not None and cv["fusion"]["ROC_AUC"] >= MIN_AUC
+    if extend:
         analysis["ood"] = domain.extend_reference(
             ood, np.array([e.embedding for e in exams]), f"site adaptation ({len(exams)} exams)")
+    elif ood is not None:
+        progress(f"the adapted score's leave-one-out ROC AUC is {cv['fusion']['ROC_AUC']:.3f} "
+                 f"< {MIN_AUC}: the site's exams stay OUTSIDE the adapted model's domain (its "
+                 "labels there would be near chance); the fits are written all the same")
     adapted = {"count": len(exams), "n_hcc": int(y.sum()),
                "manifest_sha256": manifest_sha256(m.path),
                "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "base_model": {"name": meta.name, "sha256": model.sha256},
-               "fitted": ["tic", "fusion"] + (["ood_reference"] if ood is not None else []),
+               "fitted": ["tic", "fusion"] + (["ood_reference"] if extend else []),
+               "domain_extended": bool(extend), "min_auc_for_domain": MIN_AUC,
                "cross_validation": {k: v for k, v in cv.items() if k != "predictions"}}
     prov = dict(meta.provenance or {})
     prov["adapted"] = adapted
