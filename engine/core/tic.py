@@ -50,9 +50,11 @@ EDGE_RHO = (0.5, 1.0)  # the edge band: these fractions of the radius (its brigh
 PROFILE_STEP = 0.1     # radial profile rings, in lesion radii, out to PROFILE_MAX
 PROFILE_MAX = 1.5
 MIN_RADIUS_PX = 4.0    # a lesion smaller than this (model pixels) has no readable pattern
-#: the reference outside the ROI needs this many lit pixels (and a tenth of the ROI's), else
-#: the ROI's ring stands in
+#: the reference outside the ROI needs this many lit pixels (a band: and a tenth of the
+#: ROI's), else the ROI's ring stands in
 MIN_REF_PX = 32
+#: how far beyond the ROI box the lesion is searched when the frame around it is known (x side)
+SPILL = 0.25
 WASHOUT_MIN = 0.06     # lesion below parenchyma
 MARKED_MIN = 0.35      # lesion far below parenchyma late: "punched out" ...
 MARKED_RANK = 0.15     # ... or as dark as the liver's darkest samples (before it enhanced)
@@ -116,11 +118,20 @@ def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray, border: np
     dev = np.abs(sel - p[:, None, None]).mean(axis=0).astype(np.float32)
     h, w = dev.shape
     by, bx, bh, bw = box if box is not None else (0, 0, h, w)
-    dev = cv2.GaussianBlur(dev, (0, 0), max(1.0, min(bh, bw) / 24))
+    sigma = max(1.0, min(bh, bw) / 24)
+    if anchor is None:
+        dev = cv2.GaussianBlur(dev, (0, 0), sigma)
+    else:  # the frame around the ROI holds the screen's black: blur the image's pixels only
+        wts = cv2.GaussianBlur(lit.astype(np.float32), (0, 0), sigma)
+        dev = cv2.GaussianBlur(dev * lit, (0, 0), sigma) / np.maximum(wts, 1e-3)
     interior = ~border & lit
     if interior.sum() < 0.05 * bh * bw:
         interior = ~border
-    q_hi = float(np.percentile(dev[interior], 95))
+    inbox = np.zeros_like(interior)
+    inbox[by:by + bh, bx:bx + bw] = True
+    # the lesion's level from inside the ROI (the frame around it may hold what is not liver)
+    top = interior & inbox if (interior & inbox).any() else interior
+    q_hi = float(np.percentile(dev[top], 95))
     q_ring = float(np.median(dev[ring])) if ring.any() else 0.0
     contrast = q_hi - q_ring
     found = False
@@ -131,10 +142,17 @@ def lesion_mask(x: np.ndarray, present: np.ndarray, ring: np.ndarray, border: np
         if n > 1:
             area = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
             if anchor is not None:
-                touch = np.zeros(n, bool)
-                touch[np.unique(labels[anchor & (labels > 0)])] = True
-                area = np.where(touch[1:], area, 0)
-            if area.max() > 0:
+                # the parts at the ROI's centre, and those around it (a rim apart from its
+                # core at this threshold encloses the centre)
+                keep = np.zeros(n, bool)
+                keep[np.unique(labels[anchor & (labels > 0)])] = True
+                for k in np.flatnonzero(~keep[1:] & (area >= 0.005 * bh * bw)) + 1:
+                    keep[k] = bool((fill_holes(labels == k) & anchor).any())
+                keep[0] = False
+                if keep.any():
+                    mask = fill_holes(keep[labels])
+                    found = mask.sum() >= 0.02 * bh * bw
+            elif area.max() > 0:
                 k = 1 + int(np.argmax(area))
                 mask = fill_holes(labels == k)  # a rim-enhancing lesion: the ring and its core
                 found = mask.sum() >= 0.02 * bh * bw
@@ -251,6 +269,8 @@ def reference_of(raw: np.ndarray, present: np.ndarray, ring: float,
     """(pixels, reference mask, search border, lit, anchor, box, kind): where the reading
     looks for the lesion and where it reads the parenchyma. Without a view, or when the view's
     reference has too few pixels inside the image: the ROI's ring (``reference_mask``)."""
+    import cv2
+
     if view is not None:
         px = view.pixels
         sel = px[present] if present.any() else px
@@ -258,11 +278,31 @@ def reference_of(raw: np.ndarray, present: np.ndarray, ring: float,
         by, bx, bh, bw = view.box
         inside = np.zeros(px.shape[1:], bool)
         inside[by:by + bh, bx:bx + bw] = True
-        if view.ref is None:
-            ref, search = ~inside & lit, np.ones_like(inside)
+        # parenchyma enhances: what never changes (the screen around the image, its text and
+        # scales) is no reference, however grey
+        swing = sel.max(axis=0).astype(np.int16) - sel.min(axis=0)
+        lit = lit & (swing >= max(UNLIT, 0.1 * float(np.percentile(swing[inside], 99))))
+        # nor is the image's own edge (partial pixels where the sector meets the black)
+        k = 2 * max(1, int(round(min(bh, bw) / 24))) + 1
+        lit = cv2.erode(lit.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+        if view.ref is None:  # the band, and the ROI's own ring (a loose ROI's liver)
+            edge = np.zeros_like(inside)
+            edge[by:by + bh, bx:bx + bw] = ring_mask(bh, bw, ring)
+            # at the lesion's depth (echo and contrast fade with depth), when enough is there
+            level = np.zeros_like(inside)
+            level[by:by + bh] = True
+            ref = (~inside | edge) & lit
+            if (ref & level & ~inside).sum() >= max(MIN_REF_PX, 0.1 * bh * bw):
+                ref &= level
+            # the lesion may spill out of a tight box: searched a quarter side beyond it
+            gy, gx = int(round(SPILL * bh)), int(round(SPILL * bw))
+            search = np.zeros_like(inside)
+            search[max(0, by - gy):by + bh + gy, max(0, bx - gx):bx + bw + gx] = True
         else:
             ref, search = view.ref & ~inside & lit, inside
-        if ref.sum() >= max(MIN_REF_PX, 0.1 * bh * bw):
+        # the band must hold a tenth of the ROI's area; the operator's box is taken as drawn
+        need = MIN_REF_PX if view.ref is not None else max(MIN_REF_PX, 0.1 * bh * bw)
+        if (ref & ~inside).sum() >= need:
             yy, xx = np.mgrid[0:px.shape[1], 0:px.shape[2]]
             anchor = np.hypot((yy - by - (bh - 1) / 2) / bh,
                               (xx - bx - (bw - 1) / 2) / bw) <= 0.25
@@ -272,6 +312,31 @@ def reference_of(raw: np.ndarray, present: np.ndarray, ring: float,
     h, w = raw.shape[1:]
     return raw, reference_mask(raw, present, ring), ring_mask(h, w, ring), lit, None, \
         (0, 0, h, w), "ring"
+
+
+#: the share of the frame around the ROI kept as parenchyma: the pixels whose course is
+#: nearest the band's median course (screen text and scales, vessels, the dark near field,
+#: another organ or panel drop out)
+TYPICAL_SHARE = 0.6
+
+
+def typical(x: np.ndarray, present: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The part of the reference region ``ref`` whose course over the filled slots (rank
+    clip ``x``, smoothed over a few pixels against speckle) lies nearest the region's median
+    course: ``TYPICAL_SHARE`` of its pixels."""
+    import cv2
+
+    sel = x[present] if present.any() else x
+    h, w = ref.shape
+    sigma = max(1.0, min(h, w) / 48)
+    sm = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in sel])
+    courses = sm[:, ref]
+    med = np.median(courses, axis=1)
+    dev = np.abs(courses - med[:, None]).mean(axis=0)
+    cut = np.quantile(dev, TYPICAL_SHARE)
+    out = np.zeros_like(ref)
+    out[ref] = dev <= cut
+    return out
 
 
 def read(raw: np.ndarray, present: np.ndarray, offsets_s: tuple[float, ...], ring: float = 0.1,
@@ -286,6 +351,8 @@ def read(raw: np.ndarray, present: np.ndarray, offsets_s: tuple[float, ...], rin
     n = len(offsets)
     px, rmask, border, lit, anchor, box, kind = reference_of(raw, present, ring, view)
     filled = fill_missing(px, present)
+    if kind != "ring":
+        rmask = typical(rank_lut(px, present, rmask)[filled], present, rmask)
     x = rank_lut(px, present, rmask)[filled]
     mask, found, contrast = lesion_mask(x, present, rmask, border, lit, anchor, box)
     if kind == "band" and found:  # a tight box: the lesion spills into the band
