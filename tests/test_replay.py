@@ -253,3 +253,34 @@ def test_a_bad_reference_box_is_one_line(coded_mp4, env):
     p = run_cli(["replay", str(coded_mp4.path), "--roi", ",".join(map(str, ROI)), "--t0", "1",
                  "--no-publish", "--ref-band", "nan"], env)
     assert p.returncode == 2 and "--ref-band" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_session_splits_a_region_crop_by_hand():
+    """A 60x40 ROI at (30, 20) in a region (10, 0, 100, 80) of the frame, model 64x64: the ROI
+    part is the crop's rows 20..60 and columns 20..80 (exactly the ROI's pixels); the frame
+    around it is kept at the ROI's scale (64/60 across, 64/40 down: 107x128), the ROI at
+    (32, 21) in it; an operator's box (80, 5, 20, 10) lands at rows 8..24, columns 75..96."""
+    from ceustream.engine.app.session import Around
+    from ceustream.engine.core.roi import region_for
+
+    roi, region = Roi(30, 20, 60, 40), Roi(10, 0, 100, 80)
+    crop_ = np.arange(80 * 100, dtype=np.int64).reshape(80, 100).astype(np.uint8)
+    a = Around(roi, region, Roi(80, 5, 20, 10), 30, 64, 64)
+    assert np.array_equal(a.roi_part(crop_), crop_[20:60, 20:80])
+    a.put(3, crop_)
+    assert a.pixels.shape == (30, 128, 107) and a.box == (32, 21, 64, 64)
+    ys, xs = np.nonzero(a.ref_mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (8, 23, 75, 95)
+    present = np.zeros(30, bool)
+    present[3] = True
+    assert a.view(present) is not None and a.view(np.ones(30, bool)) is None
+    # a crop of the ROI alone (an older journal) passes through and keeps nothing
+    b = Around(roi, region, None, 30, 64, 64)
+    alone = crop_[20:60, 20:80]
+    assert b.roi_part(alone) is alone
+    b.put(0, alone)
+    assert b.view(np.ones(30, bool)) is None
+    # the band: half the ROI's side around it, clamped to the frame
+    assert region_for(roi, 640, 480) == Roi(0, 0, 120, 80)
+    assert region_for(Roi(300, 200, 40, 40), 640, 480) == Roi(280, 180, 80, 80)
+    assert region_for(roi, 640, 480, ref=Roi(200, 300, 10, 10)) == Roi(30, 20, 180, 290)
