@@ -9,7 +9,10 @@ move it. From the 30 slots:
 - the parenchyma curve: by default the ROI's border ring, slot by slot; when the frame around
   the ROI is known (``View``), the parenchyma OUTSIDE the lesion box, as CEUS quantification
   software takes it: a band around the ROI (less the lesion where it spills out of a tight box)
-  or a reference box the operator gave (``reference``: ring | band | ref_roi);
+  or a reference box the operator gave (``reference``: ring | band | ref_roi). Of the band
+  only what is parenchyma-like counts: pixels that enhance at some point (the screen, its
+  text and scales never change), away from the image's edge, at the lesion's depth when
+  enough is there, and the 60 % whose course is nearest the band's median course;
 - the lesion: the pixels whose course differs most from the parenchyma's over the exam (a
   blurred deviation map, thresholded half-way between the ring's level and the interior's
   top, largest connected part with what it encloses); an iso-enhancing lesion, which differs nowhere, falls back to
