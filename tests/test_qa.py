@@ -201,3 +201,18 @@ def test_qa_compare_two_runs(archive, run1, env, tmp_path):
     assert "DeLong" in c.stdout and "McNemar" in c.stdout
     bad = run_cli(["qa", "compare", str(out1)], env)
     assert bad.returncode == 2 and "two run folders" in one_line_error(bad)
+
+
+def test_a_manifest_ref_roi_column(tmp_path):
+    """The optional ``ref_roi`` column (the TIC reading's parenchyma box): parsed per row,
+    a malformed one makes that row bad with a reason naming it, an empty one is no box."""
+    from ceustream.engine.core.manifest import check_manifest
+    from ceustream.engine.core.roi import Roi
+
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    m = tmp_path / "m.csv"
+    m.write_text('path,label,roi,t0,ref_roi\na.mp4,1,"10,10,40,40",3,"60,10,30,30"\n'
+                 'a.mp4,0,"10,12,40,40",3,\na.mp4,0,"10,14,40,40",3,"1,2,3"\n')
+    got = check_manifest(m)
+    assert [r.ref_roi for r in got.rows] == [Roi(60, 10, 30, 30), None]
+    assert len(got.bad) == 1 and "ref_roi" in got.bad[0].reason

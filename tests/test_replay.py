@@ -18,7 +18,7 @@ from ceustream.engine.wire import messages
 from ceustream.engine.core.clip import normalise
 from ceustream.engine.wire.publisher import Publisher
 from ceustream.engine.app.replay import ReplayOptions, replay
-from ceustream.engine.core.roi import Roi, crop, resize
+from ceustream.engine.core.roi import Roi, crop, resize, within
 from ceustream.engine.core.schedule import Schedule, nearest_brute_force
 from ceustream.pipelines.filesource import decode_all
 
@@ -184,8 +184,13 @@ def test_simulator_clip_matches_the_engine_clip(sim_exam, cfg, tmp_path):
     cfg = dict(cfg, journal={"dir": str(tmp_path)})
     r = replay(path, ReplayOptions(roi=Roi(*truth["roi"]), t0=truth["t0_s"], exam="sim"), cfg)
     assert r["final"]
-    _, records, crops = jr.load(tmp_path, "sim")
-    engine = np.stack([resize(crops[i], 64, 64) for i in range(30)]).astype(float)
+    info, records, crops = jr.load(tmp_path, "sim")
+    # the journal keeps the ROI with the parenchyma band around it (the TIC reading's
+    # reference); the model's slot is the ROI part
+    roi, region = Roi(*info["roi"]), Roi(*info["region"])
+    assert region.w > roi.w and crops[0].shape == (region.h, region.w)
+    engine = np.stack([resize(crops[i][within(region, roi)], 64, 64)
+                       for i in range(30)]).astype(float)
     # the same slots (the simulator's nearest frames; a tie may go either way) ...
     want = slot_times(Scene(sample_case(11), injection_s=5.0))
     got = [records[i]["pts_s"] for i in range(30)]
@@ -205,3 +210,77 @@ def test_simulator_clip_matches_the_engine_clip(sim_exam, cfg, tmp_path):
     other = simulate_clip(sample_case(11), injection_s=5.0,
                           times=[t + 1 / 30 for t in got]).astype(float)
     assert np.abs(engine - other).mean() > 1.3 * diff.mean(), (np.abs(engine - other).mean(), diff)
+
+
+def test_the_reference_band_leaves_the_network_bit_identical(coded_mp4, cfg):
+    """The reader crops the ROI with a band of parenchyma around it (the TIC reading's
+    reference, issue 18), or the ROI with the operator's reference box; the model's slot is
+    the ROI part of that crop, so every score is the same float as with the ROI alone."""
+    roi = Roi(*ROI)  # 56,32,64,64 in a 160x120 frame
+    runs = {}
+    for name, kw in {"ring": {"band": 0.0}, "band": {}, "ref_roi": {"ref_roi": Roi(4, 4, 24, 24)}
+                     }.items():
+        seen: dict = {"scores": [], "shapes": set()}
+
+        def keep(ev, seen=seen):
+            if ev.kind == "score":
+                seen["scores"].append(ev.data.score)
+            elif ev.kind == "slot" and ev.data[1] is not None:
+                seen["shapes"].add(ev.data[1].shape)
+        r = replay(coded_mp4.path, ReplayOptions(roi=roi, t0=coded_mp4.arrival, journal=False,
+                                                 **kw), cfg, subscribers=(keep,))
+        runs[name] = (r, seen)
+    (ring, s0), (band, s1), (ref, s2) = runs["ring"], runs["band"], runs["ref_roi"]
+    # the crops: the ROI; the ROI and 32 pixels around it (clamped to the frame: x 24..152,
+    # y 0..120); the ROI and the reference box (x 4..120, y 4..96)
+    assert s0["shapes"] == {(64, 64)} and s1["shapes"] == {(120, 128)} and \
+        s2["shapes"] == {(92, 116)}
+    assert len(s0["scores"]) == 30 and s0["scores"] == s1["scores"] == s2["scores"]
+    assert ring["score"] == band["score"] == ref["score"] and band["final"]
+    assert [s["pts_s"] for s in ring["slots"]] == [s["pts_s"] for s in band["slots"]]
+    # this recording's background is flat grey (no parenchyma enhances around the ROI): the
+    # band has nothing to offer and the reading says it used the ROI's ring
+    assert ring["features"]["reference"] == "ring" and band["features"]["reference"] == "ring"
+
+
+def test_a_bad_reference_box_is_one_line(coded_mp4, env):
+    for bad, what in (("1,2,3", "--ref-roi"), ("0,0,9000,10", "--ref-roi"),
+                      ("a,b,c,d", "--ref-roi")):
+        p = run_cli(["replay", str(coded_mp4.path), "--roi", ",".join(map(str, ROI)), "--t0",
+                     str(coded_mp4.arrival), "--no-publish", "--no-journal", "--ref-roi", bad],
+                    env)
+        assert p.returncode != 0 and what in one_line_error(p), p.stderr
+    p = run_cli(["replay", str(coded_mp4.path), "--roi", ",".join(map(str, ROI)), "--t0", "1",
+                 "--no-publish", "--ref-band", "nan"], env)
+    assert p.returncode == 2 and "--ref-band" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_session_splits_a_region_crop_by_hand():
+    """A 60x40 ROI at (30, 20) in a region (10, 0, 100, 80) of the frame, model 64x64: the ROI
+    part is the crop's rows 20..60 and columns 20..80 (exactly the ROI's pixels); the frame
+    around it is kept at the ROI's scale (64/60 across, 64/40 down: 107x128), the ROI at
+    (32, 21) in it; an operator's box (80, 5, 20, 10) lands at rows 8..24, columns 75..96."""
+    from ceustream.engine.app.session import Around
+    from ceustream.engine.core.roi import region_for
+
+    roi, region = Roi(30, 20, 60, 40), Roi(10, 0, 100, 80)
+    crop_ = np.arange(80 * 100, dtype=np.int64).reshape(80, 100).astype(np.uint8)
+    a = Around(roi, region, Roi(80, 5, 20, 10), 30, 64, 64)
+    assert np.array_equal(a.roi_part(crop_), crop_[20:60, 20:80])
+    a.put(3, crop_)
+    assert a.pixels.shape == (30, 128, 107) and a.box == (32, 21, 64, 64)
+    ys, xs = np.nonzero(a.ref_mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (8, 23, 75, 95)
+    present = np.zeros(30, bool)
+    present[3] = True
+    assert a.view(present) is not None and a.view(np.ones(30, bool)) is None
+    # a crop of the ROI alone (an older journal) passes through and keeps nothing
+    b = Around(roi, region, None, 30, 64, 64)
+    alone = crop_[20:60, 20:80]
+    assert b.roi_part(alone) is alone
+    b.put(0, alone)
+    assert b.view(np.ones(30, bool)) is None
+    # the band: half the ROI's side around it, clamped to the frame
+    assert region_for(roi, 640, 480) == Roi(0, 0, 120, 80)
+    assert region_for(Roi(300, 200, 40, 40), 640, 480) == Roi(280, 180, 80, 80)
+    assert region_for(roi, 640, 480, ref=Roi(200, 300, 10, 10)) == Roi(30, 20, 180, 290)

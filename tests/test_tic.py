@@ -174,3 +174,110 @@ def test_training_and_the_engine_prepare_a_clip_identically(kind):
     training = prepare_batch(clip[None], cfg)[0]
     assert engine.dtype == training.dtype == np.float32
     assert np.array_equal(engine, training)
+
+
+# -- rim APHE from the spatial pattern (radial profile at the arterial peak frames) ----------
+
+def disc_clip(lesion: list[float], core: list[float] | None = None, core_rho: float = 0.45,
+              size: int = 64, radius: float = 14.0, liver: list[float] = LIVER) -> np.ndarray:
+    """A noiseless disc of ``lesion`` grey levels on the liver; optionally a central disc of
+    ``core_rho`` radii at ``core`` levels."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2)
+    out = np.empty((len(OFF), size, size), np.uint8)
+    for i in range(len(OFF)):
+        img = np.full((size, size), liver[i], np.float64)
+        img[r <= radius] = lesion[i]
+        if core is not None:
+            img[r <= core_rho * radius] = core[i]
+        out[i] = img
+    return out
+
+
+#: the lesion after the arterial phase (from 20 s after t0): 30, far below the liver
+ART = [o <= 18 for o in OFF]
+LATE = 30
+
+
+def test_a_ring_reads_as_rim():
+    """Band (2/3..1 radius) at 200 while the core stays at the liver's level: the edge is at
+    rank 1 and the core at the liver's own rank, so edge - liver averaged over the peak frames
+    (slots 0-9, liver ranks (i + 0.5)/30, mean 5/30) is 1 - 5/30 and the core's is 0."""
+    lesion = [LIVER[i] if a else LATE for i, a in enumerate(ART)]
+    rim = [200 if a else LATE for a in ART]
+    rd = tic.read(clip_of(lesion, LIVER, rim), np.ones(30, bool), PAPER_OFFSETS_S)
+    assert rd.aphe == "rim"
+    assert rd.rim_index == pytest.approx(1 - 5 / 30, abs=0.02)
+    assert rd.profile[8] == pytest.approx(100 * (1 - 5 / 30), abs=1)  # 0.8-0.9 radii: band
+    assert rd.profile[0] == pytest.approx(0.0, abs=0.5)  # the centre: at the liver's level
+
+
+def test_a_filled_disc_reads_as_nonrim():
+    """The whole disc at 200 in the arterial phase: edge and core alike (rim index 0)."""
+    rd = tic.read(disc_clip([200 if a else LATE for a in ART]), np.ones(30, bool),
+                  PAPER_OFFSETS_S)
+    assert rd.aphe == "nonrim" and rd.rim_index == pytest.approx(0.0, abs=0.02)
+    assert rd.aphe_magnitude == pytest.approx(1 - 0.5 / 30, abs=0.01)
+
+
+def test_a_disc_with_a_dark_core_reads_as_rim_and_a_bright_core_does_not():
+    """Core (0.45 radii) at 110 = rank 10.5/30 among the liver's samples: it enhances
+    10.5/30 - 5/30 = 0.183 over the liver, the edge 1 - 5/30 = 0.833 (core/edge 0.22 <
+    RIM_CORE_RATIO). A core at 150 is still above every liver sample (rank 1, like the edge):
+    relative to the parenchyma it is not darker, so non-rim."""
+    disc = [200 if a else LATE for a in ART]
+    dark = tic.read(disc_clip(disc, [110 if a else LATE for a in ART]), np.ones(30, bool),
+                    PAPER_OFFSETS_S)
+    assert dark.aphe == "rim"
+    assert dark.rim_index == pytest.approx((1 - 5 / 30) - (10.5 / 30 - 5 / 30), abs=0.03)
+    bright = tic.read(disc_clip(disc, [150 if a else LATE for a in ART]), np.ones(30, bool),
+                      PAPER_OFFSETS_S)
+    assert bright.aphe == "nonrim" and abs(bright.rim_index) < tic.RIM_MIN
+
+
+def test_a_lesion_too_small_for_a_pattern_is_not_called_rim():
+    """A ring of radius 3 in 64 pixels (under 2 % of the ROI): no lesion found, and the
+    stand-in central disk has no pattern to read."""
+    lesion = [LIVER[i] if a else LATE for i, a in enumerate(ART)]
+    rim = [200 if a else LATE for a in ART]
+    rd = tic.read(clip_of(lesion, LIVER, rim, radius=3.0), np.ones(30, bool), PAPER_OFFSETS_S)
+    assert rd.aphe != "rim" and rd.rim_index is None
+
+
+# -- the reference outside the ROI (band / operator's reference box) ------------------------
+
+def tight(size: int = 128, radius: float = 28.0, side: int = 45):
+    """An HCC-like disc of ``radius`` in a ``size`` frame and a ROI of 1.6 radii around its
+    centre (all lesion: the ROI's own border ring sees no liver)."""
+    lesion = [180 if o <= 20 else (LIVER[i] if o < 60 else LIVER[i] - 5)
+              for i, o in enumerate(OFF)]
+    frame = disc_clip(lesion, size=size, radius=radius)
+    y0 = (size - side) // 2
+    return frame, (y0, y0, side, side), frame[:, y0:y0 + side, y0:y0 + side]
+
+
+def test_a_tight_roi_needs_the_band_outside_it():
+    frame, box, roi = tight()
+    inner = tic.read(roi, np.ones(30, bool), PAPER_OFFSETS_S, arrival_delay_s=18.0)
+    assert inner.reference == "ring" and inner.aphe == "none"  # the lesion is its own liver
+    rd = tic.read(roi, np.ones(30, bool), PAPER_OFFSETS_S, arrival_delay_s=18.0,
+                  view=tic.View(frame, box))
+    # the same hand-computed curves as the loose ROI of test_hcc_like_curves_read_as_lr5
+    assert rd.reference == "band" and rd.aphe == "nonrim"
+    assert rd.aphe_magnitude == pytest.approx(1 - 0.5 / 30, abs=0.01)
+    assert rd.washout == "late" and rd.washout_degree == "mild" and rd.category == "LR-5-like"
+
+
+def test_an_operator_reference_box_and_too_small_a_band():
+    frame, box, roi = tight()
+    ref = np.zeros(frame.shape[1:], bool)
+    ref[2:20, 2:20] = True  # a corner of liver
+    rd = tic.read(roi, np.ones(30, bool), PAPER_OFFSETS_S, arrival_delay_s=18.0,
+                  view=tic.View(frame, box, ref))
+    assert rd.reference == "ref_roi" and rd.aphe == "nonrim"
+    assert rd.aphe_magnitude == pytest.approx(1 - 0.5 / 30, abs=0.01)
+    # a view with (almost) nothing around the ROI: the ring stands in, and says so
+    y0, x0, h, w = box
+    rd = tic.read(roi, np.ones(30, bool), PAPER_OFFSETS_S,
+                  view=tic.View(frame[:, y0 - 1:y0 + h, x0:x0 + w], (1, 0, h, w)))
+    assert rd.reference == "ring"

@@ -160,6 +160,7 @@ def collect(rows, cfg: dict, loaded: tuple, progress: Callable[[str], None]) -> 
         def keep(s, session) -> None:
             cap["raw"], cap["present"] = session.clip.raw.copy(), session.clip.present.copy()
             cap["x"], cap["delay"] = session.clip.model_input(), None
+            cap["view"] = session.around.view(session.clip.present)
             if session.t0 is not None and session.injection is not None:
                 cap["delay"] = session.t0 - session.injection
 
@@ -177,7 +178,7 @@ def collect(rows, cfg: dict, loaded: tuple, progress: Callable[[str], None]) -> 
                      f"{res['slots_total']} slots; {why})")
             continue
         vec = tic.tic_vector(cap["raw"], cap["present"], meta.offsets_s,
-                             meta.preprocessing_spec().ring, cap["delay"])
+                             meta.preprocessing_spec().ring, cap["delay"], view=cap["view"])
         emb = embed(cap["x"])[0] if embed is not None else None
         out.append(SiteExam(row.line, row.label, float(res["score"]), vec, emb, True))
         progress(f"[{k}/{len(rows)}] row {row.line}: P(HCC) network {res['score']:.3f}")

@@ -62,6 +62,12 @@ def roi_of(fr: Any, roi: Roi) -> np.ndarray:
     return np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
 
 
+def crop_of(fr: Any, session: ExamSession) -> np.ndarray:
+    """A slot's crop: the session's region (the ROI and the parenchyma around it) when it has
+    one, else the ROI."""
+    return roi_of(fr, session.region or session.roi)
+
+
 def roi_mean(fr: Any, roi: Roi) -> float:
     return float(fr.region(roi.x, roi.y, roi.w, roi.h).mean())
 
@@ -124,7 +130,7 @@ def detect_arrival(reader: FrameSource, session: ExamSession, injection_s: float
             if until is not None and fr.pts_s > until:
                 pending.append(fr)
                 break
-            history.append(Frame(fr.pts_s, roi_of(fr, session.roi), fr.mono_ns))
+            history.append(Frame(fr.pts_s, crop_of(fr, session), fr.mono_ns))
             if until is not None and fr.pts_s + step > until:
                 break  # the next monitor frame would fall after the window: it is complete
             if res is None:
@@ -273,7 +279,7 @@ def decode_through(reader: FrameSource, session: ExamSession, why: str) -> str |
 
 def _offer(session: ExamSession, fr: Any) -> None:
     session.set_warning("no_signal", False)
-    _offer_frame(session, fr.pts_s, roi_of(fr, session.roi), fr.mono_ns)
+    _offer_frame(session, fr.pts_s, crop_of(fr, session), fr.mono_ns)
 
 
 def _offer_frame(session: ExamSession, pts: float, roi_crop: np.ndarray, mono: int | None) -> None:

@@ -5,7 +5,9 @@ Layout (local disk only; nothing here leaves the machine): one folder per exam, 
 folder per run of that exam, so two runs (a replay repeated, an exam restarted) never mix:
   <root>/<exam>/<run>/exam.json     exam id, ROI, t0, model, backend (no file path, no name)
   <root>/<exam>/<run>/slots.jsonl   one line per decided slot (time, source, error)
-  <root>/<exam>/<run>/slot_NN.npy   the ROI crop at the recording's own resolution (uint8)
+  <root>/<exam>/<run>/slot_NN.npy   the slot's crop at the recording's own resolution (uint8):
+                                    the ROI, or the ROI with the frame around it (exam.json
+                                    "region"; the TIC reading's parenchyma reference)
   <root>/<exam>/<run>/result.json   the result, written at the end (absent: interrupted)
 Run ids sort by start time (``20261128T101500Z-3fa9c1``). A folder written by an older
 version (files directly under ``<exam>/``) reads as the run ``legacy``.

@@ -49,6 +49,7 @@ def task_of(row: Row) -> dict[str, Any]:
     t0, inj = row.replay_times
     return {"row": row.line, "key": row_key(row), "path": str(row.path), "label": row.label,
             "roi": row.roi.as_list(), "t0": t0, "injection": inj,
+            "ref_roi": None if row.ref_roi is None else row.ref_roi.as_list(),
             "injection_info": row.injection if row.t0 is not None else None}
 
 
@@ -72,8 +73,10 @@ def score_task(task: dict[str, Any], cfg: dict, loaded: tuple) -> dict[str, Any]
 
     t = time.monotonic()
     try:
+        ref = task.get("ref_roi")
         r = replay(task["path"], ReplayOptions(roi=Roi(*task["roi"]), t0=task["t0"],
-                                               injection=task["injection"], journal=False),
+                                               injection=task["injection"], journal=False,
+                                               ref_roi=None if ref is None else Roi(*ref)),
                    cfg, loaded=loaded, subscribers=(keep,))
         rec.update(status="scored" if r["final"] else "partial", exam=r["exam"],
                    score=r["score"], final=r["final"], predicted=r["label"], t0=r["t0"],

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ceustream.engine.core.errors import InputError, UsageError
-from ceustream.engine.core.roi import Roi
+from ceustream.engine.core.roi import BAND, Roi, region_for
 from ceustream.engine.core.source import SeekMismatch
 
 from .collect import Plan, arm_monitor, collect_slots, detect_arrival
@@ -34,6 +34,10 @@ class ReplayOptions:
     seek: str = "auto"  # auto | always | never
     journal: bool = True
     branch: str | None = None  # an extra GStreamer branch fed the same decoded video (overlay)
+    #: the TIC reading's parenchyma reference: the operator's box (frame pixels), else a band
+    #: of ``band`` x the ROI's side around the ROI (0: the ROI's own border ring)
+    ref_roi: Roi | None = None
+    band: float = BAND
 
 
 def exam_id_for(path: Path) -> str:
@@ -75,6 +79,12 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     started = time.monotonic()
     info = discover(p)
     opts.roi.check_inside(info.width, info.height, f"the frame of {p.name}")
+    if opts.ref_roi is not None:
+        opts.ref_roi.check_inside(info.width, info.height, f"the frame of {p.name} (--ref-roi)")
+    if not (math.isfinite(opts.band) and 0.0 <= opts.band <= 2.0):
+        raise UsageError(f"reference band {opts.band}: must be 0..2 (x the ROI's side)")
+    region = region_for(opts.roi, info.width, info.height, opts.ref_roi, opts.band) \
+        if opts.ref_roi is not None or opts.band > 0 else None
     for name, v in (("--t0", opts.t0), ("--injection", opts.injection)):
         if v is not None and info.duration_s is not None and v >= info.duration_s:
             raise InputError(f"{name} {v:g} s is after the end of {p.name} "
@@ -100,13 +110,14 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     plan = Plan(seek_mode, float(r["seek_lead_s"]), float(r["seek_min_gap_s"]), info.duration_s)
     journal = Journal(default_dir(cfg), exam) if opts.journal else None
     session = ExamSession(exam, model, be, opts.roi, speed=opts.speed,
-                          frame_size=(info.width, info.height), backend_note=note)
+                          frame_size=(info.width, info.height), backend_note=note,
+                          region=region, ref_roi=opts.ref_roi)
     attach(session, publisher, journal, on_score)
     for fn in subscribers:
         session.subscribe(fn)
     session.start()
     reader = open_reader(info, seek_mode=seek_mode, speed=opts.speed, branch=opts.branch,
-                         crop=(opts.roi.x, opts.roi.y, opts.roi.w, opts.roi.h))
+                         crop=tuple((region or opts.roi).as_list()))
     reason = None
     try:
         watch = None

@@ -26,7 +26,13 @@ def rescore(root: Path, exam: str, cfg: dict, run: str | None = None) -> dict:
     if list(model.meta.offsets_s) != list(info.get("offsets_s", model.meta.offsets_s)):
         raise InputError(f"journal: exam {exam} was sampled on another schedule than "
                          f"{model.meta.name}'s")
-    s = ExamSession(exam, model, be, Roi(*info["roi"]), backend_note=note)
+    roi, region, ref = boxes_of(info, exam)
+    for i, c in crops.items():
+        want = (region or roi)
+        if c.shape[:2] != (want.h, want.w):
+            raise InputError(f"journal: exam {exam} slot {i}: a {c.shape[1]}x{c.shape[0]} crop, "
+                             f"not the {want.w}x{want.h} its exam record names")
+    s = ExamSession(exam, model, be, roi, backend_note=note, region=region, ref_roi=ref)
     sampler = s.set_t0(info["t0"])
     fills = []
     for i in sorted(records):
@@ -44,3 +50,20 @@ def rescore(root: Path, exam: str, cfg: dict, run: str | None = None) -> dict:
     res["rescored"] = True
     res["journal_run"] = info.get("run")
     return res
+
+
+def boxes_of(info: dict, exam: str) -> tuple[Roi, Roi | None, Roi | None]:
+    """(ROI, region, reference box) of a journaled exam: the crops cover the region (the ROI
+    and the parenchyma around it) when the record has one (journals before it: the ROI)."""
+    out = []
+    for key in ("roi", "region", "ref_roi"):
+        v = info.get(key)
+        if v is None and key != "roi":
+            out.append(None)
+            continue
+        if not (isinstance(v, list) and len(v) == 4 and
+                all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in v)
+                and v[2] > 0 and v[3] > 0):
+            raise InputError(f"journal: exam {exam}: {key} {v!r} is not X,Y,W,H")
+        out.append(Roi(*v))
+    return out[0], out[1], out[2]

@@ -23,7 +23,7 @@ from ceustream.engine.core import DISCLAIMER, analysis, domain, tic
 from ceustream.engine.core.arrival import Arrival
 from ceustream.engine.core.clip import ClipBuffer
 from ceustream.engine.core.modelmeta import LoadedModel
-from ceustream.engine.core.roi import Roi, resize
+from ceustream.engine.core.roi import Roi, resize, within
 from ceustream.engine.core.schedule import FRAME, MISSING, NEIGHBOUR, Sampler, Schedule, SlotFill
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class ExamSession:
     #: the clip's model input -> the model's embedding (``core.domain``); None: no check, or
     #: built from the model (``domain_runner``)
     embedder: Callable[[np.ndarray], np.ndarray] | None = None
+    #: the box the slots' crops cover when larger than the ROI (``roi.region_for``: the ROI and
+    #: the parenchyma around it, or the ROI and ``ref_roi``); None: crops are the ROI alone
+    region: Roi | None = None
+    #: the operator's parenchyma reference box (frame pixels), inside ``region``
+    ref_roi: Roi | None = None
 
     t0: float | None = None
     injection: float | None = None
@@ -132,6 +137,7 @@ class ExamSession:
             self.embedder = domain_runner(self.model, self._ood["output"])
         self.domain = domain.unknown(ood.get("method", "mahalanobis") if isinstance(ood, dict)
                                      else None)
+        self.around = Around.of(self.roi, self.region, self.ref_roi, self.model.meta)
 
     # -- events --------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -192,7 +198,10 @@ class ExamSession:
                 else:
                     if f.source == NEIGHBOUR:
                         self.flags.add("slot_neighbour_fill")
-                    img = resize(f.payload, self.model.meta.height, self.model.meta.width)
+                    # the ROI part of the crop becomes the model's slot exactly as a crop of
+                    # the ROI alone would; the frame around it is kept beside the clip
+                    img = resize(self.around.roi_part(f.payload), self.model.meta.height,
+                                 self.model.meta.width)
                     # two slots from two different frames with the same picture: frozen (a
                     # neighbour-filled slot is a copy on purpose, never "frozen")
                     prev = self.sampler.fills[f.index - 1] if self.sampler is not None and \
@@ -202,6 +211,7 @@ class ExamSession:
                             np.array_equal(img, self.clip.raw[f.index - 1]):
                         self.flags.add("frozen_frames")
                     self.clip.put(f.index, img)
+                    self.around.put(f.index, f.payload)
                     crop = f.payload if f.source == FRAME else None
             self.emit("slot", (f, crop))
             if f.source == MISSING:
@@ -257,7 +267,8 @@ class ExamSession:
         meta = self.model.meta
         delay = None if self.t0 is None or self.injection is None else self.t0 - self.injection
         vec = tic.tic_vector(self.clip.raw, self.clip.present, meta.offsets_s,
-                             meta.preprocessing_spec().ring, delay)
+                             meta.preprocessing_spec().ring, delay,
+                             view=self.around.view(self.clip.present))
         return fused_probability(p_net, vec, fusion)
 
     def check_domain(self, x: np.ndarray) -> dict[str, Any] | None:
@@ -429,7 +440,10 @@ class ExamSession:
                 lag_s=self.lag_s, domain=dict(self.domain) if self.domain else None)
 
     def journal_info(self) -> dict[str, Any]:
-        return {"exam": self.exam, "roi": self.roi.as_list(), "t0": self.t0,
+        extra = {} if self.region is None else {"region": self.region.as_list()}
+        if self.ref_roi is not None:
+            extra["ref_roi"] = self.ref_roi.as_list()
+        return {"exam": self.exam, "roi": self.roi.as_list(), **extra, "t0": self.t0,
                 "injection": self.injection, "model": self.model_desc,
                 "backend": self.backend_desc, "frame_size": self.frame_size,
                 "offsets_s": list(self.schedule.offsets_s), "started_wall": time.time()}
@@ -444,7 +458,63 @@ def read_clip(session: ExamSession, s: Score) -> dict[str, Any]:
         delay = session.t0 - session.injection
     return analysis.analyse(session.clip.raw, session.clip.present, meta.offsets_s,
                             meta.analysis, s.score, meta.threshold, delay,
-                            meta.preprocessing_spec().ring)
+                            meta.preprocessing_spec().ring,
+                            session.around.view(session.clip.present))
+
+
+class Around:
+    """The frame around the ROI, slot by slot, at the clip's scale (the ROI resized to the
+    model's size, the frame around it by the same factors): the TIC reading's parenchyma
+    reference outside the lesion box (``tic.View``). Crops of the ROI alone (no region, an
+    older journal) keep nothing: the reading falls back to the ROI's ring."""
+
+    def __init__(self, roi: Roi, region: Roi | None, ref: Roi | None, frames: int,
+                 height: int, width: int):
+        self.roi, self.region, self.ref = roi, region, ref
+        self.pixels: np.ndarray | None = None
+        self.present = np.zeros(frames, bool)
+        if region is None or (region.w, region.h) == (roi.w, roi.h):
+            self.region = None
+            return
+        fy, fx = height / roi.h, width / roi.w
+        self.size = (max(1, int(round(region.h * fy))), max(1, int(round(region.w * fx))))
+        self.box = (int(round((roi.y - region.y) * fy)), int(round((roi.x - region.x) * fx)),
+                    height, width)
+        self.frames = frames
+        self.ref_mask = None
+        if ref is not None:
+            self.ref_mask = np.zeros(self.size, bool)
+            y0, x0 = int(round((ref.y - region.y) * fy)), int(round((ref.x - region.x) * fx))
+            self.ref_mask[y0:y0 + max(1, int(round(ref.h * fy))),
+                          x0:x0 + max(1, int(round(ref.w * fx)))] = True
+
+    @classmethod
+    def of(cls, roi: Roi, region: Roi | None, ref: Roi | None, meta) -> "Around":
+        return cls(roi, region, ref, meta.frames, meta.height, meta.width)
+
+    def covers(self, crop: np.ndarray) -> bool:
+        return self.region is not None and crop.shape[:2] == (self.region.h, self.region.w)
+
+    def roi_part(self, crop: np.ndarray) -> np.ndarray:
+        """The ROI's pixels of a slot's crop (the crop itself when it is the ROI alone)."""
+        if not self.covers(crop):
+            return crop
+        return crop[within(self.region, self.roi)]
+
+    def put(self, index: int, crop: np.ndarray) -> None:
+        if not self.covers(crop):
+            return
+        if self.pixels is None:
+            self.pixels = np.zeros((self.frames,) + self.size, np.uint8)
+        self.pixels[index] = resize(crop, *self.size)
+        self.present[index] = True
+
+    def view(self, present: np.ndarray) -> "tic.View | None":
+        """The reading's view when every filled slot of the clip (``present``) has its frame
+        around (else None: the ROI's ring)."""
+        if self.pixels is None or not np.array_equal(self.present, present):
+            return None
+        return tic.View(self.pixels, self.box, self.ref_mask)
 
 
 _RUNNERS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {}

@@ -152,6 +152,33 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    "that can run here)")
 
 
+def add_reference_options(p: argparse.ArgumentParser) -> None:
+    """The TIC reading's parenchyma reference (issue 18): a band around the ROI or a box."""
+    g = p.add_argument_group("parenchyma reference (TIC reading)")
+    g.add_argument("--ref-roi", default=None, help="X,Y,W,H: a box of liver parenchyma (same "
+                   "depth as the lesion, no vessels) the TIC reading compares the lesion with "
+                   "(default: a band around the ROI)")
+    g.add_argument("--ref-band", type=band, default=0.5, help="width of the automatic "
+                   "reference band around the ROI, x the ROI's side (default 0.5; 0: the "
+                   "ROI's own border ring, as before)")
+
+
+def band(text: str) -> float:
+    return number(text, float, "a number", 0, strict=False, highest=2.0)
+
+
+def ref_roi(args) -> Any:
+    """``--ref-roi`` as a Roi (None when not given); a malformed one is a one-line error."""
+    from ceustream.engine.core.roi import Roi
+
+    if getattr(args, "ref_roi", None) is None:
+        return None
+    try:
+        return Roi.parse(args.ref_roi)
+    except UsageError as e:
+        raise UsageError(str(e).replace("--roi", "--ref-roi")) from None
+
+
 def add_zmq_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("messages")
     g.add_argument("--pub", help="ZeroMQ PUB endpoint for scores and status "

@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
                    "uncompressed), or a folder of images with timestamps.csv (columns file,t_s)")
     p.add_argument("--roi", required=True, help="X,Y,W,H: the box around the lesion, in the "
                    "recording's pixels")
+    common.add_reference_options(p)
     g = p.add_argument_group("t0 (give exactly one)").add_mutually_exclusive_group(required=True)
     g.add_argument("--t0", type=common.seconds, help="contrast arrival in the lesion, seconds "
                    "from the recording's first frame")
@@ -43,6 +44,7 @@ def run(args) -> int:
 
     cfg = common.load_config(args)
     roi = Roi.parse(args.roi)
+    ref_roi = common.ref_roi(args)
     if args.seek:
         cfg["replay"]["seek"] = args.seek
     pub = common.make_publisher(args, cfg)
@@ -50,7 +52,8 @@ def run(args) -> int:
         opts = ReplayOptions(roi=roi, t0=args.t0, injection=args.injection, speed=args.speed,
                              backend=cfg["model"]["backend"], model_path=cfg["model"]["path"] or None,
                              exam=args.exam, seek=cfg["replay"]["seek"],
-                             journal=not args.no_journal)
+                             journal=not args.no_journal, ref_roi=ref_roi,
+                             band=args.ref_band)
         result = replay(args.file, opts, cfg, pub,
                         common.progress_scores(not args.quiet and not args.json))
     finally:

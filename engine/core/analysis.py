@@ -78,16 +78,18 @@ def ood_distance(vec: np.ndarray, ref: dict) -> float:
 
 def analyse(raw: np.ndarray, present: np.ndarray, offsets_s, spec: dict[str, Any],
             p_net: float, threshold: float, arrival_delay_s: float | None = None,
-            ring: float = 0.1) -> dict[str, Any]:
-    """{"features": the message's ``features`` object, "warnings": {name: on}} for one score."""
-    rd = tic.read(raw, present, offsets_s, ring, arrival_delay_s)
+            ring: float = 0.1, view: tic.View | None = None) -> dict[str, Any]:
+    """{"features": the message's ``features`` object, "warnings": {name: on}} for one score.
+    ``view``: the frame around the ROI (``tic.View``), for a parenchyma reference outside it."""
+    rd = tic.read(raw, present, offsets_s, ring, arrival_delay_s, view)
     n = int(np.asarray(present).sum())
     p_tic = None
     if "tic" in spec and n >= MIN_SLOTS_FOR_WARNINGS:
         p_tic = tic.tic_probability(tic.tic_vector(raw, present, offsets_s, ring, reading=rd),
                                     spec["tic"])
     features = {"times_s": rd.times_s, "lesion": rd.lesion, "parenchyma": rd.parenchyma,
-                "rim": rd.rim, "units": tic.UNITS, "aphe": rd.aphe, "washout": rd.washout,
+                "rim": rd.rim, "units": tic.UNITS, "reference": rd.reference,
+                "aphe": rd.aphe, "washout": rd.washout,
                 "washout_onset_s": rd.washout_onset_s, "washout_degree": rd.washout_degree,
                 "category": rd.category, "summary": rd.summary(),
                 "p_hcc": None if p_tic is None else round(p_tic, 4)}

@@ -7,7 +7,8 @@ Every row is checked before any exam runs. ``check_manifest`` keeps the good row
 the bad ones with their reasons (an archive of thousands is not blocked by one typo: QA
 scores the rest and reports the bad ones); ``read_manifest`` refuses a manifest with any bad
 row (training). A row with both ``t0`` and ``injection`` uses ``t0`` (the arrival) and keeps
-the injection as information. A row repeating an earlier one (same file, ROI and times) is a
+the injection as information. An optional ``ref_roi`` column (X,Y,W,H) gives the TIC reading an
+operator's parenchyma reference box. A row repeating an earlier one (same file, ROI and times) is a
 duplicate: listed, scored once.
 """
 
@@ -33,6 +34,9 @@ class Row:
     roi: Roi
     t0: float | None
     injection: float | None
+    #: the operator's parenchyma reference box (optional ``ref_roi`` column): the TIC reading
+    #: compares the lesion with it instead of the band around the ROI
+    ref_roi: Roi | None = None
 
     @property
     def replay_times(self) -> tuple[float | None, float | None]:
@@ -43,8 +47,9 @@ class Row:
     @property
     def key(self) -> tuple:
         """What makes two rows the same exam: the file, the ROI and the times."""
-        return (str(self.path), tuple(self.roi.as_list()), self.t0,
-                None if self.t0 is not None else self.injection)
+        key = (str(self.path), tuple(self.roi.as_list()), self.t0,
+               None if self.t0 is not None else self.injection)
+        return key if self.ref_roi is None else key + (tuple(self.ref_roi.as_list()),)
 
 
 @dataclass
@@ -112,6 +117,12 @@ def check_row(n: int, r: dict[str, str], base: Path) -> Row | BadRow:
         roi = Roi.parse(r.get("roi", ""))
     except UsageError as e:
         why.append(str(e).replace("--roi", "roi"))
+    ref_roi = None
+    if r.get("ref_roi"):
+        try:
+            ref_roi = Roi.parse(r["ref_roi"])
+        except UsageError as e:
+            why.append(str(e).replace("--roi", "ref_roi"))
     times: dict[str, float | None] = {"t0": None, "injection": None}
     for key in times:
         if r.get(key):
@@ -124,7 +135,7 @@ def check_row(n: int, r: dict[str, str], base: Path) -> Row | BadRow:
         why.append("needs t0 or injection")
     if why:
         return BadRow(n, r.get("path", ""), "; ".join(why))
-    return Row(n, f, label, roi, times["t0"], times["injection"])
+    return Row(n, f, label, roi, times["t0"], times["injection"], ref_roi)
 
 
 def check_manifest(path: str | Path) -> Manifest:

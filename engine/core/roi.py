@@ -69,3 +69,30 @@ def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma of an RGB uint8 image (colour-mapped CEUS to one channel)."""
     f = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
     return np.clip(f + 0.5, 0, 255).astype(np.uint8)
+
+
+#: the automatic reference band around the ROI, as a fraction of the ROI's side
+BAND = 0.5
+
+
+def region_for(roi: Roi, width: int, height: int, ref: Roi | None = None,
+               band: float = BAND) -> Roi:
+    """The box a reader crops for an exam: the ROI with a band of ``band`` x its side around
+    it (the parenchyma the TIC reading takes as its reference), or the ROI and the operator's
+    reference box ``ref`` together; clamped to the ``width`` x ``height`` frame. ``band`` 0:
+    the ROI alone."""
+    if ref is not None:
+        x0, y0 = min(roi.x, ref.x), min(roi.y, ref.y)
+        x1, y1 = max(roi.x + roi.w, ref.x + ref.w), max(roi.y + roi.h, ref.y + ref.h)
+    else:
+        bx, by = int(round(band * roi.w)), int(round(band * roi.h))
+        x0, y0, x1, y1 = roi.x - bx, roi.y - by, roi.x + roi.w + bx, roi.y + roi.h + by
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(width, x1), min(height, y1)
+    return Roi(x0, y0, x1 - x0, y1 - y0)
+
+
+def within(region: Roi, box: Roi) -> tuple[slice, slice]:
+    """(rows, columns) of ``box`` inside a crop of ``region`` (``box`` lies inside it)."""
+    return (slice(box.y - region.y, box.y - region.y + box.h),
+            slice(box.x - region.x, box.x - region.x + box.w))
