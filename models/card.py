@@ -153,7 +153,43 @@ def write_card(path: Path, ship_report: Path,
           "lesion filling the border) weakens it; draw the ROI with some liver around the "
           "lesion.",
           "- Washout later than 180 s after arrival is never seen (the schedule ends there).",
-          "- `out_of_distribution` says the clip's statistics are unlike the training clips'; it "
-          "does not say the score is wrong, nor that an in-distribution score is right.", ""]
+          "- `out_of_distribution` says the clip is unlike the training clips (k-NN on the "
+          "network's embedding); it does not say the score is wrong, nor that an in-domain "
+          "score is right.", ""]
+    L += domain_section(Path("benchmarks/results/domain_shift.json"))
     Path(path).write_text("\n".join(L))
     return Path(path)
+
+
+DOMAIN_CMD = "python -m ceustream.benchmarks.domain_shift"
+REF_CMD = "python -m ceustream.models.domainref"
+
+
+def domain_section(report: Path) -> list[str]:
+    """Where the score holds: the out-of-distribution check's calibration and what it
+    flags (``benchmarks.domain_shift``), when that report exists."""
+    L = ["## Domain: where the score holds", "",
+         f"`{REF_CMD}` gives the model a second output, `embedding` (channel means of the last "
+         "convolutional block; the probabilities are unchanged), and stores in its metadata the "
+         "embeddings of 600 training patients of each renderer and a threshold: the 97.5th "
+         "percentile of the 5th-nearest-neighbour distance over 150 validation patients of "
+         "each renderer. A clip farther than that, from 26 filled slots on, is outside the "
+         "domain: `out_of_distribution`, and a final label `indeterminate` (README, \"What the "
+         "score is worth\").", ""]
+    if not Path(report).exists():
+        return L + [f"(`{DOMAIN_CMD}` has not been run: no numbers.)", ""]
+    r = json.loads(Path(report).read_text())
+    L += [f"Measured by `{DOMAIN_CMD}`:", "", "| check | flagged |", "| --- | --- |"]
+    for mode, v in r.get("shipped_model_on_site_sample", {}).items():
+        L.append(f"| shipped model, the 12-exam site sample of an independent renderer, {mode} "
+                 f"| {v['flagged']} of {v['n']} (distance / threshold "
+                 f"{min(v['distance_over_threshold']):.2f}-{max(v['distance_over_threshold']):.2f}) |")
+    for name, v in r.get("leave_one_renderer_out", {}).items():
+        L.append(f"| {name}, held-out clips of its own renderer | "
+                 f"{100 * v['own_renderer_flagged']:.1f} % |")
+        L.append(f"| {name}, held-out clips of renderer {v['other']} | "
+                 f"{100 * v['other_renderer_flagged']:.1f} % |")
+    L += ["", "What it misses: a renderer whose clips fall near the training clips in the "
+          "embedding passes unflagged even where the network is wrong there; twelve site exams "
+          "say little about the rate on that renderer's other exams.", ""]
+    return L

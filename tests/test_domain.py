@@ -202,7 +202,7 @@ def test_adapt_writes_a_model_that_says_what_it_was_adapted_on_and_puts_the_site
     if extended:
         assert res["domain"]["state"] == "in" and res["label"] in ("HCC", "non-HCC")
     else:
-        assert res["domain"]["state"] == "out" and res["label"] == "indeterminate
+        assert res["domain"]["state"] == "out" and res["label"] == "indeterminate"
     assert res["model"]["name"] == m.meta.name
     # the adapted score is the fusion's, the network's own beside it
     assert res["score_network"] is not None
