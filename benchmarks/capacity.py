@@ -1,4 +1,4 @@
-"""Issue 13 benchmark: how many live scanners one engine serves.
+"""How many live scanners one engine serves (capacity benchmark).
 
 For N = 1, 2, 4, 8, 12 ... real senders (`gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink`, a
 recorded simulated exam as MPEG-TS, 720p30 or 1080p30, at real time, their starts spread
