@@ -7,6 +7,9 @@ is not a ``CeusError`` is a bug and is reported as such (exit 1) without a trace
 
 
 class CeusError(Exception):
+    """An error a user can cause: ``str(error)`` is one line naming what is wrong, and
+    ``exit_code`` is the CLI's documented exit code for it."""
+
     exit_code = 1
 
 
