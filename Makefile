@@ -19,6 +19,8 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
 	ffmpeg
+# systemd-analyze / systemd-sysusers check the service files (tests/test_deploy.py)
+APT_PKGS += systemd
 
 .PHONY: demo test system venv venv-test bench paper gpu-check asan clean
 
