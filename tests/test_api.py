@@ -224,3 +224,24 @@ def test_the_subscriber_skips_what_is_not_v1_and_keeps_what_is_added(published, 
     assert got[0].headline().startswith("outside model domain: TIC: ")
     assert sub.invalid == 3
     assert sub.gaps == 6  # seq 2 (refused) and 4-8 (never sent) are missing from the sequence
+
+
+def test_the_api_reference_builds_from_the_docstrings(tmp_path):
+    """`make docs`'s pdoc run (its module list read from the Makefile), into a temp folder."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    pytest.importorskip("pdoc", reason="pdoc is installed by `make venv-test` / `make docs`")
+    make = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    block = re.search(r"^API_MODULES := (.*?)(?<!\\)\n", make, re.S | re.M).group(1)
+    modules = shlex.split(block.replace("\\\n", " "))
+    p = subprocess.run([sys.executable, "-m", "pdoc", "-o", str(tmp_path), "--docformat",
+                        "restructuredtext", *modules], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "Warn" not in p.stderr, p.stderr
+    page = (tmp_path / "ceustream.html").read_text()
+    for name in ceustream.__all__:
+        assert f'id="{name}"' in page or f">{name}<" in page, name
+    assert (tmp_path / "ceustream" / "engine" / "wire" / "subscriber.html").is_file()
