@@ -245,3 +245,23 @@ def test_the_api_reference_builds_from_the_docstrings(tmp_path):
     for name in ceustream.__all__:
         assert f'id="{name}"' in page or f">{name}<" in page, name
     assert (tmp_path / "ceustream" / "engine" / "wire" / "subscriber.html").is_file()
+
+
+def test_schema_command(tmp_path):
+    def cli(*a):
+        return subprocess.run([sys.executable, "-m", "ceustream", "schema", *a],
+                              capture_output=True, text=True, timeout=120)
+
+    p = cli("score")
+    assert p.returncode == 0 and json.loads(p.stdout) == ceustream.bundled_schema("score")
+    p = cli("--path")
+    assert p.returncode == 0 and p.stdout.strip() == ceustream.schema_dir()
+    assert {f.name for f in __import__("pathlib").Path(ceustream.schema_dir()).iterdir()
+            if f.suffix == ".json"} >= {"score.v1.json", "status.v1.json", "common.v1.json"}
+    p = cli("--out", str(tmp_path / "s"))
+    assert p.returncode == 0 and sorted(f.name for f in (tmp_path / "s").iterdir()) == \
+        ["command.v1.json", "score.v1.json", "status.v1.json"]
+    p = cli()
+    assert p.returncode == 2 and p.stderr.startswith("ceustream: error: give NAME")
+    p = cli("alarm")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
