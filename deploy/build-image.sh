@@ -2,7 +2,7 @@
 # Builds the OCI image localhost/ceustream:VERSION from deploy/Containerfile and checks it.
 #   1. base: Debian 12 by `mmdebstrap --variant=minbase`, `podman import`ed (once)
 #   2. wheels: ceustream (with its GStreamer plugin) and its runtime dependencies, built here
-#      by pip (PyGObject excepted: the image takes Debian's python3-gi)
+#      by pip (PyGObject and pycairo excepted: the image takes Debian's python3-gi)
 #   3. `podman build --isolation chroot --network host --format docker` (HEALTHCHECK kept)
 #   4. checks without `podman run` (it needs cgroups this machine may not give): the image is
 #      mounted (`podman image mount`) and its programs run by `chroot` as the image's user:
@@ -38,7 +38,7 @@ T[base]=$(took "$t")
 # 2. the wheels
 t=$(now)
 rm -rf "$OUT/wheels" && mkdir -p "$OUT/wheels"
-"$PY" -m pip wheel -q --no-deps --wheel-dir "$OUT/wheels" . 2>&1 | grep -v '^WARNING: Location' || true
+"$PY" -m pip wheel -q --no-deps --wheel-dir "$OUT/wheels" .
 mapfile -t deps < <("$PY" - <<'PYEOF'
 import tomllib
 from packaging.requirements import Requirement
@@ -47,7 +47,7 @@ for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]:
         print(r)
 PYEOF
 )
-"$PY" -m pip wheel -q --wheel-dir "$OUT/wheels" "${deps[@]}" 2>&1 | grep -v '^WARNING: Location' || true
+"$PY" -m pip wheel -q --wheel-dir "$OUT/wheels" "${deps[@]}"
 rm -f "$OUT"/wheels/[Pp]y[Gg][Oo]bject-* "$OUT"/wheels/pycairo-*
 T[wheels]=$(took "$t")
 
@@ -88,12 +88,17 @@ print(",".join(map(str, ROI)), c.arrival)
 PYEOF
 read -r ROI T0 < "$MNT/tmp/exam.args"
 RESULT=$(inside ceustream replay /tmp/exam.mp4 --roi "$ROI" --t0 "$T0" --json -q | tail -1)
-echo "$RESULT" | "$PY" -c 'import json,sys; r=json.load(sys.stdin); assert r["final"] and r["slots_filled"] == 30, r; print(f"replay in the image: {r[\"slots_filled\"]}/30 slots, score {r[\"score\"]}, flags {r[\"flags\"]}")'
+echo "$RESULT" | "$PY" -c 'import json, sys
+r = json.load(sys.stdin)
+assert r["final"] and r["slots_filled"] == 30, r
+print("replay in the image:", r["slots_filled"], "of 30 slots, score", r["score"], "flags", r["flags"])'
 # the HEALTHCHECK's own command against `ceustream run` in the image (free ports: the host's)
 PORTS=($("$PY" -c 'import socket
 for _ in range(2):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'))
-inside env CEUSTREAM_ZMQ__PUB="tcp://127.0.0.1:${PORTS[0]}" CEUSTREAM_ZMQ__CONTROL="tcp://127.0.0.1:${PORTS[1]}" \
+# chroot and env exec: $! is the engine itself, which gets the SIGTERM below
+chroot --userspec="$USERSPEC" "$MNT" env -i HOME=/var/lib/ceustream "${ENVS[@]}" \
+    CEUSTREAM_ZMQ__PUB="tcp://127.0.0.1:${PORTS[0]}" CEUSTREAM_ZMQ__CONTROL="tcp://127.0.0.1:${PORTS[1]}" \
     ceustream run -q --source test://smpte > "$OUT/run.log" 2>&1 &
 ENGINE=$!
 HC=$(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$IMAGE" | "$PY" -c 'import json,sys; t=json.load(sys.stdin); assert t[0]=="CMD", t; print("\0".join(t[1:]))' | tr '\0' '\n')
