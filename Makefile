@@ -75,8 +75,10 @@ docs: venv
 
 # the OCI image (deploy/Containerfile): a Debian base by mmdebstrap, podman build, then the
 # built image checked by chroot (README "Deploy: service and image"); not part of `make test`
-image:
-	nice -n 10 bash deploy/build-image.sh
+image: venv
+	@for p in podman mmdebstrap; do command -v $$p >/dev/null || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q podman mmdebstrap; break; }; done
+	nice -n 10 $(SUDO) env PYTHON=$(PY) bash deploy/build-image.sh
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis docs/api
