@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -100,7 +101,9 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The CLI's error contract: no traceback, one line naming the problem."""
     err = proc.stderr.strip()
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("ceustream:")]
+    # "ceustream: ..." or, for an option of a command, "ceustream replay: error: ..."
+    lines = [line for line in err.splitlines()
+             if re.match(r"ceustream( [a-z][a-z-]*)*: ", line)]
     assert len(lines) == 1, err
     return lines[0]
 
