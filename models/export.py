@@ -48,6 +48,7 @@ def to_onnx(net, meta: ModelMeta, out: str | Path, fp16: bool = True) -> dict[st
                           dynamic_axes={meta.input_name: {0: "batch"}, meta.output_name: {0: "batch"}},
                           dynamo=False)
     model = onnx.load_from_string(buf.getvalue())
+    add_embedding_output(model)  # core.domain's out-of-distribution check reads it
     prov = dict(meta.provenance)
     prov["weights_sha256"] = weights_sha256(net)
     meta = replace(meta, provenance=prov)
@@ -106,3 +107,37 @@ def compare_with_torch(net, onnx_path: Path, clips: np.ndarray, tol: float) -> d
                           for i in range(0, len(clips), 16)])
     err = float(np.abs(got - ref).max())
     return {"max_abs_diff": err, "tolerance": tol, "ok": err <= tol, "n": int(len(clips))}
+
+
+EMBEDDING = "embedding"
+
+
+def add_embedding_output(model, name: str = EMBEDDING):
+    """Adds the graph output ``name`` to an in-memory ``onnx.ModelProto``: the channel means
+    of the feature map the classifier head reads (the input of the first Flatten /
+    GlobalAveragePool / ReduceMean), (batch, channels). The probabilities are untouched (the
+    same nodes compute them); ``core.domain`` measures how far a clip is from the training
+    clips in these numbers. A no-op when the output exists."""
+    import onnx
+    from onnx import helper
+
+    if any(o.name == name for o in model.graph.output):
+        return model
+    head = next((n for n in model.graph.node
+                 if n.op_type in ("Flatten", "GlobalAveragePool", "ReduceMean")), None)
+    if head is None:
+        raise InputError("export: no Flatten/GlobalAveragePool/ReduceMean node: cannot find "
+                         "the feature map for the embedding output")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    if opset >= 18:
+        axes = helper.make_tensor(name + "_axes", onnx.TensorProto.INT64, [3], [2, 3, 4])
+        model.graph.initializer.append(axes)
+        node = helper.make_node("ReduceMean", [head.input[0], axes.name], [name], keepdims=0,
+                                name=name + "_mean")
+    else:
+        node = helper.make_node("ReduceMean", [head.input[0]], [name], axes=[2, 3, 4],
+                                keepdims=0, name=name + "_mean")
+    model.graph.node.append(node)
+    model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
+                                                            ["batch", None]))
+    return model

@@ -143,11 +143,21 @@ def build(m: Any, recs: list[dict], model: Any, threshold: float, wall_s: float,
         "model": model.describe(), "threshold": threshold, "wall_s": wall_s,
         "workers": {"jobs": jobs, "ray": ray},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "disclaimer": DISCLAIMER}
+    report["out_of_domain"] = [r["row"] for r in scored if out_of_domain(r)]
     if scored and len({r["label"] for r in scored}) == 2:
         y = [r["label"] for r in scored]
         s = [r["score"] for r in scored]
         report["evaluation"] = metrics.evaluate(y, s, threshold)
+        tic = [r for r in scored if (r.get("features") or {}).get("p_hcc") is not None]
+        if len({r["label"] for r in tic}) == 2:
+            # what still holds out of the model's domain: the TIC model, evaluated alike
+            report["evaluation_tic"] = metrics.evaluate(
+                [r["label"] for r in tic], [r["features"]["p_hcc"] for r in tic], 0.5)
     return report
+
+
+def out_of_domain(rec: dict) -> bool:
+    return (rec.get("domain") or {}).get("state") == "out"
 
 
 def write_all(out: Any, report: dict, recs: list[dict]) -> None:
@@ -212,6 +222,7 @@ th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:middle;text-align:lef
 th{background:#f0f0f0;cursor:pointer;user-select:none;white-space:nowrap}
 th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 tr.bad td{background:#fde8e8} tr.partial td{background:#fff6e0}
+p.warn{background:#fff3cd;border:1px solid #e0b000;padding:6px}
 .small{font-size:11px;color:#666} img.strip{image-rendering:pixelated}
 .plots img{max-width:420px;margin-right:12px}
 """
@@ -254,6 +265,17 @@ def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) 
             f"{e(m['trained_on'])} data), threshold {report['threshold']:g}. "
             f"Created {e(report['created'])}, {report['wall_s']} s.</p>")
     parts = [head]
+    ood = report.get("out_of_domain") or []
+    if ood:
+        tic = report.get("evaluation_tic")
+        tic_txt = "" if not tic else (
+            f" The TIC model's ROC AUC on the same exams: {tic['metrics']['ROC_AUC']:.3f} "
+            f"({_ci(tic, 'ROC_AUC')}).")
+        parts.append(f"<p class='warn'><b>{len(ood)} of {report['scored_final']} scored exams are "
+                     "outside the model's domain</b> (out-of-distribution check): their label "
+                     "is <i>indeterminate</i> and the network's score there is not to be "
+                     "trusted; the TIC reading is what holds. The metrics below still use "
+                     f"the network's scores of every exam.{tic_txt}</p>")
     ev = report.get("evaluation")
     if ev:
         rows = "".join(f"<tr><td>{e(k)}</td><td>{v:.3f}</td><td>{_ci(ev, k)}</td></tr>"
@@ -282,7 +304,8 @@ def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) 
         truth = "" if r.get("label") is None else ("HCC" if r["label"] else "non-HCC")
         score = r.get("score")
         label = "" if score is None or not r.get("final") else \
-            ("HCC" if score >= report["threshold"] else "non-HCC")
+            ("indeterminate" if out_of_domain(r) else
+             "HCC" if score >= report["threshold"] else "non-HCC")
         strip = ""
         if r.get("filmstrip") and (run_dir / r["filmstrip"]).is_file():
             b64 = base64.b64encode((run_dir / r["filmstrip"]).read_bytes()).decode()

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ceustream.engine.core import DISCLAIMER, analysis
+from ceustream.engine.core import DISCLAIMER, analysis, domain, tic
 from ceustream.engine.core.arrival import Arrival
 from ceustream.engine.core.clip import ClipBuffer
 from ceustream.engine.core.modelmeta import LoadedModel
@@ -50,6 +50,11 @@ class Score:
     #: that decided the slot (the first frame after the slot time: the nearest frame is known
     #: only then), slot in the clip, score computed
     timing: dict[str, int | None] = field(default_factory=dict)
+    #: is the clip inside the model's domain (``core.domain``): the message's ``domain``
+    domain: dict[str, Any] | None = None
+    #: the network's own P(HCC); differs from ``score`` only for a site-adapted model's
+    #: fusion (``app.adapt``)
+    p_network: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class ExamSession:
     #: reads the clip beside the network after every score: returns {"features": dict | None,
     #: "warnings": {name: bool}} (the TIC reading, out-of-distribution, disagreement)
     analyser: Callable[["ExamSession", "Score"], dict[str, Any]] | None = None
+    #: the clip's model input -> the model's embedding (``core.domain``); None: no check, or
+    #: built from the model (``domain_runner``)
+    embedder: Callable[[np.ndarray], np.ndarray] | None = None
 
     t0: float | None = None
     injection: float | None = None
@@ -103,6 +111,8 @@ class ExamSession:
     features: dict[str, Any] | None = None
     #: how far the engine is behind its source (seconds), when the use case measures it
     lag_s: float | None = None
+    #: the latest domain decision (``core.domain``; the messages' ``domain``)
+    domain: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_meta(self.model.meta)
@@ -116,6 +126,12 @@ class ExamSession:
         self.model_desc = self.model.describe()
         if self.analyser is None:
             self.analyser = read_clip
+        ood = self.model.meta.analysis.get("ood") if self.model.meta.analysis else None
+        self._ood = ood if domain.uses_embedding(self.model.meta.analysis or {}) else None
+        if self._ood is not None and self.embedder is None:
+            self.embedder = domain_runner(self.model, self._ood["output"])
+        self.domain = domain.unknown(ood.get("method", "mahalanobis") if isinstance(ood, dict)
+                                     else None)
 
     # -- events --------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -201,19 +217,29 @@ class ExamSession:
               decided_ns: int | None = None) -> Score:
         """Scores the clip as it stands (provisional until every slot is decided)."""
         x = self.clip.model_input()
-        p = float(self.backend.infer(x)[0])
+        p_net = p = float(self.backend.infer(x)[0])
+        fusion = (self.model.meta.analysis or {}).get("fusion")
+        if fusion is not None and self.clip.filled() >= analysis.MIN_SLOTS_FOR_WARNINGS:
+            p = self.fused(p_net, fusion)
         scored_ns = time.monotonic_ns()
+        dom = self.check_domain(x)
         with self._lock:
             filled = self.clip.filled()
             final = self.sampler is not None and self.sampler.done and \
                 filled == self.model.meta.frames
             label = self.model.meta.label_for(p) if final else None
+            if dom is not None:
+                self.domain = dom
+                self._set_ood(dom["state"] == domain.OUT, final)
+            if final and self.domain["state"] == domain.OUT:
+                label = domain.INDETERMINATE  # the network's label is not shown out of domain
             if final:
                 self.phase = "complete"
             s = Score(slot, filled, p, label, final,
                       timing={"frame_mono_ns": mono_ns, "decided_mono_ns": decided_ns,
                               "filled_mono_ns": filled_ns,
-                              "scored_mono_ns": scored_ns})
+                              "scored_mono_ns": scored_ns}, domain=dict(self.domain),
+                      p_network=p_net)
             if mono_ns is not None:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
             self.last_score = s
@@ -222,6 +248,38 @@ class ExamSession:
         self.emit("score", s)
         self.emit("status")  # the next slot and its countdown move on with every score
         return s
+
+    def fused(self, p_net: float, fusion: dict) -> float:
+        """A site-adapted model's score (``app.adapt``): the fusion of the network's P(HCC)
+        and the TIC vector of the clip as it stands."""
+        from .adapt import fused_probability
+
+        meta = self.model.meta
+        delay = None if self.t0 is None or self.injection is None else self.t0 - self.injection
+        vec = tic.tic_vector(self.clip.raw, self.clip.present, meta.offsets_s,
+                             meta.preprocessing_spec().ring, delay)
+        return fused_probability(p_net, vec, fusion)
+
+    def check_domain(self, x: np.ndarray) -> dict[str, Any] | None:
+        """The domain decision for the model input ``x`` (``core.domain``), from
+        ``MIN_SLOTS`` filled slots on; None when this model has no embedding reference or the
+        clip is too young to decide. A failing check is logged and decides nothing."""
+        if self._ood is None or self.embedder is None or \
+                self.clip.filled() < int(self._ood.get("min_slots", domain.MIN_SLOTS)):
+            return None
+        try:
+            d = float(domain.knn_distances(self.embedder(x), self._ood)[0])
+        except Exception:
+            log.exception("exam %s: the domain check failed", self.exam)
+            return None
+        return domain.decide(d, self._ood)
+
+    def _set_ood(self, on: bool, final: bool) -> None:
+        """``out_of_distribution`` follows the latest decision; a final result keeps it as a
+        flag. Called with the lock held."""
+        (self.warnings.add if on else self.warnings.discard)("out_of_distribution")
+        if on and final:
+            self.flags.add("out_of_distribution")
 
     def analyse(self, s: Score) -> None:
         """Runs the analyser (if any) on the clip as scored; a failing analyser is logged and
@@ -235,6 +293,13 @@ class ExamSession:
             return
         with self._lock:
             self.features = out.get("features")
+            legacy = out.get("domain")
+            if legacy is not None and self._ood is None:
+                # a model with the older Mahalanobis reference: decided by the analysis
+                self.domain = legacy
+                if s.final and legacy["state"] == domain.OUT:
+                    s.label = domain.INDETERMINATE
+                s.domain = dict(legacy)
             for name, on in (out.get("warnings") or {}).items():
                 if not on:
                     self.warnings.discard(name)
@@ -285,6 +350,8 @@ class ExamSession:
             return {
                 "exam": self.exam,
                 "score": None if s is None else round(s.score, 6),
+                "score_network": None if s is None or s.p_network is None
+                else round(s.p_network, 6),
                 "label": None if s is None else s.label,
                 "final": bool(s and s.final),
                 "slots_filled": self.clip.filled(),
@@ -301,6 +368,7 @@ class ExamSession:
                 "threshold": self.model.meta.threshold,
                 "roi": self.roi.as_list(),
                 "features": self.features,
+                "domain": dict(self.domain) if self.domain else None,
                 **self.info,
                 "slots": [f.describe() for f in fills if f is not None],
                 "disclaimer": DISCLAIMER,
@@ -333,7 +401,8 @@ class ExamSession:
                 latency_ms=None, frame_mono_ns=s.timing.get("frame_mono_ns"), t0_s=self.t0,
                 frame_times_s=self.frame_times(), slot_states=self.slot_states(),
                 threshold=self.model.meta.threshold, timing=dict(s.timing),
-                features=self.features, source=self.source)
+                features=self.features, source=self.source,
+                domain=dict(s.domain) if s.domain else None)
 
     def status_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``wire.messages.status``."""
@@ -357,7 +426,7 @@ class ExamSession:
                 score=None if s is None else s.score, final=bool(s and s.final),
                 label=None if s is None else s.label, flags=sorted(self.flags),
                 features=self.features, source=self.source, stream_time_s=self.now_s(),
-                lag_s=self.lag_s)
+                lag_s=self.lag_s, domain=dict(self.domain) if self.domain else None)
 
     def journal_info(self) -> dict[str, Any]:
         return {"exam": self.exam, "roi": self.roi.as_list(), "t0": self.t0,
@@ -376,6 +445,28 @@ def read_clip(session: ExamSession, s: Score) -> dict[str, Any]:
     return analysis.analyse(session.clip.raw, session.clip.present, meta.offsets_s,
                             meta.analysis, s.score, meta.threshold, delay,
                             meta.preprocessing_spec().ring)
+
+
+_RUNNERS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
+def domain_runner(model: LoadedModel, output: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """One embedding runner per model file and output, shared by its exams; None (and a
+    logged error) when the model cannot give the embedding: the exam then runs without a
+    domain check, which its ``domain.state`` says (``unknown``)."""
+    from ceustream.engine.backends.onnxruntime import EmbeddingRunner
+    from ceustream.engine.core.errors import ModelError
+
+    key = (model.sha256, output)
+    with _RUNNERS_LOCK:
+        if key not in _RUNNERS:
+            try:
+                _RUNNERS[key] = EmbeddingRunner(model, output)
+            except ModelError as e:
+                log.error("%s: no domain check for this model", e)
+                return None
+        return _RUNNERS[key]
 
 
 def _r(x: float | None) -> float | None:

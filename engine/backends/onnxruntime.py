@@ -3,6 +3,7 @@ against."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 from ceustream.engine.core.errors import ModelError
 from ceustream.engine.core.modelmeta import LoadedModel
 from . import positive_probability
+
+log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend:
@@ -63,3 +66,35 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
+
+
+class EmbeddingRunner:
+    """The model's ``embedding`` output (``core.domain``), always on ONNX Runtime on the CPU
+    from the FP32 file, whatever backend scores: the out-of-distribution reference was made
+    from these numbers, so the check must not depend on the backend's precision. One small
+    session per model; a few milliseconds per call, made only from ``domain.MIN_SLOTS`` slots
+    on."""
+
+    def __init__(self, model: LoadedModel, output: str):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.intra_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(model.path), so,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"model {model.path}: ONNX Runtime cannot load it "
+                             f"({str(e).splitlines()[0][:200]})") from None
+        names = [o.name for o in self.session.get_outputs()]
+        if output not in names:
+            raise ModelError(f"model {model.path}: its metadata names an embedding output "
+                             f"{output!r}, the graph has {names}")
+        self.output = output
+        self.input_name = model.meta.input_name
+        log.debug("embedding runner for %s (output %s)", model.path, output)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        return self.session.run([self.output], {self.input_name: x})[0]

@@ -240,7 +240,8 @@ class _Context:
         b = x.shape[0]
         entry = self.buffers.get(b) or self._alloc(b)
         bufs = entry["bufs"]
-        inp, out = bufs[self.meta.input_name], bufs[self.outputs[0]]
+        # by name: a model may have more outputs than the probabilities (``embedding``)
+        inp, out = bufs[self.meta.input_name], bufs[self.meta.output_name]
         np.copyto(inp["host"], x.astype(inp["host"].dtype, copy=False))
         H2D, D2H = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         cuda_call(cudart.cudaMemcpyAsync(inp["dev"], inp["host_ptr"], inp["nbytes"], H2D, self.stream))

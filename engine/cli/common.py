@@ -211,6 +211,8 @@ def score_line(s: Any, session: Any) -> str:
     if st["next_slot"] is not None:
         nxt = f" | next slot {st['next_slot'] + 1} due at {st['next_slot_due_s']:.1f} s"
     kind = f"FINAL {s.label}" if s.final else "provisional"
+    if s.domain and s.domain.get("state") == "out":
+        kind += " (outside the model's domain)"
     if s.slot is None:
         kind = "partial (not final)"
     lat = f" | {s.latency_ms:.1f} ms" if s.latency_ms is not None else ""
@@ -232,6 +234,11 @@ def print_result(r: dict[str, Any]) -> None:
     t0 = "unknown" if r["t0"] is None else f"{r['t0']:.2f} s"
     print(f"exam {r['exam']}: P(HCC) = {score}, label {label}, "
           f"{r['slots_filled']}/{r['slots_total']} slots, t0 = {t0}")
+    dom = r.get("domain") or {}
+    if dom.get("state") == "out":
+        print(f"OUTSIDE THE MODEL'S DOMAIN (distance {dom['distance']:.2f} > "
+              f"{dom['threshold']:.2f}, {dom['method']}): the network's label is not shown; "
+              "the TIC reading below is what holds")
     print(f"model {r['model']['name']} ({r['model']['sha256'][:12]}, trained on "
           f"{r['model']['trained_on']} data), backend {r['backend']['name']} "
           f"{r['backend']['precision']}")

@@ -33,6 +33,9 @@ def run_line(r) -> str:
         kind = f"final {res.get('label')}" if res.get("final") else "partial"
         state = f"P(HCC) {float(res['score']):.3f} {kind} ({res.get('slots_filled')}/" \
                 f"{res.get('slots_total')} slots)"
+        if (res.get("domain") or {}).get("state") == "out":
+            cat = (res.get("features") or {}).get("category") or "no category"
+            state += f", outside the model's domain (TIC reading: {cat})"
     return f"{r.exam}  {r.run}  {state}"
 
 

@@ -92,10 +92,19 @@ def analyse(raw: np.ndarray, present: np.ndarray, offsets_s, spec: dict[str, Any
                 "category": rd.category, "summary": rd.summary(),
                 "p_hcc": None if p_tic is None else round(p_tic, 4)}
     warnings: dict[str, bool] = {}
+    dom = None
     if n >= MIN_SLOTS_FOR_WARNINGS:
         warnings["model_tic_disagree"] = p_tic is not None and \
             abs(p_tic - 0.5) >= DISAGREE_MARGIN and (p_tic >= 0.5) != (p_net >= threshold)
-        if "ood" in spec:
+        if "ood" in spec and not spec["ood"].get("method"):
+            # the older Mahalanobis reference (models without an embedding output); the
+            # shipped model's check runs with the score (``core.domain``)
             dist = ood_distance(ood_vector(raw, present, rd, ring), spec["ood"])
             warnings["out_of_distribution"] = dist > float(spec["ood"]["threshold"])
-    return {"features": features, "warnings": warnings}
+            dom = {"state": "out" if warnings["out_of_distribution"] else "in",
+                   "distance": round(dist, 4), "threshold": round(float(spec["ood"]["threshold"]), 4),
+                   "method": "mahalanobis"}
+    out = {"features": features, "warnings": warnings}
+    if dom is not None:
+        out["domain"] = dom
+    return out

@@ -96,7 +96,8 @@ def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, s
           latency_ms: float | None, frame_mono_ns: int | None, t0_s: float | None,
           frame_times_s: list[float | None], slot_states: list[str | None],
           threshold: float, timing: dict[str, int | None] | None = None,
-          features: dict[str, Any] | None = None, source: str | None = None) -> dict[str, Any]:
+          features: dict[str, Any] | None = None, source: str | None = None,
+          domain: dict[str, Any] | None = None) -> dict[str, Any]:
     msg = {
         "v": VERSION, "type": "score", "exam": exam, "t_wall": time.time(),
         "slot": slot, "slots_filled": slots_filled, "slots_total": slots_total,
@@ -106,6 +107,8 @@ def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, s
         "frame_times_s": frame_times_s, "slot_states": slot_states, "features": features,
         "source": source, "disclaimer": DISCLAIMER,
     }
+    if domain is not None:
+        msg["domain"] = dict(domain)
     if timing is not None:
         msg["timing"] = dict(timing)
     return msg
@@ -120,10 +123,10 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
            final: bool = False, label: str | None = None, flags: list[str] | None = None,
            heartbeat: bool = False, features: dict[str, Any] | None = None,
            source: str | None = None, stream_time_s: float | None = None,
-           lag_s: float | None = None) -> dict[str, Any]:
+           lag_s: float | None = None, domain: dict[str, Any] | None = None) -> dict[str, Any]:
     if phase not in PHASES:
         raise ValueError(f"phase {phase!r} is not one of {', '.join(PHASES)}")
-    return {
+    msg = {
         "v": VERSION, "type": "status", "exam": exam, "t_wall": time.time(),
         "phase": phase, "slots_filled": slots_filled, "slots_total": slots_total,
         "next_slot": next_slot, "next_slot_due_s": next_slot_due_s,
@@ -135,6 +138,9 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
         "source": source, "stream_time_s": stream_time_s, "lag_s": lag_s,
         "disclaimer": DISCLAIMER,
     }
+    if domain is not None:
+        msg["domain"] = dict(domain)
+    return msg
 
 
 def check_outgoing(msg: dict[str, Any]) -> None:
