@@ -49,7 +49,8 @@ def test_replay_file_with_the_default_settings(coded_mp4):
     assert r.final and r.slots_filled == r.slots_total == 30
     ref, _ = offline_score(coded_mp4.path, ceustream.Roi(*ROI), coded_mp4.arrival)
     assert r.score == pytest.approx(ref, abs=1e-6)
-    assert r.label in ("HCC", "non-HCC") and r.label == r.raw["label"]
+    assert r.label in ("HCC", "non-HCC", "indeterminate") and r.label == r.raw["label"]
+    assert r.domain == ceustream.Domain.from_json(r.raw.get("domain"))
     assert "simulated" in r.disclaimer
     assert [s.slots_filled for s in seen] == list(range(1, 31))
     assert [s.final for s in seen] == [False] * 29 + [True]
@@ -60,7 +61,8 @@ def test_replay_file_with_the_default_settings(coded_mp4):
     # the test file's synthetic blocks are no CEUS exam: the model says it is outside its
     # domain, and the headline is then the TIC reading, never the network's score
     if "out_of_distribution" in r.flags:
-        assert r.outside_domain
+        assert r.outside_domain and r.label == "indeterminate"
+        assert r.domain is not None and r.domain.state == "out"
         assert r.headline() == (f"outside model domain: TIC: {r.features.category} "
                                 f"({r.features.summary}), TIC P(HCC) {r.features.p_hcc:.3f}; "
                                 "30/30 slots")
