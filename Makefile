@@ -2,6 +2,7 @@
 #   make demo   -> system packages, a virtualenv, the package (with its GStreamer plugin), `ceustream demo`
 #   make test   -> the same plus the test and training extras, then the whole test suite
 # Other targets: make bench | make paper | make gpu-check | make asan | make clean
+#                make docs (API reference -> docs/api/) | make image (OCI image, minutes; root)
 
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -19,8 +20,10 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
 	ffmpeg
+# systemd-analyze / systemd-sysusers check the service files (tests/test_deploy.py)
+APT_PKGS += systemd
 
-.PHONY: demo test system venv venv-test bench paper gpu-check asan clean
+.PHONY: demo test system venv venv-test bench paper gpu-check asan clean docs image
 
 demo: venv
 	$(VENV)/bin/ceustream demo
@@ -46,7 +49,8 @@ venv: system $(PY)
 # torch is pinned to the CPU build (a bare "torch" can pull a CUDA build of several GB)
 venv-test: venv
 	$(PIP) install -q "torch==2.13.0" "onnxconverter-common>=1.14" "onnxscript>=0.1" \
-		"pytest>=7" "hypothesis>=6" "jsonschema>=4.18" "import-linter>=2.1" "ray==2.60.0"
+		"pytest>=7" "hypothesis>=6" "jsonschema>=4.18" "import-linter>=2.1" "ray==2.60.0" \
+		"pdoc>=14"
 
 bench: venv-test
 	$(PY) -m ceustream.benchmarks.run_all
@@ -60,5 +64,21 @@ gpu-check:
 asan: venv-test
 	$(PY) -m pytest -q tests/test_overlay.py -k address_sanitizer
 
+# the Python API's reference, from its docstrings (README "Python API"): docs/api/index.html
+API_MODULES := ceustream '!ceustream.benchmarks' '!ceustream.models' '!ceustream.pipelines' \
+	'!ceustream.engine' ceustream.engine.app.api ceustream.engine.wire.subscriber \
+	ceustream.engine.wire.types ceustream.engine.wire.schemas ceustream.engine.app.health \
+	ceustream.engine.core.errors
+docs: venv
+	$(PIP) install -q "pdoc>=14"
+	$(VENV)/bin/pdoc -o docs/api --docformat restructuredtext $(API_MODULES)
+
+# the OCI image (deploy/Containerfile): a Debian base by mmdebstrap, podman build, then the
+# built image checked by chroot (README "Deploy: service and image"); not part of `make test`
+image: venv
+	@for p in podman mmdebstrap; do command -v $$p >/dev/null || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q podman mmdebstrap; break; }; done
+	nice -n 10 $(SUDO) env PYTHON=$(PY) bash deploy/build-image.sh
+
 clean:
-	rm -rf build dist .pytest_cache .hypothesis
+	rm -rf build dist .pytest_cache .hypothesis docs/api

@@ -1,4 +1,4 @@
-"""Issue 13 benchmark: how many live scanners one engine serves.
+"""How many live scanners one engine serves (capacity benchmark).
 
 For N = 1, 2, 4, 8, 12 ... real senders (`gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink`, a
 recorded simulated exam as MPEG-TS, 720p30 or 1080p30, at real time, their starts spread
@@ -35,7 +35,6 @@ import threading
 import time
 from pathlib import Path
 
-import zmq
 
 from .common import cpu_s, free_port, machine, out_dir, sim_exam, summary, table, write
 from .live_latency import exam_720p_ts
@@ -109,40 +108,25 @@ def decode_cost(path: Path, seconds: float = 30.0) -> float:
 
 
 class Listener:
-    """A SUB socket on its own thread: every score and status, stamped on arrival."""
+    """Every score and status on its own thread (ceustream's ``Collector``), each score
+    stamped on arrival (``timing.received_mono_ns``)."""
 
     def __init__(self, endpoint: str):
-        from ceustream.engine.wire import messages
+        from ceustream.engine.wire.subscriber import Collector
 
-        self.decode = messages.decode
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sock.connect(endpoint)
-        self.msgs: list[dict] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self._c = Collector(endpoint, validate=False, rcvhwm=0)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.sock.poll(50):
-                frames = self.sock.recv_multipart()
-                now = time.monotonic_ns()
-                try:
-                    _, m = self.decode(frames)
-                except ValueError:
-                    continue
-                if m.get("type") == "score":
-                    m.setdefault("timing", {})["received_mono_ns"] = now
-                self.msgs.append(m)
+    @property
+    def msgs(self) -> list[dict]:
+        out = []
+        for m in list(self._c.messages):
+            if m.kind == "score":
+                m.raw.setdefault("timing", {})["received_mono_ns"] = m.received_mono_ns
+            out.append(m.raw)
+        return out
 
     def close(self) -> None:
-        self._stop.set()
-        self._t.join(2)
-        self.sock.close()
-        self.ctx.term()
+        self._c.close()
 
 
 def run_level(n: int, path: Path, truth: dict, args) -> dict:

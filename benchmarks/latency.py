@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 
 import numpy as np
@@ -36,7 +35,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from ceustream.engine.core import config
-    from ceustream.engine.wire import messages
+    from ceustream.engine.wire.subscriber import Collector
     from ceustream.engine.wire.publisher import Publisher
     from ceustream.engine.app.loading import load_model_and_backend
     from ceustream.engine.app.replay import ReplayOptions, replay
@@ -48,21 +47,12 @@ def main(argv=None) -> int:
     ep = f"tcp://127.0.0.1:{args.port}"
     ctx = zmq.Context.instance()
     pub = Publisher(ep, cfg, ctx)
-    got: list[tuple[dict, int]] = []
-    stop = threading.Event()
+    sub = Collector(ep, topics=("score.",), validate=False)
 
-    def listen():
-        s = ctx.socket(zmq.SUB)
-        s.setsockopt(zmq.SUBSCRIBE, b"score.")
-        s.connect(ep)
-        while not stop.is_set():
-            if s.poll(50):
-                _, m = messages.decode(s.recv_multipart())
-                got.append((m, time.monotonic_ns()))
-        s.close()
+    def got() -> list[tuple[dict, int]]:
+        """Every score so far, with the time the subscriber received it."""
+        return [(m.raw, m.received_mono_ns) for m in list(sub.messages)]
 
-    t = threading.Thread(target=listen, daemon=True)
-    t.start()
     hud = display = None
     if not args.no_display:
         gst.init()
@@ -88,9 +78,9 @@ def main(argv=None) -> int:
         deadline = time.monotonic() + 2
         final = None
         while time.monotonic() < deadline and final is None:
-            final = next(((m, r) for m, r in got if m["exam"] == exam and m["final"]), None)
+            final = next(((m, r) for m, r in got() if m["exam"] == exam and m["final"]), None)
             time.sleep(0.005)
-        mine = [(m, r) for m, r in got if m["exam"] == exam]
+        mine = [(m, r) for m, r in got() if m["exam"] == exam]
         for m, r in mine:
             stages["decoded -> subscriber (all 30)"].append((r - m["timing"]["frame_mono_ns"]) / 1e6)
         m, r = final
@@ -109,8 +99,7 @@ def main(argv=None) -> int:
                     (hud.get_property("drawn-mono") - tm["published_mono_ns"]) / 1e6)
         if (i + 1) % 10 == 0:
             print(f"  {i + 1}/{args.exams} exams", file=sys.stderr, flush=True)
-    stop.set()
-    t.join()
+    sub.close()
     if display is not None:
         display.set_state(gst.Gst.State.NULL)
     pub.close()

@@ -31,11 +31,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import zmq
 
 from .common import cpu_s, free_port, machine, out_dir, sim_exam, summary, table, write
 
@@ -84,27 +82,13 @@ def main(argv=None) -> int:
                     "as a low-latency hardware encoder sends it")
     args = ap.parse_args(argv)
 
-    from ceustream.engine.wire import messages
+    from ceustream.engine.wire.subscriber import Collector
 
     path, truth = exam_720p_ts()
     if args.no_bframes:
         path = without_bframes(path)
     udp, ctl, pub = free_port(), free_port(), free_port()
-    ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"score.")
-    sub.connect(f"tcp://127.0.0.1:{pub}")
-    got: list[dict] = []
-    stop = threading.Event()
-
-    def listen() -> None:
-        while not stop.is_set():
-            if sub.poll(50):
-                frames = sub.recv_multipart()
-                now = time.monotonic_ns()
-                _, m = messages.decode(frames)
-                m.setdefault("timing", {})["received_mono_ns"] = now
-                got.append(m)
+    sub = Collector(f"tcp://127.0.0.1:{pub}", topics=("score.",), validate=False)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEUSTREAM_")}
     env["CEUSTREAM_JOURNAL_DIR"] = str(out_dir() / "media" / "journal")
@@ -118,7 +102,6 @@ def main(argv=None) -> int:
                             f"tcp://127.0.0.1:{pub}"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None)
-    threading.Thread(target=listen, daemon=True).start()
     from ceustream.engine.wire.control import request
 
     deadline = time.monotonic() + 120  # the engine's start-up (model, sockets, its source)
@@ -148,7 +131,11 @@ def main(argv=None) -> int:
         if eng.poll() is None:
             eng.terminate()
         out, err = eng.communicate(timeout=60)
-        stop.set()
+        sub.close()
+    got = []
+    for m in list(sub.messages):  # each score stamped when the subscriber received it
+        m.raw.setdefault("timing", {})["received_mono_ns"] = m.received_mono_ns
+        got.append(m.raw)
     results = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
 
     live, window = [], []

@@ -47,23 +47,54 @@ def user_plugin_dir() -> Path:
     return Path(base) / "gstreamer-1.0" / "plugins"
 
 
-def install_link() -> Path:
-    """Links ceustream's plugin into ``user_plugin_dir()``, so ``gst-inspect-1.0 ceushud`` and
-    ``gst-launch-1.0 ... ceushud ...`` work in any shell without GST_PLUGIN_PATH. Replaces a
-    stale link (a rebuilt or moved virtualenv)."""
+def own_plugin() -> Path:
+    """This installation's plugin file (``libgstceus.so``), resolved; InputError when it is
+    not built."""
     dirs = plugin_dirs()
     if not dirs:
         raise InputError("ceustream's GStreamer plugin (libgstceus.so) is not built; reinstall "
                          "the package with the build packages from the README")
-    target = (dirs[0] / "libgstceus.so").resolve()
+    return (dirs[0] / "libgstceus.so").resolve()
+
+
+def install_link() -> tuple[Path, str | None]:
+    """Links this installation's plugin into ``user_plugin_dir()``, so ``gst-inspect-1.0
+    ceushud`` and ``gst-launch-1.0 ... ceushud ...`` work in any shell without
+    GST_PLUGIN_PATH. There is one such link per user: it follows the installation that ran
+    this last. Returns (the link, what it replaced: None, "a dangling link to P" (a removed
+    virtualenv) or "the plugin of another installation, P")."""
+    target = own_plugin()
     link = user_plugin_dir() / "libgstceus.so"
     link.parent.mkdir(parents=True, exist_ok=True)
+    replaced = None
     if link.is_symlink() or link.exists():
         if link.is_symlink() and link.resolve() == target:
-            return link
+            return link, None
+        old = os.readlink(link) if link.is_symlink() else str(link)
+        replaced = (f"the plugin of another installation, {old}" if link.exists()
+                    else f"a dangling link to {old}")
         link.unlink()
     link.symlink_to(target)
-    return link
+    log.info("GStreamer plugin linked: %s -> %s", link, target)
+    return link, replaced
+
+
+def remove_link() -> Path | None:
+    """Removes the user's link when it points to this installation's plugin or nowhere (run
+    before deleting a virtualenv); leaves another installation's link alone. Returns the
+    removed link, or None."""
+    link = user_plugin_dir() / "libgstceus.so"
+    if not link.is_symlink():
+        return None
+    try:
+        ours = link.resolve() == own_plugin()
+    except InputError:
+        ours = False
+    if ours or not link.exists():
+        link.unlink()
+        log.info("GStreamer plugin link removed: %s", link)
+        return link
+    return None
 
 
 def init() -> None:

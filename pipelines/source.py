@@ -19,6 +19,7 @@ stalls (``reopens``). ``redact`` removes credentials from a URI before it is log
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -26,6 +27,8 @@ from urllib.parse import parse_qs, urlparse
 from ceustream.engine.core.errors import InputError, UsageError
 
 from . import gst
+
+log = logging.getLogger(__name__)
 
 #: URI schemes, in the order the help lists them
 SCHEMES = ("file", "v4l2", "decklink", "rtsp", "http", "https", "udp", "srt", "gst", "test",
@@ -129,6 +132,7 @@ def source_description(uri: str, paced: bool = False) -> str:
     time (a display), not as fast as possible."""
     gst.init()
     k = kind(uri)
+    log.debug("source %s: kind %s", redact(uri), k)
     u = urlparse(uri) if k != "gst" else None
     if k == "file":
         path = Path(u.path if u.scheme == "file" else uri)

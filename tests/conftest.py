@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -100,7 +101,9 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The CLI's error contract: no traceback, one line naming the problem."""
     err = proc.stderr.strip()
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("ceustream:")]
+    # "ceustream: ..." or, for an option of a command, "ceustream replay: error: ..."
+    lines = [line for line in err.splitlines()
+             if re.match(r"ceustream( [a-z][a-z-]*)*: ", line)]
     assert len(lines) == 1, err
     return lines[0]
 
@@ -108,31 +111,21 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 def replay_published(path, opts, cfg: dict, port: int) -> tuple[dict, list[list[bytes]]]:
     """A replay publishing on loopback to a real SUB socket: (result, every message as its raw
     frames), waiting for the subscription first and for every sent message at the end."""
-    import time
-
-    import zmq
-
     from ceustream.engine.app.replay import replay
     from ceustream.engine.wire.publisher import Publisher
+    from ceustream.engine.wire.subscriber import Collector
 
     ep = f"tcp://127.0.0.1:{port}"
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.SUB)
-    s.setsockopt(zmq.SUBSCRIBE, b"")
-    s.connect(ep)
-    pub = Publisher(ep, cfg, ctx)
+    sub = Collector(ep, keep_frames=True, validate=False)
+    pub = Publisher(ep, cfg)
     try:
         assert pub.wait_for_subscriber(10), "the subscriber never connected"
         res = replay(path, opts, cfg, pub)
     finally:
         pub.close()  # drains its queue: every message is sent
     sent = sum(pub.sequences().values())
-    got: list[list[bytes]] = []
-    deadline = time.monotonic() + 20
-    while len(got) < sent and time.monotonic() < deadline:
-        if s.poll(50):
-            got.append(s.recv_multipart())
-    s.close()
-    ctx.term()
+    sub.drain(pub.sequences(), 20)
+    sub.close()
+    got = list(sub.frames)
     assert len(got) == sent, f"{sent} messages sent, {len(got)} received"
     return res, got

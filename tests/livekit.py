@@ -11,9 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import zmq
-
-from ceustream.engine.wire import messages
+from ceustream.engine.wire.subscriber import Collector
 from ceustream.engine.wire.control import request
 
 from conftest import free_port
@@ -101,36 +99,21 @@ def _drain(stream, sink: list[str]) -> None:
 
 
 class Sub:
-    """A SUB socket on its own thread, keeping every decoded message."""
+    """A SUB socket on its own thread (ceustream's ``Collector``), keeping every decoded
+    message as its JSON object."""
 
     def __init__(self, endpoint: str, topic: bytes = b""):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, topic)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-        self.msgs: list[dict] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self._c = Collector(endpoint, topics=(topic.decode(),), validate=False)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.sock.poll(50):
-                try:
-                    self.msgs.append(messages.decode(self.sock.recv_multipart())[1])
-                except ValueError:
-                    pass
+    @property
+    def msgs(self) -> list[dict]:
+        return [m.raw for m in list(self._c.messages)]
 
     def of(self, kind: str, exam: str | None = None) -> list[dict]:
-        return [m for m in list(self.msgs) if m.get("type") == kind and
-                (exam is None or m.get("exam") == exam)]
+        return [m.raw for m in self._c.of(kind, exam)]
 
     def close(self) -> None:
-        self._stop.set()
-        self._t.join(2)
-        self.sock.close()
-        self.ctx.term()
+        self._c.close()
 
 
 class Sender:

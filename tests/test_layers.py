@@ -87,3 +87,15 @@ def test_a_broken_layer_is_caught(tmp_path, victim, line):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode != 0, p.stdout
     assert "BROKEN" in p.stdout.upper()
+
+
+def test_every_module_that_does_work_has_a_logger():
+    """ARCHITECTURE.md "Logging": the modules of the layers that do I/O (app, wire, backends,
+    pipelines), over 80 lines, each have their own ``logging.getLogger(__name__)``."""
+    missing = []
+    for folder in ("engine/app", "engine/wire", "engine/backends", "pipelines"):
+        for f in sorted((ROOT / folder).rglob("*.py")):
+            text = f.read_text(encoding="utf-8")
+            if len(text.splitlines()) > 80 and "logging.getLogger(__name__)" not in text:
+                missing.append(str(f.relative_to(ROOT)))
+    assert not missing, missing

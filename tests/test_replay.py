@@ -5,18 +5,15 @@ Recordings are made by GStreamer encoders at several frame rates and in several 
 
 from __future__ import annotations
 
-import threading
-import time
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-import zmq
 
 from ceustream.engine.core import config, modelmeta
-from ceustream.engine.wire import messages
 from ceustream.engine.core.clip import normalise
 from ceustream.engine.wire.publisher import Publisher
+from ceustream.engine.wire.subscriber import Collector
 from ceustream.engine.app.replay import ReplayOptions, replay
 from ceustream.engine.core.roi import Roi, crop, resize, within
 from ceustream.engine.core.schedule import Schedule, nearest_brute_force
@@ -48,46 +45,10 @@ def offline_score(path, roi: Roi, t0: float) -> tuple[float, list[float]]:
     return float(prob[0, model.meta.positive_index]), [pts[i] for i in idx]
 
 
-class Sub:
-    """A real SUB socket on loopback, collecting everything in a thread."""
-
-    def __init__(self, endpoint: str):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.setsockopt(zmq.RCVTIMEO, 100)
-        self.sock.connect(endpoint)
-        self.msgs: list[dict] = []
-        self.stop = False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        while not self.stop:
-            try:
-                _, m = messages.decode(self.sock.recv_multipart())
-                m["_recv_mono_ns"] = time.monotonic_ns()
-                self.msgs.append(m)
-            except zmq.Again:
-                pass
-
-    def close(self, pub=None):
-        """After ``pub`` closed (its queue sent): waits until every message it sent is here."""
-        if pub is not None:
-            sent = sum(pub.sequences().values())
-            deadline = time.monotonic() + 20
-            while len(self.msgs) < sent and time.monotonic() < deadline:
-                time.sleep(0.02)
-        self.stop = True
-        self.t.join()
-        self.sock.close()
-        self.ctx.term()
-
-
 def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4, cfg, port):
     endpoint = f"tcp://127.0.0.1:{port}"
     pub = Publisher(endpoint, cfg)
-    sub = Sub(endpoint)
+    sub = Collector(endpoint)  # validates each message against the v1 schema
     assert pub.wait_for_subscriber(10)  # no message lost to ZeroMQ's slow joiner
     roi = Roi(*ROI)
     try:
@@ -95,13 +56,15 @@ def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4,
                      cfg, pub)
     finally:
         pub.close()
-        sub.close(pub)
-    scores = [m for m in sub.msgs if m["type"] == "score" and m["exam"] == "e2e"]
+        assert sub.drain(pub.sequences(), 20), "not every sent message arrived"
+        sub.close()
+    assert sub.invalid == 0 and sub.gaps == 0, sub.last_error
+    scores = [m.raw for m in sub.of("score", "e2e")]
     assert [m["slot"] for m in scores] == list(range(30))
     assert [m["slots_filled"] for m in scores] == list(range(1, 31))
     assert all(not m["final"] and m["label"] is None for m in scores[:-1])
     assert scores[-1]["final"] and scores[-1]["label"] in ("HCC", "non-HCC")
-    seqs = [m["seq"] for m in sub.msgs if m["exam"] == "e2e"]
+    seqs = [m.seq for m in sub.messages if m.exam == "e2e"]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a message was lost"
     for m in scores:
         assert m["v"] == 1 and m["model"]["sha256"] and m["backend"]["name"] == "onnxruntime"

@@ -128,3 +128,44 @@ def test_tensorrt_fp16_matches_onnx_runtime(tmp_path):
     trt_be.close()
     # the cached plan is reused, not rebuilt
     assert store.load(trt_be.key)[1] == "cached plan matches"
+
+
+def test_a_failed_cuda_graph_capture_is_logged_and_the_stream_released(caplog):
+    """A stand-in for the GPU only (CUDA and the execution context): the capture fails inside
+    BeginCapture/EndCapture; the batch size runs without a graph, and the log says why."""
+    from types import SimpleNamespace
+
+    from ceustream.engine.backends.tensorrt import _Context
+
+    calls = []
+
+    class Cudart:
+        cudaStreamCaptureMode = SimpleNamespace(cudaStreamCaptureModeThreadLocal=2)
+
+        def cudaStreamSynchronize(self, s):
+            return (0,)
+
+        def cudaStreamBeginCapture(self, s, mode):
+            calls.append("begin")
+            return (0,)
+
+        def cudaStreamEndCapture(self, s):
+            calls.append("end")
+            return (0, "graph")
+
+    runs = iter([True, RuntimeError("illegal operation during capture")])
+
+    def execute(stream):
+        r = next(runs)
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    c = object.__new__(_Context)
+    c.cudart, c.stream = Cudart(), "stream"
+    c.ctx = SimpleNamespace(execute_async_v3=execute)
+    with caplog.at_level("WARNING", logger="ceustream.engine.backends.tensorrt"):
+        assert c._capture(4) is None
+    assert calls == ["begin", "end"]
+    assert "no CUDA graph for batch 4 (RuntimeError: illegal operation during capture)" \
+        in caplog.text

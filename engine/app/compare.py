@@ -15,6 +15,7 @@ counted and listed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import numpy as np
 
 from ceustream.engine.core import DISCLAIMER
 from ceustream.engine.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 EXACT_BELOW = 25  # McNemar: exact binomial when fewer discordant pairs
 
@@ -123,6 +126,7 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
                          f"{', '.join(map(str, truth_differs[:10]))}: not the same manifest")
     if not keys:
         raise InputError(f"{run_a} and {run_b} have no exam scored final in both")
+    log.info("compare: %d exams scored in both runs", len(keys))
     y = [a[k]["label"] for k in keys]
     sa, sb = [a[k]["score"] for k in keys], [b[k]["score"] for k in keys]
     la, lb = [predicted(a[k], ta) for k in keys], [predicted(b[k], tb) for k in keys]

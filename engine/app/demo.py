@@ -12,14 +12,13 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ceustream.engine.core import __version__
 from ceustream.engine.core.roi import Roi
-from ceustream.engine.wire.messages import decode
+from ceustream.engine.wire.subscriber import Collector
 
 from .replay import ReplayOptions, replay
 
@@ -59,67 +58,11 @@ def ensure_recording(out: Path, seed: int) -> tuple[Path, dict]:
     return rec, truth
 
 
-class _Listener:
-    """A plain ZeroMQ subscriber, as any bedside client would be: counts what arrives."""
-
-    def __init__(self, endpoint: str):
-        import zmq
-
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.setsockopt(zmq.RCVTIMEO, 200)
-        self.sock.connect(endpoint)
-        self.scores = self.status = self.gaps = 0
-        self.last_seq: dict[str, int] = {}
-        self._stop = False
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self) -> None:
-        import zmq
-
-        while not self._stop:
-            try:
-                topic, msg = decode(self.sock.recv_multipart())
-            except zmq.Again:
-                continue
-            except ValueError:
-                continue
-            if msg["type"] == "score":
-                self.scores += 1
-            else:
-                self.status += 1
-            prev = self.last_seq.get(msg["exam"])
-            if prev is not None and msg["seq"] != prev + 1:
-                self.gaps += 1
-            self.last_seq[msg["exam"]] = msg["seq"]
-
-    def wait_connected(self, publisher, timeout_s: float = 5.0) -> None:
-        """Until the publisher has seen this subscription (no message is lost to a slow
-        join)."""
-        if not publisher.wait_for_subscriber(timeout_s):
-            log.warning("no subscriber connected to the publisher within %g s", timeout_s)
-
-    def drain(self, publisher, timeout_s: float = 5.0) -> None:
-        """Until every message the publisher sent so far has arrived (or ``timeout_s``)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(self.last_seq.get(e, 0) >= n for e, n in publisher.sequences().items()):
-                return
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self._stop = True
-        self.t.join(1)
-        self.sock.close()
-
-
 @dataclass
 class DemoRun:
     result: dict
     truth: dict
-    listener: "_Listener | None"
+    listener: "Collector | None"  # a plain subscriber, as any bedside client would be
     overlay_path: Path | None
 
 
@@ -150,9 +93,9 @@ def run(cfg: dict, publisher, *, out: Path | None = None, seed: int = 7,
                           "autovideosink sync=false")
             else:
                 branch = f"{hud} ! {enc}"
-    listener = _Listener(cfg["zmq"]["pub"]) if publisher is not None else None
-    if listener is not None:
-        listener.wait_connected(publisher)
+    listener = Collector(cfg["zmq"]["pub"]) if publisher is not None else None
+    if listener is not None and not publisher.wait_for_subscriber(5.0):
+        log.warning("no subscriber connected to the publisher within 5 s")
     roi = Roi(*truth["roi"])
     log.info("replaying at %s speed: ROI %s, injection at %.1f s, contrast arrival detected "
              "from the video", "max" if speed is None else f"{speed:g}x", roi,
@@ -165,6 +108,6 @@ def run(cfg: dict, publisher, *, out: Path | None = None, seed: int = 7,
         result = replay(rec, opts, cfg, publisher, on_score)
     finally:
         if listener is not None:
-            listener.drain(publisher)
+            listener.drain(publisher.sequences(), 5.0)
             listener.close()
     return DemoRun(result, truth, listener, overlay_path if branch else None)

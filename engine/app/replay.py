@@ -60,7 +60,7 @@ def check_times(opts: "ReplayOptions") -> None:
             raise UsageError(f"{name} {v}: must be a number of seconds >= 0")
 
 
-def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
+def replay(path: str | Path, opts: ReplayOptions, cfg: dict | None = None, publisher=None,
            on_score: Callable[[Score, ExamSession], None] | None = None,
            loaded: tuple | None = None,
            subscribers: tuple[Callable[[Event], None], ...] = ()) -> dict[str, Any]:
@@ -69,8 +69,14 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
 
     Times in ``opts`` and in the result are seconds from the recording's FIRST FRAME
     (``clock: "first_frame"``); ``first_frame_s`` in the result is where that frame sits on
-    the recording's own (stream) clock, to which the reader converts."""
+    the recording's own (stream) clock, to which the reader converts. ``cfg``: the settings
+    (``config.load()``: the defaults, $CEUSTREAM_CONFIG and the environment) when None."""
     from ceustream.pipelines.filesource import content_id, discover, open_reader
+
+    if cfg is None:
+        from ceustream.engine.core import config
+
+        cfg = config.load()
 
     check_times(opts)
     if opts.speed is not None and not opts.speed > 0:

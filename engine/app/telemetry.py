@@ -291,21 +291,26 @@ class MetricsServer:
     """The registry served at ``http://HOST:PORT/metrics`` by a daemon thread."""
 
     def __init__(self, telemetry: Telemetry, listen: str, allow_remote: bool = False):
-        from prometheus_client import start_http_server
+        from prometheus_client import make_wsgi_app
+
+        from . import health
 
         host, port = parse_listen(listen)
         if not is_loopback_host(host) and not allow_remote:
             raise UsageError(f"metrics.listen {listen}: not a loopback address; set "
                              "metrics.allow_remote = true to serve metrics off this machine "
                              "(the endpoint has no authentication)")
+        #: /readyz's check (``health.ReadyCheck``), set once the engine has its sources;
+        #: /healthz and /readyz answer beside /metrics (``health``)
+        self.ready: health.ReadyCheck | None = None
         try:
-            self._httpd, self._thread = start_http_server(port, addr=host,
-                                                          registry=telemetry.registry)
+            self._httpd, self._thread = health.start(
+                host, port, health.wsgi_app(make_wsgi_app(telemetry.registry), self))
         except (OSError, ValueError) as e:
             raise UsageError(f"metrics.listen {listen}: cannot listen ({e})") from None
         self.host = host
         self.port = int(self._httpd.server_address[1])
-        log.info("metrics at http://%s:%d/metrics", host, self.port)
+        log.info("metrics at http://%s:%d/metrics (and /healthz, /readyz)", host, self.port)
 
     @property
     def url(self) -> str:

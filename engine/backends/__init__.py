@@ -7,6 +7,7 @@ model has the same call API as a local one).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from ceustream.engine.core.errors import BackendUnavailable, UsageError
 from ceustream.engine.core.modelmeta import LoadedModel
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -125,5 +128,6 @@ def create(name: str, model: LoadedModel, threads: int = 0, **options: Any) -> t
                     return be, f"{entry.name}: the best backend available"
                 return be, f"CPU fallback: {'; '.join(reasons)}; using {entry.about}" \
                     if entry.device == "cpu" else f"{entry.name}: {'; '.join(reasons)}"
+        log.debug("backend %s cannot run here: %s", entry.name, why_not)
         reasons.append(why_not)
     raise BackendUnavailable("no backend can run here: " + "; ".join(reasons))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PROFILE = (1, 8, 32)  # batch min, opt, max: several exams at once
 
@@ -92,9 +95,11 @@ class PlanStore:
         meta = key.describe() | {"plan_sha256": hashlib.sha256(plan).hexdigest(),
                                  "build_s": round(build_s, 2), "bytes": len(plan)}
         (d / "plan.json").write_text(json.dumps(meta, indent=1))
+        log.info("TensorRT plan cached: %s (%d bytes, built in %.1f s)", d, len(plan), build_s)
         return d / "plan.bin"
 
     def invalidate(self, key: PlanKey) -> None:
         d = self.path(key)
+        log.info("TensorRT plan removed from the cache: %s", d)
         for f in ("plan.bin", "plan.json"):
             (d / f).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ engine builds on first use only when ``build_on_load=True``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ import numpy as np
 
 from ceustream.engine.core.errors import BackendUnavailable
 from ceustream.engine.core.modelmeta import LoadedModel
+
+log = logging.getLogger(__name__)
 from . import positive_probability
 from .plancache import PROFILE, PlanKey, PlanStore
 
@@ -199,24 +202,37 @@ class _Context:
             self.ctx.set_tensor_address(n, int(dev))
         entry = {"bufs": bufs, "graph": None}
         if self.use_graphs:
-            entry["graph"] = self._capture(bufs)
+            entry["graph"] = self._capture(b)
         self.buffers[b] = entry
         return entry
 
-    def _capture(self, bufs):
-        """A CUDA graph of this batch size; None when capture is not possible."""
+    def _capture(self, b: int):
+        """A CUDA graph of batch size ``b``; None (logged, with the reason) when capture is
+        not possible: the batch then runs without a graph, which is slower, not wrong."""
         cudart = self.cudart
+        capturing = False
         try:
             self.ctx.execute_async_v3(self.stream)  # warm-up: no initialisation inside the graph
             cuda_call(cudart.cudaStreamSynchronize(self.stream))
             cuda_call(cudart.cudaStreamBeginCapture(
                 self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+            capturing = True
             ok = self.ctx.execute_async_v3(self.stream)
             graph = cuda_call(cudart.cudaStreamEndCapture(self.stream))
+            capturing = False
             if not ok:
+                log.warning("tensorrt: no CUDA graph for batch %d (execute_async_v3 failed "
+                            "during capture); that batch size runs without one", b)
                 return None
             return cuda_call(cudart.cudaGraphInstantiate(graph, 0))
-        except Exception:
+        except Exception as e:
+            if capturing:  # leave the stream usable for plain execution
+                try:
+                    cudart.cudaStreamEndCapture(self.stream)
+                except Exception:
+                    log.debug("tensorrt: ending the failed capture failed too", exc_info=True)
+            log.warning("tensorrt: no CUDA graph for batch %d (%s: %s); that batch size runs "
+                        "without one", b, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             return None
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from importlib import import_module
 from ceustream.engine.core import DISCLAIMER, __version__
 from ceustream.engine.core.errors import EXIT_CODES, CeusError
 
-from .common import Parser, setup_logging
+from .common import Parser, add_output_options, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ COMMANDS = {
     "demo": "demo", "replay": "replay", "run": "run", "control": "control",
     "overlay": "overlay", "qa": "qa", "simulate": "simulate", "journal": "journal",
     "keys": "keys", "train": "train", "export": "export", "engine": "engine",
-    "install-plugin": "plugin", "adapt": "adapt",
+    "install-plugin": "plugin", "adapt": "adapt", "plugin-path": "plugin_path",
+    "schema": "schema",
 }
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Streaming CEUS inference: HCC vs non-HCC from a 30-slot clip. "
                 + DISCLAIMER, epilog=epilog)
     ap.add_argument("--version", action="version", version=f"ceustream {__version__}")
+    add_output_options(ap, prefix="top_")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=Parser, metavar="COMMAND")
     for name, module in COMMANDS.items():
         import_module(f"{__name__}.{module}").add_parser(sub)
@@ -42,14 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+        setup_logging(getattr(args, "verbose", 0) + args.top_verbose,
+                      getattr(args, "quiet", False) or args.top_quiet)
         return import_module(f"{__name__}.{COMMANDS[args.cmd]}").run(args)
     except CeusError as e:
         if debug:
             import traceback
 
             traceback.print_exc()
-        print(f"ceustream: {'error: ' if e.exit_code != 4 else ''}{e}", file=sys.stderr)
+        prog = getattr(e, "prog", "ceustream")
+        print(f"{prog}: {'error: ' if e.exit_code != 4 else ''}{e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("ceustream: interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ceustream.engine import backends
 from ceustream.engine.core import DISCLAIMER
-from ceustream.engine.core.errors import EXIT_CODES, PartialResult, UsageError
+from ceustream.engine.core.errors import EXIT_CODES, PLAIN_EXIT_CODES, PartialResult, UsageError
 
 log = logging.getLogger("ceustream")
 
@@ -24,12 +24,29 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line and exit code 2."""
 
     def error(self, message: str) -> None:
-        raise UsageError(f"{self.prog}: {message}")
+        e = UsageError(message)
+        e.prog = self.prog  # the CLI prints "<prog>: error: <message>", one prefix
+        raise e
 
 
-def exit_codes(*codes: int) -> str:
-    """The epilog listing the exit codes a command can end with."""
-    return "exit codes:\n" + "\n".join(f"  {k:>3}  {EXIT_CODES[k]}" for k in codes)
+def exit_codes(*codes: int, scores: bool | None = None) -> str:
+    """The epilog listing the exit codes a command can end with; a command that does not
+    score (``scores`` false; by default: 4 is not among its codes) says "success" for 0."""
+    scores = 4 in codes if scores is None else scores
+    text = {**EXIT_CODES, **({} if scores else PLAIN_EXIT_CODES)}
+    return "exit codes:\n" + "\n".join(f"  {k:>3}  {text[k]}" for k in codes)
+
+
+def add_output_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-v/-q/--debug; the top-level parser stores them under ``top_*`` so that a subcommand's
+    own defaults cannot overwrite what was given before it (``ceustream -q journal list``)."""
+    g = p.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="count", default=0, dest=f"{prefix}verbose",
+                   help="more detail in the log (-vv: debug)")
+    g.add_argument("-q", "--quiet", action="store_true", dest=f"{prefix}quiet",
+                   help="only warnings and errors in the log")
+    g.add_argument("--debug", action="store_true", dest=f"{prefix}debug",
+                   help="show tracebacks of internal errors")
 
 
 def command(sub, name: str, help: str, codes: tuple[int, ...] = (0, 1, 2, 3),
@@ -38,11 +55,7 @@ def command(sub, name: str, help: str, codes: tuple[int, ...] = (0, 1, 2, 3),
     p = sub.add_parser(name, help=help, description=description or help,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=exit_codes(*codes))
-    g = p.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="count", default=0,
-                   help="more detail in the log (-vv: debug)")
-    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
-    g.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    add_output_options(p)
     return p
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ceustream.engine.core.errors import UsageError
+from ceustream.engine.core.errors import NoAnswer, UsageError
 from ceustream.engine.core.roi import Roi
 
 from . import common
@@ -26,7 +26,7 @@ HELP = {
 
 
 def add_parser(sub) -> None:
-    p = common.command(sub, "control", "send a command to a running engine",
+    p = common.command(sub, "control", "send a command to a running engine", codes=(0, 1, 2, 3, 6),
                        description="send a command to a running engine:\n" + "\n".join(
                            f"  {k:15s} {v}" for k, v in HELP.items()))
     p.add_argument("command", choices=list(HELP), metavar="COMMAND",
@@ -67,7 +67,16 @@ def run(args) -> int:
     if args.path:
         req["path"] = str(Path(args.path).resolve())
     ans = request(args.endpoint or cfg["zmq"]["control"], req, args.timeout)
+    if ans.get("answered") is False:
+        raise NoAnswer(ans["error"])
     print(json.dumps(ans))
     if not ans.get("ok"):
-        raise UsageError(f"{args.command}: {ans.get('error')}")
+        raise UsageError(refusal(args.command, str(ans.get("error"))))
     return 0
+
+
+def refusal(command: str, error: str) -> str:
+    """The engine's refusal as one line naming the command once (the engine's own text
+    often names it already: ``mark_injection: t must be ...``)."""
+    return error if error.startswith(f"{command}:") else f"{command}: {error}"
+

@@ -44,8 +44,9 @@ def run(args) -> int:
           f"t0 {truth['t0_s']:.2f} s, detected "
           + (f"{result['t0']:.2f} s ({err:+.2f} s)" if err is not None else "nothing"))
     if d.listener is not None:
-        print(f"ZeroMQ {cfg['zmq']['pub']}: a subscriber received {d.listener.scores} score and "
-              f"{d.listener.status} status messages, {d.listener.gaps} sequence gaps")
+        print(f"ZeroMQ {cfg['zmq']['pub']}: a subscriber received {len(d.listener.of('score'))} "
+              f"score and {len(d.listener.of('status'))} status messages, {d.listener.gaps} "
+              "sequence gaps")
     code = common.finish(result, False)
     if d.overlay_path is not None and d.overlay_path.exists():
         print(f"overlay video: {d.overlay_path}")

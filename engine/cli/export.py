@@ -16,8 +16,11 @@ def add_parser(sub) -> None:
     p = common.command(sub, "export", "checkpoint -> ONNX (+ FP16) with metadata")
     p.add_argument("checkpoint", help="checkpoint.pt written by `ceustream train`")
     p.add_argument("--out", required=True, help="model.onnx (model_fp16.onnx is written beside it)")
-    p.add_argument("--trained-on", default="real", choices=["real", "simulated", "untrained"],
-                   help="what the weights were trained on (shown with every score; default real)")
+    p.add_argument("--trained-on", default="simulated",
+                   choices=["real", "simulated", "untrained"],
+                   help="what the weights were trained on (shown with every score; default "
+                   "simulated, as `ceustream train` trains on the simulator unless given --data "
+                   "of real exams)")
 
 
 def run(args) -> int:

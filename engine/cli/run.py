@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
                    "there are several); commands and status name the source. Without "
                    "--source: the config's [[sources]] tables")
     p.add_argument("--metrics", metavar="HOST:PORT",
-                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default: "
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics, liveness at /healthz and "
+                   "readiness at /readyz (default: "
                    "metrics.listen, off; loopback unless metrics.allow_remote)")
     p.add_argument("--roi", help="X,Y,W,H: start an exam at once with this ROI (one source)")
     p.add_argument("--exam", type=common.exam_id,
@@ -216,6 +217,10 @@ def run(args) -> int:
         for name, uri in sources:  # before the control socket: its first answer knows them
             open_reader = reader_factory(uri, branch, args.record, name if several else None)
             eng.add_source(name, uri, open_reader, reopens(uri))
+        if metrics is not None:  # /readyz: from now on, every source is known
+            from ceustream.engine.app.health import engine_readiness
+
+            metrics.ready = lambda: engine_readiness(eng, cfg)
         runner = eng.runner
         server = ControlServer(cfg["zmq"]["control"], eng.handle, cfg, ctx, curve)
         log.info("control: %s  scores: %s  metrics: %s", cfg["zmq"]["control"],

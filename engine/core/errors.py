@@ -7,6 +7,9 @@ is not a ``CeusError`` is a bug and is reported as such (exit 1) without a trace
 
 
 class CeusError(Exception):
+    """An error a user can cause: ``str(error)`` is one line naming what is wrong, and
+    ``exit_code`` is the CLI's documented exit code for it."""
+
     exit_code = 1
 
 
@@ -39,6 +42,13 @@ class BackendUnavailable(CeusError):
     exit_code = 5
 
 
+class NoAnswer(CeusError):
+    """No engine answered on the control socket within the timeout (not running, another
+    endpoint, or CURVE keys that do not match)."""
+
+    exit_code = 6
+
+
 EXIT_CODES = {
     0: "final score produced (all 30 slots)",
     1: "internal error (a bug: rerun with --debug and report it)",
@@ -49,5 +59,12 @@ EXIT_CODES = {
     "result is still printed, with final=false and flags; qa: some rows were bad, failed or "
     "partial (listed in results.jsonl and the report), the rest were scored",
     5: "backend unavailable (e.g. --backend tensorrt without a GPU or TensorRT)",
+    6: "no engine answered (control: nothing listens on the endpoint within --timeout)",
     130: "interrupted",
+}
+
+#: what 0 and 3 mean for a command that does not score (keys, simulate, export, ...)
+PLAIN_EXIT_CODES = {
+    0: "success",
+    3: "input error (a missing or unreadable file, or a bad value in it)",
 }

@@ -120,9 +120,15 @@ def split_envelope(frames: list[bytes]) -> tuple[list[bytes] | None, list[bytes]
     return None, []
 
 
+#: the ``error`` text that :func:`request` answers with when no engine answered
+NO_ANSWER = "no answer from"
+
+
 def request(endpoint: str, req: dict[str, Any], timeout_s: float = 3.0,
             ctx: zmq.Context | None = None) -> dict[str, Any]:
-    """One command to a running engine (the CLI's client side)."""
+    """One command to a running engine (the CLI's client side). When nothing answers within
+    ``timeout_s`` the answer is ``{"ok": False, "error": "no answer from ...", "answered":
+    False}``: ``answered`` is only ever present (and false) in that case."""
     ctx = ctx or zmq.Context.instance()
     s = ctx.socket(zmq.REQ)
     s.setsockopt(zmq.LINGER, 0)
@@ -133,6 +139,8 @@ def request(endpoint: str, req: dict[str, Any], timeout_s: float = 3.0,
         s.send(json.dumps(req, allow_nan=True).encode())
         return json.loads(s.recv())
     except zmq.Again:
-        return {"ok": False, "error": f"no answer from {endpoint} within {timeout_s:g} s"}
+        log.debug("control: no answer from %s within %g s", endpoint, timeout_s)
+        return {"ok": False, "error": f"{NO_ANSWER} {endpoint} within {timeout_s:g} s",
+                "answered": False}
     finally:
         s.close()

@@ -11,6 +11,7 @@ opaque.
 
 from __future__ import annotations
 
+import logging
 import json
 import math
 import re
@@ -19,6 +20,8 @@ from importlib import resources
 from typing import Any
 
 from ceustream.engine.core import DISCLAIMER
+
+log = logging.getLogger(__name__)
 
 VERSION = 1
 EXAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -243,6 +246,7 @@ def reply(ok: bool, **fields: Any) -> bytes:
 
 def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
     """Subscriber side: ``[topic, payload]`` → (topic, message); raises ValueError."""
+    log.debug("decoding a %d-frame message", len(frames))
     if len(frames) != 2:
         raise ValueError(f"expected 2 frames, got {len(frames)}")
     try:

@@ -3,6 +3,7 @@ nothing (ZAP rejects it before any message is sent)."""
 
 from __future__ import annotations
 
+import logging
 import ipaddress
 import os
 import socket as pysocket
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 import zmq
 
 from ceustream.engine.core.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -52,6 +55,7 @@ class CurveServer:
         self.auth = ThreadAuthenticator(ctx)
         self.auth.start()
         self.auth.configure_curve(domain="*", location=str(authorized_dir))
+        log.info("CURVE on: clients authorised by the public keys in %s", authorized_dir)
 
     def apply(self, sock: zmq.Socket) -> None:
         sock.curve_secretkey = self.secret
@@ -105,6 +109,7 @@ def create_keys(folder: str) -> dict[str, str]:
     shutil.copy(client_pub, base / "authorized" / "client.key")
     for p in (server_sec, client_sec):
         os.chmod(p, 0o600)
+    log.info("CURVE keys written to %s (secret keys mode 0600)", base)
     return {"server_secret": server_sec, "server_public": server_pub,
             "client_secret": client_sec, "client_public": client_pub,
             "authorized_dir": str(base / "authorized")}

@@ -1,0 +1,96 @@
+"""The service files in deploy/systemd/ checked by systemd's own tools: `systemd-analyze
+verify` (no warning at all), `systemd-sysusers --root` (the user is made), and the settings
+file read by the engine's config loader. The OCI image is built by `make image`
+(deploy/build-image.sh, minutes): not part of the tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ceustream.engine.core import config
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMD = ROOT / "deploy" / "systemd"
+UNIT = SYSTEMD / "ceustream.service"
+INSTALLED = "/opt/ceustream/bin/ceustream"
+
+needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="systemd-analyze is not installed (Debian: systemd)")
+
+
+def directives(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            k, v = line.split("=", 1)
+            out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def test_the_unit_says_what_the_service_needs():
+    d = directives(UNIT.read_text())
+    assert d["User"] == ["ceustream"] and d["Group"] == ["ceustream"]
+    assert d["NoNewPrivileges"] == ["yes"] and d["ProtectSystem"] == ["strict"]
+    assert d["Restart"] == ["on-failure"] and d["Nice"] == ["-10"]
+    assert d["StandardError"] == ["journal"] and d["StandardOutput"] == ["journal"]
+    env = dict(e.split("=", 1) for e in d["Environment"])
+    assert env["CEUSTREAM_CONFIG"].startswith("/etc/ceustream/")
+    # the journal of sampled frames is where the service may write
+    assert any(env["CEUSTREAM_JOURNAL_DIR"].startswith(p + "/")
+               for v in d["ReadWritePaths"] for p in v.split())
+    assert d["ExecStart"][0].startswith(f"{INSTALLED} run ")
+    assert d["EnvironmentFile"] == ["/etc/ceustream/ceustream.env"]
+
+
+@needs_systemd
+def test_systemd_analyze_verify_finds_nothing(tmp_path):
+    """The unit as shipped, with only ExecStart's install path pointing to this
+    installation's `ceustream` (verify checks that the program exists)."""
+    exe = Path(sys.executable).parent / "ceustream"
+    assert exe.is_file()
+    text = UNIT.read_text()
+    assert text.count(f"ExecStart={INSTALLED}") == 1
+    unit = tmp_path / "ceustream.service"
+    unit.write_text(text.replace(f"ExecStart={INSTALLED}", f"ExecStart={exe}"))
+    p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", \
+        p.stdout + p.stderr
+    # and verify does catch a misspelt hardening line (the check is not a no-op)
+    unit.write_text(unit.read_text().replace("NoNewPrivileges=", "NoNewPrivilege="))
+    p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                       text=True, timeout=120)
+    assert "Unknown key 'NoNewPrivilege'" in p.stderr
+
+
+@needs_systemd
+def test_sysusers_makes_the_service_user(tmp_path):
+    (tmp_path / "etc").mkdir()
+    p = subprocess.run(["systemd-sysusers", f"--root={tmp_path}",
+                        str(SYSTEMD / "ceustream.sysusers")], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    passwd = (tmp_path / "etc" / "passwd").read_text().splitlines()
+    user = next(x for x in passwd if x.startswith("ceustream:")).split(":")
+    assert user[5] == "/var/lib/ceustream" and user[6] == "/usr/sbin/nologin"
+    assert int(user[2]) < 1000  # a system user
+    group = (tmp_path / "etc" / "group").read_text()
+    assert any(x.startswith("video:") and "ceustream" in x.split(":")[3]
+               for x in group.splitlines())
+
+
+def test_the_shipped_settings_and_arguments_are_valid():
+    cfg = config.load(SYSTEMD / "config.toml", env={})
+    assert cfg["metrics"]["listen"] == "127.0.0.1:9108"
+    env = dict(line.split("=", 1) for line in (SYSTEMD / "ceustream.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    from ceustream.engine.cli import build_parser
+
+    args = build_parser().parse_args(["run", "-q", *env["CEUSTREAM_RUN_ARGS"].split()])
+    assert args.source == ["scanner1=udp://0.0.0.0:5000"] and args.metrics == "127.0.0.1:9108"
