@@ -24,6 +24,13 @@ stream time. Every frame delivered in seek mode is checked against it: a demuxer
 segment disagrees (GStreamer 1.22's tsdemux after an ACCURATE seek landed 0.4-12 s past its
 target while the segment claimed the target) raises ``SeekMismatch``, and the consumer falls
 back to decoding the file through (``stream_through``), flagged ``seek_fallback``.
+
+**Clipped frames.** An ACCURATE seek whose target falls between two frames of a variable-rate
+file makes the decoder clip the frame before the target to the new segment and stamp it with
+the target itself, a time the file has no frame at. Seek targets sit one nanosecond before
+the time asked for (no container timebase lands there), so a frame stamped exactly with the
+target is a clipped one: it is skipped, and the seek consumer seeks further back for the
+real frame before the slot.
 """
 
 from __future__ import annotations
@@ -234,6 +241,7 @@ class FileReader(GateReader):
         self._monitor: tuple[float, float, float] | None = None
         self._carried = (0, 0)  # gate counters of pipelines replaced by stream_through
         self._seek_arrival = 1 << 62  # no frame counts as "after the last seek" before one
+        self._seek_target_ns: int | None = None  # stream time of the last seek's target
         self._lock = threading.Lock()
         self._build(desc, origin)
 
@@ -346,7 +354,13 @@ class FileReader(GateReader):
         if self._first_ns is None:
             raise DamagedStream(f"{self.what}: seek before the first frame was read", None)
         self._seek_arrival = self.gate.get_property("last-arrival")
-        self._seek_ns(self._first_ns + max(to_ns(t_s), 0), rate=self.speed if self.speed else 1.0)
+        target = self._first_ns + max(to_ns(t_s), 0)
+        if target > self._first_ns:
+            # one nanosecond before a round time: no container timebase (90 kHz, ms, 1/fps)
+            # puts a real frame there, so a frame stamped with it is one the decoder clipped
+            target -= 1
+        self._seek_target_ns = target if target > self._first_ns else None
+        self._seek_ns(target, rate=self.speed if self.speed else 1.0)
 
     def _seek_ns(self, t_ns: int, rate: float) -> None:
         Gst = gst.Gst
@@ -382,6 +396,14 @@ class FileReader(GateReader):
                 raise SeekMismatch(
                     f"{Path(self.what).name}: a seek landed at {(true_ns - first) / 1e9:.3f} s "
                     f"while its segment said {(st_ns - first) / 1e9:.3f} s")
+        if self.seek_mode and self._seek_target_ns is not None and st_ns == self._seek_target_ns:
+            # An ACCURATE seek into a gap of a variable-rate file: the decoder clips the frame
+            # that began before the target and stamps it WITH the target, a time the file has
+            # no frame at. Its real time is unknown here, so it is not offered; the seek
+            # consumer sees the next frame come after the slot and seeks further back.
+            log.debug("%s: a frame clipped to the seek target %s s skipped",
+                      Path(self.what).name, ns_text(st_ns))
+            return None
         if self._first_ns is not None:
             fr.pts_s = (st_ns - self._first_ns) / 1e9
         self.last_pts_s = fr.pts_s
