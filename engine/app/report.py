@@ -143,9 +143,10 @@ def build(m: Any, recs: list[dict], model: Any, threshold: float, wall_s: float,
         "model": model.describe(), "threshold": threshold, "wall_s": wall_s,
         "workers": {"jobs": jobs, "ray": ray},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "disclaimer": DISCLAIMER}
-    if scored and len({r["label"] for r in scored}) == 2:
-        y = [r["label"] for r in scored]
-        s = [r["score"] for r in scored]
+    labelled = [r for r in scored if r.get("label") is not None]
+    if labelled and len({r["label"] for r in labelled}) == 2:
+        y = [r["label"] for r in labelled]
+        s = [r["score"] for r in labelled]
         report["evaluation"] = metrics.evaluate(y, s, threshold)
     return report
 
@@ -157,7 +158,8 @@ def write_all(out: Any, report: dict, recs: list[dict]) -> None:
     images: dict[str, str] = {}
     ev = report.get("evaluation")
     if ev:
-        scored = [r for r in recs if r.get("status") == "scored" and r.get("score") is not None]
+        scored = [r for r in recs if r.get("status") == "scored" and r.get("score") is not None
+                  and r.get("label") is not None]
         y, s = [r["label"] for r in scored], [r["score"] for r in scored]
         name = report["model"]["name"]
         try:

@@ -1,0 +1,197 @@
+"""From and back to a real PACS: Debian's Orthanc (tests/pacs.py) holding CEUS cines written
+by dcmtk (RLE) and GDCM (JPEG-LS), a GSPS drawing the ROI (highdicom) and a labels CSV for
+the rest. ``ceustream qa`` queries (QIDO-RS / C-FIND), retrieves (WADO-RS / C-GET), scores,
+and stores a TID 1500 SR and a Secondary Capture back (STOW-RS / C-STORE); the SR is read
+back from Orthanc and checked with dicom3tools' ``dciodvfy`` and dcmtk's ``dsrdump``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import free_port, last_json, one_line_error, run_cli
+from dicomfiles import FAKE_ACCESSION, secrets_in
+from media import ROI, frame
+from pacs import OUR_AET, PASSWORD, USER, make_cine, missing_tools, start_orthanc
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason="needs Debian packages: "
+                                + " ".join(missing_tools()))
+
+FPS = 10.0
+ARRIVAL = 17.3
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
+SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def uid(n: int) -> str:
+    return f"1.2.826.0.1.3680043.10.1299.{n}"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return [frame(i, i / FPS, ARRIVAL) for i in range(int(200 * FPS))]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, frames):
+    """Orthanc with: cine A (dcmtk RLE, Contrast/Bolus Start Time 4 s after the acquisition
+    start, a GSPS box = the ROI), cine B (GDCM JPEG-LS, no contrast tags: injection and ROI
+    from the labels CSV), cine C (a study outside the date range)."""
+    import highdicom as hd
+    import pydicom
+
+    d = tmp_path_factory.mktemp("pacs")
+    o = start_orthanc(d / "orthanc", free_port(), free_port(), free_port())
+    try:
+        a = make_cine(d / "a.dcm", frames, study_uid=uid(1), series_uid=uid(11), sop_uid=uid(111),
+                      accession=FAKE_ACCESSION, acquisition="20260102091500.000000",
+                      contrast_start="091504.000000", codec="rle")
+        b = make_cine(d / "b.dcm", frames, study_uid=uid(2), series_uid=uid(21), sop_uid=uid(211),
+                      accession="ACC-2", acquisition="20260103100000", contrast_start=None,
+                      codec="jpegls")
+        c = make_cine(d / "c.dcm", frames[:400], study_uid=uid(3), series_uid=uid(31),
+                      sop_uid=uid(311), accession="ACC-3", acquisition="20250505100000",
+                      contrast_start=None, codec="raw")
+        subprocess.run(["dcmodify", "-nb", "-m", "(0008,0020)=20250505", str(c.path)],
+                       check=True, capture_output=True)
+        o.store(a.path, propose="-xr")
+        o.store(b.path, propose="-xt")
+        o.store(c.path, propose="-x=")
+        # the radiologist's box around the lesion, drawn on cine A
+        x, y, w, h = ROI
+        cine = pydicom.dcmread(a.path, stop_before_pixels=True)
+        layer = hd.pr.GraphicLayer(layer_name="LESION", order=1)
+        box = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]], float)
+        pr = hd.pr.GrayscaleSoftcopyPresentationState(
+            referenced_images=[cine], series_instance_uid=uid(12), series_number=2,
+            sop_instance_uid=uid(121), instance_number=1, manufacturer="tests",
+            manufacturer_model_name="tests", software_versions="1", device_serial_number="1",
+            content_label="LESION", graphic_layers=[layer],
+            modality_lut_transformation=hd.ModalityLUTTransformation(
+                rescale_intercept=0.0, rescale_slope=1.0, rescale_type="US"),
+            voi_lut_transformations=[hd.pr.SoftcopyVOILUTTransformation(
+                window_center=128.0, window_width=256.0)],
+            graphic_annotations=[hd.pr.GraphicAnnotation(
+                referenced_images=[cine], graphic_layer=layer,
+                graphic_objects=[hd.pr.GraphicObject("POLYLINE", box, "PIXEL")])])
+        pr.save_as(d / "gsps.dcm", enforce_file_format=True)
+        o.store(d / "gsps.dcm", propose="-x=")
+        labels = d / "labels.csv"
+        labels.write_text("accession,study_uid,label,roi,injection\n"
+                          f"{FAKE_ACCESSION},,HCC,,\n"
+                          f",{uid(2)},non-HCC,\"{x},{y},{w},{h}\",4.0\n")
+        yield {"orthanc": o, "a": a, "b": b, "c": c, "labels": labels, "dir": d}
+    finally:
+        o.stop()
+
+
+@pytest.fixture
+def pacs_env(env, tmp_path):
+    creds = tmp_path / "pacs.cred"
+    creds.write_text(f"{USER}:{PASSWORD}\n")
+    return dict(env, CEUSTREAM_PACS_CREDENTIALS=str(creds))
+
+
+def sr_of_study(o, study_uid: str, sop_class: str) -> list[str]:
+    found = o.rest("/tools/find", data=(
+        '{"Level": "Instance", "Query": {"StudyInstanceUID": "%s", "SOPClassUID": "%s"}}'
+        % (study_uid, sop_class)).encode(), method="POST")
+    return found
+
+
+def qa(archive, pacs_env, out: Path, address: str, *extra: str):
+    p = run_cli(["qa", address, "--out", str(out), "--study-date", "20260101-20260131",
+                 "--labels", str(archive["labels"]), "--our-aet", OUR_AET, "--jobs", "1",
+                 *extra], pacs_env, timeout=600)
+    return p
+
+
+def local_score(path: Path, env: dict, injection: float) -> dict:
+    x, y, w, h = ROI
+    p = run_cli(["replay", str(path), "--roi", f"{x},{y},{w},{h}", "--injection",
+                 str(injection), "--json", "--no-publish", "--no-journal"], env)
+    assert p.returncode == 0, p.stderr
+    return last_json(p.stdout)
+
+
+@pytest.mark.parametrize("protocol", ["dicomweb", "dimse"])
+def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, pacs_env,
+                                                            tmp_path):
+    o = archive["orthanc"]
+    before = {s: len(sr_of_study(o, uid(s), SR_CLASS)) for s in (1, 2, 3)}
+    out = tmp_path / "run"
+    p = qa(archive, pacs_env, out, o.dicomweb if protocol == "dicomweb" else o.dimse)
+    assert p.returncode == 0, p.stderr
+    s = last_json(p.stdout)
+    # cines A and B are in the date range, C is not; both scored, both stored back
+    assert (s["exams"], s["scored_final"], s["stored"], s["missing"]) == (2, 2, 2, 0), s
+    pacs = __import__("json").loads((out / "pacs.json").read_text())
+    src = sorted((e["from"]["roi"], e["from"]["injection"], e["label"]) for e in pacs["exams"])
+    assert src == [("GSPS", "Contrast/Bolus Start Time", 1), ("labels CSV", "labels CSV", 0)]
+    assert all(e["roi"] == ",".join(map(str, ROI)) and e["injection"] == 4.0
+               for e in pacs["exams"])
+    # each study got one more SR and one more Secondary Capture; C none
+    after = {s: len(sr_of_study(o, uid(s), SR_CLASS)) for s in (1, 2, 3)}
+    assert after == {1: before[1] + 1, 2: before[2] + 1, 3: before[3]}
+    assert len(sr_of_study(o, uid(1), SC_CLASS)) >= 1
+    # the same exams scored from local files give the same scores
+    recs = [__import__("json").loads(x) for x in (out / "results.jsonl").read_text().split("\n")
+            if x.strip()]
+    by_cine = {}
+    for e in pacs["exams"]:
+        r = next(r for r in recs if r.get("path") == e["file"])
+        by_cine["a" if e["label"] == 1 else "b"] = r
+    for k in ("a", "b"):
+        ref = local_score(archive[k].path, pacs_env, 4.0)
+        assert by_cine[k]["score"] == pytest.approx(ref["score"], abs=1e-6)
+    # the SR read back: clean under dciodvfy, and dsrdump reads what was scored
+    sr_id = sr_of_study(o, uid(1), SR_CLASS)[-1]
+    blob = o.rest(f"/instances/{sr_id}/file")
+    f = tmp_path / "sr.dcm"
+    f.write_bytes(blob)
+    v = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True)
+    errors = [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")]
+    assert errors == [], errors
+    dump = subprocess.run(["dsrdump", "+Pl", "+Pu", "+Pt", str(f)], capture_output=True,
+                          text=True).stdout
+    assert "Imaging Measurement Report" in dump and "TID 1500" in dump and "TID 1501" in dump
+    m = re.search(r'"Probability of HCC \(model\)"\)="([0-9.]+)"', dump)
+    assert m and float(m.group(1)) == pytest.approx(by_cine["a"]["score"], abs=1e-6)
+    assert dump.count("frame time (t0+") == 30
+    assert "trained on simulated data, not for diagnosis" in dump.lower()
+    assert uid(111) in dump  # the group's source image: the cine, with the scored frames
+    sc_id = sr_of_study(o, uid(1), SC_CLASS)[-1]
+    (tmp_path / "sc.dcm").write_bytes(o.rest(f"/instances/{sc_id}/file"))
+    v = subprocess.run(["dciodvfy", str(tmp_path / "sc.dcm")], capture_output=True, text=True)
+    assert [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")] == []
+    # nothing of the patient, the accession or the password left the process
+    assert secrets_in(p.stdout, p.stderr, folders=(out,)) == []
+    assert PASSWORD not in p.stdout + p.stderr
+    assert not any(PASSWORD.encode() in q.read_bytes() for q in out.rglob("*") if q.is_file())
+
+
+def test_pacs_errors_are_one_line_and_name_no_credential(archive, env, pacs_env, tmp_path):
+    o = archive["orthanc"]
+    bad = tmp_path / "bad.cred"
+    bad.write_text(f"{USER}:wrong-{PASSWORD}\n")
+    cases = [
+        (dict(env), o.dicomweb, "not authorised"),
+        (dict(env, CEUSTREAM_PACS_CREDENTIALS=str(bad)), o.dicomweb, "not authorised"),
+        (pacs_env, o.dicomweb.replace("//", f"//{USER}:{PASSWORD}@"), "refused"),
+        (pacs_env, f"dimse://NOSUCHAET@127.0.0.1:{o.dicom_port}", "rejected"),
+        (pacs_env, f"dimse://{OUR_AET}@127.0.0.1:{free_port()}", "C-FIND failed"),
+    ]
+    for e, addr, want in cases:
+        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102"],
+                    e, timeout=120)
+        assert p.returncode != 0
+        line = one_line_error(p)
+        assert want in line, line
+        assert PASSWORD not in p.stdout + p.stderr
+    p = run_cli(["qa", o.dicomweb, "--out", str(tmp_path / "o"), "--study-date", "2026-01"],
+                pacs_env)
+    assert "--study-date" in one_line_error(p)
