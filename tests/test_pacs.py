@@ -174,6 +174,24 @@ def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, p
     assert not any(PASSWORD.encode() in q.read_bytes() for q in out.rglob("*") if q.is_file())
 
 
+@pytest.mark.parametrize("protocol", ["dicomweb", "dimse"])
+def test_replay_one_cine_from_the_pacs_scores_as_the_local_file(protocol, archive, pacs_env):
+    o = archive["orthanc"]
+    x, y, w, h = ROI
+    addr = o.dicomweb if protocol == "dicomweb" else o.dimse
+    p = run_cli(["replay", addr, "--sop-uid", uid(111), "--our-aet", OUR_AET, "--roi",
+                 f"{x},{y},{w},{h}", "--injection", "4", "--json", "--no-publish",
+                 "--no-journal"], pacs_env)
+    assert p.returncode == 0, p.stderr
+    r = last_json(p.stdout)
+    assert r["final"] and r["score"] == pytest.approx(
+        local_score(archive["a"].path, pacs_env, 4.0)["score"], abs=1e-6)
+    assert secrets_in(p.stdout, p.stderr) == [] and PASSWORD not in p.stdout + p.stderr
+    many = run_cli(["replay", addr, "--our-aet", OUR_AET, "--roi", f"{x},{y},{w},{h}",
+                    "--injection", "4", "--no-publish", "--no-journal"], pacs_env)
+    assert "exactly one" in one_line_error(many)
+
+
 def test_pacs_errors_are_one_line_and_name_no_credential(archive, env, pacs_env, tmp_path):
     o = archive["orthanc"]
     bad = tmp_path / "bad.cred"

@@ -142,6 +142,21 @@ def gather(archive, opts: PacsOptions, cache: Cache) -> list[PacsExam]:
     return exams
 
 
+def fetch_one(peer: Peer, query: Query, cache_dir: Path | None = None,
+              cache_bytes: int = 4 << 30) -> Path:
+    """The one cine a query names, retrieved into the cache (``replay`` from a PACS)."""
+    cache = Cache(cache_dir or default_cache_dir(), cache_bytes)
+    archive = open_archive(peer)
+    try:
+        refs = archive.query(query)
+        if len(refs) != 1:
+            raise InputError(f"{peer.describe()}: the query matches {len(refs)} Ultrasound "
+                             "Multi-frame cines; replay needs exactly one (give --sop-uid)")
+        return archive.retrieve(refs[0], cache)
+    finally:
+        archive.close()
+
+
 def write_manifest(exams: list[PacsExam], out: Path) -> Path:
     """The manifest QA reads: cache paths, labels (``unknown`` when missing), ROI, times."""
     buf = io.StringIO()

@@ -40,6 +40,7 @@ class Query:
     accessions: tuple[str, ...] = ()
     study_uids: tuple[str, ...] = ()
     series_uids: tuple[str, ...] = ()
+    sop_uids: tuple[str, ...] = ()
     modality: str = "US"
     sop_class: str = US_MULTIFRAME
 
@@ -49,7 +50,7 @@ class Query:
             if not m or not (m.group(1) or m.group(2)):
                 raise UsageError(f"--study-date {self.study_date!r}: YYYYMMDD or "
                                  "YYYYMMDD-YYYYMMDD")
-        for u in (*self.study_uids, *self.series_uids):
+        for u in (*self.study_uids, *self.series_uids, *self.sop_uids):
             if not UID_RE.match(u) or len(u) > 64:
                 raise UsageError(f"UID {u[:70]!r}: digits and dots, at most 64 characters")
         for a in self.accessions:
@@ -65,7 +66,8 @@ class Query:
         out = [dict(base)]
         for key, values in (("AccessionNumber", self.accessions),
                             ("StudyInstanceUID", self.study_uids),
-                            ("SeriesInstanceUID", self.series_uids)):
+                            ("SeriesInstanceUID", self.series_uids),
+                            ("SOPInstanceUID", self.sop_uids)):
             if values:
                 out = [dict(f, **{key: v}) for f in out for v in values]
         return out
@@ -343,9 +345,10 @@ class DimseArchive:
                     seuid = str(se.get("SeriesInstanceUID", ""))
                     if not seuid:
                         continue
-                    for im in self._find("IMAGE", {"StudyInstanceUID": suid,
-                                                   "SeriesInstanceUID": seuid},
-                                         ["SOPInstanceUID", "SOPClassUID"]):
+                    ik = {"StudyInstanceUID": suid, "SeriesInstanceUID": seuid}
+                    if "SOPInstanceUID" in f:
+                        ik["SOPInstanceUID"] = f["SOPInstanceUID"]
+                    for im in self._find("IMAGE", ik, ["SOPInstanceUID", "SOPClassUID"]):
                         sop, cls = str(im.get("SOPInstanceUID", "")), str(im.get("SOPClassUID",
                                                                                   ""))
                         if sop and cls == q.sop_class:
