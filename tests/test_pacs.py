@@ -213,3 +213,63 @@ def test_pacs_errors_are_one_line_and_name_no_credential(archive, env, pacs_env,
     p = run_cli(["qa", o.dicomweb, "--out", str(tmp_path / "o"), "--study-date", "2026-01"],
                 pacs_env)
     assert "--study-date" in one_line_error(p)
+
+
+def start_listen(env, spool: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    import json
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "ceustream.engine.cli", "listen", "--aet",
+                          OUR_AET, "--port", "0", "--spool", str(spool), *extra], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()  # blocks until the SCP listens (or the process ends)
+    assert first, p.stderr.read()
+    return p, int(json.loads(first)["listening"].rsplit(":", 1)[1])
+
+
+def send(port: int, *files: Path, calling: str = "SCANNER1", propose: str = "-xr"):
+    return subprocess.run(["/usr/bin/storescu", "-v", propose, "-aet", calling, "-aec", OUR_AET,
+                           "127.0.0.1", str(port), *map(str, files)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_listen_scores_on_arrival_and_stores_back(archive, pacs_env, tmp_path):
+    import json
+
+    o = archive["orthanc"]
+    before = len(sr_of_study(o, uid(1), SR_CLASS))
+    p, port = start_listen(pacs_env, tmp_path / "spool", "--allow-aet", "SCANNER1",
+                           "--store-to", o.dicomweb, "--max-exams", "2")
+    try:
+        # a caller not allowed is rejected; nothing is kept
+        assert send(port, archive["dir"] / "gsps.dcm", calling="INTRUDER",
+                    propose="-x=").returncode != 0
+        assert not list((tmp_path / "spool").glob("*.dcm"))
+        # the GSPS, then cine A: scored with the GSPS box and the Contrast/Bolus time
+        assert send(port, archive["dir"] / "gsps.dcm", propose="-x=").returncode == 0
+        assert send(port, archive["a"].path).returncode == 0
+        line = json.loads(p.stdout.readline())
+        assert line["status"] == "scored" and line["final"] and line["stored"], line
+        # cine B has neither: reported missing, not guessed
+        assert send(port, archive["b"].path, propose="-xt").returncode == 0
+        line = json.loads(p.stdout.readline())
+        assert line["status"] == "missing" and len(line["missing"]) == 2, line
+        assert p.wait(60) == 0
+    finally:
+        p.kill()
+        p.wait()
+    assert len(sr_of_study(o, uid(1), SR_CLASS)) == before + 1
+    err = p.stderr.read()
+    assert secrets_in(err) == [] and PASSWORD not in err
+
+
+def test_listen_refuses_stores_when_its_disk_is_nearly_full(archive, pacs_env, tmp_path):
+    p, port = start_listen(pacs_env, tmp_path / "spool", "--min-free-gb", "100000")
+    try:
+        r = send(port, archive["a"].path)
+        assert "Refused: OutOfResources" in r.stderr, r.stderr  # dcmtk reads A700
+        assert not list((tmp_path / "spool").glob("*.dcm"))
+        assert p.poll() is None  # still listening
+    finally:
+        p.terminate()
+        p.wait(30)

@@ -21,7 +21,7 @@ COMMANDS = {
     "demo": "demo", "replay": "replay", "run": "run", "control": "control",
     "overlay": "overlay", "qa": "qa", "simulate": "simulate", "journal": "journal",
     "keys": "keys", "train": "train", "export": "export", "engine": "engine",
-    "install-plugin": "plugin",
+    "install-plugin": "plugin", "listen": "listen",
 }
 
 

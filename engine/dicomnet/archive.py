@@ -261,7 +261,7 @@ def _write_first_part(chunks: Iterable[bytes], boundary: bytes, f) -> None:
 
 
 # -- DIMSE ------------------------------------------------------------------------------------
-def _storage_contexts():
+def storage_contexts():
     """The transfer syntaxes we accept for a cine (as SCP in C-GET / the listener)."""
     from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
                              ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000,
@@ -406,7 +406,7 @@ class DimseArchive:
         roles = []
         for cls in (UltrasoundMultiFrameImageStorage, GrayscaleSoftcopyPresentationStateStorage):
             if cls == ref.sop_class:
-                ae.add_requested_context(cls, _storage_contexts())
+                ae.add_requested_context(cls, storage_contexts())
                 roles.append(build_role(cls, scp_role=True))
         if not roles:
             raise self._fail("C-GET", "SOP class not retrievable here")

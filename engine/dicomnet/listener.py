@@ -1,0 +1,105 @@
+"""The C-STORE listener's protocol (pynetdicom): a Storage SCP that accepts Ultrasound
+Multi-frame cines and Grayscale Softcopy Presentation States, writes each to a spool folder as
+it arrives and hands it on (``on_instance``). It never takes what it cannot keep:
+
+- AE titles are checked: the called AE title must be ours, and the calling AE title one of
+  ``allowed`` (when given); any other association is rejected by pynetdicom;
+- when the spool's disk has less than ``min_free_bytes`` free, each store is refused with
+  status A700 (Refused: Out of Resources), so the sender keeps the instance and retries
+  later, rather than the listener losing it.
+
+Files are named by a digest of their SOP Instance UID; nothing is logged of their header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ceustream.engine.core.errors import InputError
+
+from . import GSPS, US_MULTIFRAME
+from .archive import storage_contexts
+
+log = logging.getLogger(__name__)
+
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+class Listener:
+    def __init__(self, our_aet: str, host: str, port: int, spool: Path,
+                 on_instance: Callable[[Path, str], None], *, allowed: list[str] | None = None,
+                 min_free_bytes: int = 1 << 30):
+        self.our_aet = our_aet
+        self.host, self.port = host, port
+        self.spool = Path(spool)
+        self.on_instance = on_instance
+        self.allowed = allowed
+        self.min_free_bytes = int(min_free_bytes)
+        self.refused = 0
+        self.server = None
+        try:
+            self.spool.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"--spool {self.spool}: cannot be created ({e.strerror or e})") \
+                from None
+
+    def _on_store(self, event) -> int:
+        if free_bytes(self.spool) < self.min_free_bytes:
+            self.refused += 1
+            log.warning("store refused: under %d MB free on the spool's disk",
+                        self.min_free_bytes >> 20)
+            return OUT_OF_RESOURCES
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            cls = str(ds.SOPClassUID)
+            if cls not in (US_MULTIFRAME, GSPS):
+                return SOP_CLASS_NOT_SUPPORTED
+            name = hashlib.sha256(str(ds.SOPInstanceUID).encode()).hexdigest()[:32] + ".dcm"
+            tmp = self.spool / (name + ".part")
+            ds.save_as(tmp, enforce_file_format=True)
+            tmp.replace(self.spool / name)
+        except OSError as e:
+            log.warning("store refused: the spool cannot be written (%s)", e.strerror or e)
+            return OUT_OF_RESOURCES
+        except Exception as e:  # a dataset pydicom cannot write back: refused, not lost
+            log.warning("store refused: the dataset cannot be kept (%s)", type(e).__name__)
+            return CANNOT_UNDERSTAND
+        self.on_instance(self.spool / name, cls)
+        return 0x0000
+
+    def start(self) -> None:
+        from pynetdicom import AE, evt
+        from pynetdicom.sop_class import (GrayscaleSoftcopyPresentationStateStorage,
+                                          UltrasoundMultiFrameImageStorage, Verification)
+
+        ae = AE(ae_title=self.our_aet)
+        ae.require_called_aet = True
+        if self.allowed:
+            ae.require_calling_aet = list(self.allowed)
+        for cls in (UltrasoundMultiFrameImageStorage, GrayscaleSoftcopyPresentationStateStorage):
+            ae.add_supported_context(cls, storage_contexts())
+        ae.add_supported_context(Verification)
+        try:
+            self.server = ae.start_server((self.host, self.port), block=False,
+                                          evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+        except OSError as e:
+            raise InputError(f"listen {self.host}:{self.port}: cannot listen "
+                             f"({e.strerror or e})") from None
+        self.port = self.server.server_address[1]
+        log.info("listening as %s on %s:%d", self.our_aet, self.host, self.port)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
