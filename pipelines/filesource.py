@@ -236,6 +236,7 @@ class FileReader(GateReader):
         #: why this reader stopped seeking and decoded through (None while it seeks)
         self.fallback: str | None = None
         self._first_ns: int | None = None   # the first frame's stream time
+        self._first_file_ns: int | None = None  # ... on the file's own clock (reported)
         self._ref: tuple[int, int, float] | None = None  # its segment: start, time, applied rate
         self._slots: list[float] | None = None
         self._monitor: tuple[float, float, float] | None = None
@@ -267,7 +268,7 @@ class FileReader(GateReader):
         Gst = gst.Gst
         buf = info.get_buffer()
         ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
-        st, ref = buf.pts, None
+        st, ref, file_ns = buf.pts, None, None
         if ev is not None:
             seg = ev.parse_segment()
             if seg.format == Gst.Format.TIME:
@@ -276,11 +277,17 @@ class FileReader(GateReader):
                     s = seg.to_stream_time(Gst.Format.TIME, buf.pts)
                     if s != Gst.CLOCK_TIME_NONE:
                         st = s
+                    if seg.time == 0 and seg.start > 0 and buf.pts >= seg.start:
+                        # matroskademux maps the file's first timestamp (5 s for an MKV
+                        # written with a start offset) to stream time 0: the file's own clock
+                        # is the timestamp itself (what ffprobe reports)
+                        file_ns = int(buf.pts)
         if st == Gst.CLOCK_TIME_NONE:
             st = 0
         with self._lock:
             if self._first_ns is None:
                 self._first_ns = int(st)
+                self._first_file_ns = int(st) if file_ns is None else file_ns
                 log.debug("%s: first frame at stream time %s s", Path(self.info.path).name,
                           ns_text(self._first_ns))
             self._ref = ref
@@ -289,8 +296,12 @@ class FileReader(GateReader):
 
     @property
     def first_frame_s(self) -> float | None:
-        """The first frame's stream time (seconds), once the reader started."""
-        return None if self._first_ns is None else self._first_ns / 1e9
+        """Where the first frame sits on the file's own clock (seconds), once the reader
+        started: its stream time, or for a demuxer that maps the file's first timestamp to
+        stream zero (Matroska), that timestamp."""
+        if self._first_ns is None:
+            return None
+        return (self._first_file_ns if self._first_file_ns is not None else self._first_ns) / 1e9
 
     def _stream_ns(self, t_s: float) -> int:
         return self._first_ns + to_ns(t_s)
@@ -454,6 +465,7 @@ class FileReader(GateReader):
         first = self._first_ns
         with self._lock:
             self._first_ns = None
+            self._first_file_ns = None
             self._slots = list(slots_s) if slots_s is not None else None
             self._monitor = monitor
         self._build(self._desc, self.origin)

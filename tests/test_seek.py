@@ -206,3 +206,19 @@ def test_seek_on_vfr_never_reports_a_frame_time_the_file_lacks(container, vfr, c
         res[mode] = (r["score"], [got[i] for i in range(30)], [s["pts_s"] for s in r["slots"]])
     assert res["always"] == res["never"]
     assert res["never"][2][23] == pytest.approx(71.1, abs=1e-3)  # nearest to 70.97 s
+
+
+@pytest.mark.parametrize("name", ["mp4_offset5", "mkv_offset5"])
+def test_offset_files_report_the_first_frame_where_ffprobe_puts_it(name, ff, cfg):
+    """ffmpeg -output_ts_offset 5: ffprobe's first frame is at 5.0 s in both containers
+    (matroskademux maps it to stream time 0; the report must still say 5.0)."""
+    path = ff(name)
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=pts_time", "-of", "csv=p=0", "-read_intervals", "%+#1",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    want = float(out.split()[0].strip(","))
+    assert want == pytest.approx(5.0)
+    for mode in ("always", "never"):
+        r, got = taken(path, cfg, mode, t0=12.31)
+        assert r["first_frame_s"] == pytest.approx(want, abs=1e-3), mode
+        assert got[0] == expected_frames("12.31")[0]
