@@ -66,17 +66,81 @@ def pydicom():
     return pd
 
 
+class _Collect(logging.Filter):
+    """Keeps pydicom's log records (it logs each warning AND warns it) for one read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+def _quiet_read(pd, path: Path, **kw) -> tuple[Any, list[str]]:
+    """``dcmread`` with pydicom's warnings collected (its ``warnings.warn`` and its log
+    lines), so each becomes at most one line of ours; the file's path is taken out of them."""
+    import warnings
+
+    grab = _Collect()
+    plog = logging.getLogger("pydicom")
+    plog.addFilter(grab)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                ds = pd.dcmread(str(path), **kw)
+            except Exception as e:  # pydicom raises many types; none may escape as a bug
+                ds = e
+    finally:
+        plog.removeFilter(grab)
+    msgs = []
+    for m in [*grab.messages, *(str(w.message) for w in caught)]:
+        m = m.splitlines()[0].replace(f" in file {path}", "").replace(str(path), path.name)
+        if m not in msgs:
+            msgs.append(m[:160])
+    return ds, msgs
+
+
+def _encapsulated_items(path: Path) -> tuple[int, bool] | None:
+    """(items after the Pixel Data tag, whether a sequence delimiter closes them) from the
+    raw bytes, for saying how much of a cut encapsulated cine is there."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    if at < 0:
+        return None
+    tail = data[at:]
+    return tail.count(b"\xfe\xff\x00\xe0"), b"\xfe\xff\xdd\xe0" in tail
+
+
 def read(path: Path, pixels: bool) -> Any:
-    """The dataset with only the engine's tags (and the pixel data when asked)."""
+    """The dataset with only the engine's tags (and the pixel data when asked). pydicom's
+    warnings become one line each in our log, or part of the one-line error."""
     pd = pydicom()
     tags = HEADER_TAGS + ([PIXEL_DATA] if pixels else [])
-    try:
-        ds = pd.dcmread(str(path), specific_tags=tags, stop_before_pixels=not pixels)
-    except Exception as e:  # pydicom raises many types; none of them may escape as a bug
-        raise InputError(f"{path}: not a readable DICOM file ({type(e).__name__}: "
-                         f"{_short(e)})") from None
+    ds, warned = _quiet_read(pd, path, specific_tags=tags, stop_before_pixels=not pixels)
+    if isinstance(ds, Exception):
+        extra = f"; pydicom: {warned[0]}" if warned else ""
+        raise InputError(f"{path}: not a readable DICOM file ({type(ds).__name__}: "
+                         f"{_short(ds)}{extra})") from None
     if pixels and "PixelData" not in ds:
+        items = _encapsulated_items(path)
+        if items is not None and not items[1]:
+            hdr, _ = _quiet_read(pd, path, specific_tags=HEADER_TAGS, stop_before_pixels=True)
+            n = None if isinstance(hdr, Exception) else _tag(hdr, NUMBER_OF_FRAMES)
+            raise InputError(f"{path}: the pixel data is cut short: the file ends inside it "
+                             f"({max(items[0] - 2, 0)} complete of {n or '?'} frames' "
+                             "fragments; a cut cine is not scored)")
+        if items is not None:
+            raise InputError(f"{path}: the pixel data cannot be read"
+                             + (f" (pydicom: {warned[0]})" if warned else ""))
         raise InputError(f"{path}: DICOM file without pixel data")
+    for m in warned:
+        log.warning("%s: %s", path.name, m)
     return ds
 
 

@@ -195,6 +195,26 @@ def test_bad_dicom_files_get_one_line(tmp_path, env, frames):
     one_line_error(p)
 
 
+@pytest.mark.parametrize("syntax", ["jpeg", "rle"])
+def test_a_cut_cine_says_it_is_cut_in_one_line(tmp_path, env, frames, syntax):
+    """Half of an encapsulated cine: pydicom warns (its log line and two lines of Python
+    warning); the user gets one line saying the pixel data is cut short and how much of it
+    is there (encapsulate writes one fragment per frame after the offset table: of the
+    first half of the file, fragments for about half of the 2000 frames)."""
+    data = write_dicom(tmp_path / "full.dcm", frames, syntax=syntax).read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) // 2])
+    p = run_cli(["replay", str(cut), "--roi", "56,32,64,64", "--t0", str(ARRIVAL),
+                 "--no-publish", "--no-journal"], env)
+    assert p.returncode == 3
+    line = one_line_error(p)
+    assert "cut short" in line and f"of {len(frames)} frames" in line, line
+    present = int(line.split("(")[1].split(" complete")[0])
+    assert 0.4 * len(frames) < present < 0.6 * len(frames)
+    assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) <= 2  # the model line, the error
+
+
 def write_image_folder(d: Path, n: int, fps: float) -> Path:
     import cv2
 
