@@ -273,3 +273,29 @@ def test_listen_refuses_stores_when_its_disk_is_nearly_full(archive, pacs_env, t
     finally:
         p.terminate()
         p.wait(30)
+
+
+def test_sr_and_sc_for_a_cine_without_type2_patient_attributes(archive, tmp_path):
+    """A cine lacking Patient Birth Date / Sex / Study ID (Type 2: an archive's may) still
+    gets an SR and SC that dciodvfy finds no error in (the attributes present, empty)."""
+    import pydicom
+
+    from ceustream.engine.dicomnet.results import Result, write_sc, write_sr
+
+    cine = pydicom.dcmread(archive["a"].path, stop_before_pixels=True)
+    for k in ("PatientBirthDate", "PatientSex", "StudyID", "ReferringPhysicianName"):
+        if k in cine:
+            delattr(cine, k)
+    res = Result(score=0.25, label="indeterminate", final=True, threshold=0.5, t0_s=17.3,
+                 slot_offsets_s=[0.0, 2.0], slot_frames=[174, 194], slot_times_s=[17.3, 19.3],
+                 flags=["out_of_distribution"], model_name="m", model_sha256="0" * 64,
+                 backend="onnxruntime", software_version="t", tic=None, domain=None)
+    for name, ds in (("sr.dcm", write_sr(cine, res)),
+                     ("sc.dcm", write_sc(cine, np.zeros((64, 96, 3), np.uint8), res))):
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        v = subprocess.run(["dciodvfy", str(tmp_path / name)], capture_output=True, text=True)
+        assert [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")] == []
+    dump = subprocess.run(["dsrdump", "+Pl", str(tmp_path / "sr.dcm")], capture_output=True,
+                          text=True).stdout
+    assert "Indeterminate (outside model domain)" in dump and "outside model domain" in dump
+    assert '"Model domain")="unknown"' in dump  # an older result without a domain object

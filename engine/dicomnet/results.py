@@ -49,6 +49,23 @@ def _ucum(value: str, meaning: str):
     return _code(value, meaning, "UCUM")
 
 
+#: Type 2 attributes of the Patient and General Study modules that the SR and SC copy from
+#: the cine: an archive's cine may lack them (present-but-empty is what the standard asks)
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def evidence_header(cine: Any) -> Any:
+    """A copy of the cine's header with the Type 2 attributes the writers copy present."""
+    import copy
+
+    ds = copy.deepcopy(cine)
+    for k in TYPE2:
+        if k not in ds:
+            setattr(ds, k, "")
+    return ds
+
+
 @dataclass
 class Result:
     """What the SR says, from a replay/QA result (no identifiers in it)."""
@@ -159,6 +176,7 @@ def write_sr(cine: Any, res: Result, series_number: int = 9901):
     """The Comprehensive SR (a pydicom dataset) in the cine's study."""
     import highdicom as hd
 
+    cine = evidence_header(cine)
     report = measurement_report(cine, res)
     sr = hd.sr.ComprehensiveSR(
         evidence=[cine], content=report, series_instance_uid=hd.UID(),
@@ -176,6 +194,7 @@ def write_sc(cine: Any, rgb: np.ndarray, res: Result, series_number: int = 9902)
     """A Secondary Capture (RGB) of the TIC plot and filmstrip, in the cine's study."""
     import highdicom as hd
 
+    cine = evidence_header(cine)
     img = np.ascontiguousarray(rgb[..., :3].astype(np.uint8))
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=cine, pixel_array=img, photometric_interpretation="RGB", bits_allocated=8,
