@@ -13,6 +13,7 @@ loaded into Debian's Orthanc on loopback (DICOMweb plugin, a user and password) 
 Peak RSS is the process's own (``wait4``'s ``ru_maxrss``); ``--jobs 1`` scores inside it.
 
     python -m ceustream.benchmarks.pacs [--n 4] [--size 160x120] [--fps 5]
+    python -m ceustream.benchmarks.pacs --make-cines DIR [--n 2]   # only the cines
 """
 
 from __future__ import annotations
@@ -117,6 +118,33 @@ def to_dicom(mp4: Path, dest: Path, k: int, w: int, h: int, fps: float,
     return dest
 
 
+def make_cines(dcm: Path, n: int, size: str, fps: float, env: dict,
+               sim: Path | None = None) -> Path:
+    """``n`` simulated exams as JPEG US Multi-frame cines in ``dcm``, with ``manifest.csv``
+    (local QA) and ``labels.csv`` (QA from a PACS: label and ROI by accession number; the
+    injection comes from each cine's Contrast/Bolus Start Time)."""
+    w, h = (int(v) for v in size.split("x"))
+    sim = sim or dcm / "sim"
+    subprocess.run([sys.executable, "-m", "ceustream.engine.cli", "simulate", "--n",
+                    str(n), "--out", str(sim), "--size", size, "--fps", str(fps),
+                    "--quiet"], check=True, env=env)
+    rows = list(csv.DictReader((sim / "manifest.csv").read_text().splitlines()))
+    dcm.mkdir(parents=True, exist_ok=True)
+    local, labels = [], []
+    for k, r in enumerate(rows):
+        f = to_dicom(sim / r["path"], dcm / f"cine_{k}.dcm", k, w, h, fps,
+                     float(r["injection"]))
+        local.append([f.name, r["label"], r["roi"], r["injection"]])
+        labels.append([f"BENCH{k}", r["label"], r["roi"]])
+    with open(dcm / "manifest.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["path", "label", "roi", "injection"], *local])
+    with open(dcm / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["accession", "label", "roi"], *labels])
+    if sim.parent == dcm:
+        shutil.rmtree(sim, ignore_errors=True)
+    return dcm
+
+
 def run_one(args: list[str], env: dict) -> dict:
     """``ceustream ARGS`` in a child whose peak RSS ``wait4`` reports."""
     t = time.monotonic()
@@ -154,38 +182,28 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=4, help="exams")
     ap.add_argument("--size", default="160x120", help="their screen size")
     ap.add_argument("--fps", type=float, default=5.0, help="their frame rate")
+    ap.add_argument("--make-cines", metavar="DIR", help="only write the cines (and "
+                    "manifest.csv, labels.csv) into DIR, to load into a PACS by hand")
     a = ap.parse_args(argv)
-    w, h = (int(v) for v in a.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="pacs_bench_"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEUSTREAM_")}
     env.update(CEUSTREAM_PACS_USER=USER, CEUSTREAM_PACS_PASSWORD=PASSWORD,
                XDG_CACHE_HOME=str(work / "cache"), CEUSTREAM_JOURNAL_DIR=str(work / "journal"))
+    if a.make_cines:
+        d = make_cines(Path(a.make_cines), a.n, a.size, a.fps, env)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"{a.n} cines, manifest.csv and labels.csv in {d}")
+        return 0
     orthanc = None
     try:
-        sim = work / "sim"
-        subprocess.run([sys.executable, "-m", "ceustream.engine.cli", "simulate", "--n",
-                        str(a.n), "--out", str(sim), "--size", a.size, "--fps", str(a.fps),
-                        "--quiet"], check=True, env=env)
-        rows = list(csv.DictReader((sim / "manifest.csv").read_text().splitlines()))
-        dcm = work / "dicom"
-        dcm.mkdir()
-        local, labels = [], []
-        for k, r in enumerate(rows):
-            f = to_dicom(sim / r["path"], dcm / f"cine_{k}.dcm", k, w, h, a.fps,
-                         float(r["injection"]))
-            local.append([f.name, r["label"], r["roi"], r["injection"]])
-            labels.append([f"BENCH{k}", r["label"], r["roi"]])
-        with open(dcm / "manifest.csv", "w", newline="") as fh:
-            csv.writer(fh).writerows([["path", "label", "roi", "injection"], *local])
-        with open(work / "labels.csv", "w", newline="") as fh:
-            csv.writer(fh).writerows([["accession", "label", "roi"], *labels])
+        dcm = make_cines(work / "dicom", a.n, a.size, a.fps, env, work / "sim")
         orthanc, http, dicom = start_orthanc(work / "orthanc")
         subprocess.run(["/usr/bin/storescu", "-xy", "-aet", OUR_AET, "-aec", PACS_AET,
                         "127.0.0.1", str(dicom), *map(str, sorted(dcm.glob("*.dcm")))],
                        check=True, capture_output=True)
         assert len(rest(http, "/instances")) == a.n
         common = ["--jobs", "1", "--quiet"]
-        pacs = ["--study-date", "20260102", "--labels", str(work / "labels.csv")]
+        pacs = ["--study-date", "20260102", "--labels", str(dcm / "labels.csv")]
         res = {"local files": run_one(["qa", str(dcm / "manifest.csv"), "--out",
                                        str(work / "local"), *common], env)}
         for name, addr, extra in (

@@ -124,7 +124,9 @@ class Scorer:
         res = score_task(task, self.cfg, self.loaded)
         rec = res["record"]
         line.update(status=rec["status"], score=rec.get("score"), label=rec.get("predicted"),
-                    final=rec.get("final"), flags=rec.get("flags"), error=rec.get("error"))
+                    final=rec.get("final"), flags=rec.get("flags"))
+        if rec.get("error"):
+            line["error"] = rec["error"]
         if self.opts.store_to is not None and rec["status"] in ("scored", "partial"):
             strip = None
             if res.get("clip") is not None:
