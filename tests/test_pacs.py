@@ -39,8 +39,8 @@ def frames():
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, frames):
     """Orthanc with: cine A (dcmtk RLE, Contrast/Bolus Start Time 4 s after the acquisition
-    start, a GSPS box = the ROI), cine B (GDCM JPEG-LS, no contrast tags: injection and ROI
-    from the labels CSV), cine C (a study outside the date range)."""
+    start, a GSPS box = the ROI), cine B (GDCM JPEG-LS, no contrast tags: injection from the
+    labels CSV, ROI from an SR's image region), cine C (a study outside the date range)."""
     import highdicom as hd
     import pydicom
 
@@ -80,6 +80,20 @@ def archive(tmp_path_factory, frames):
                 graphic_objects=[hd.pr.GraphicObject("POLYLINE", box, "PIXEL")])])
         pr.save_as(d / "gsps.dcm", enforce_file_format=True)
         o.store(d / "gsps.dcm", propose="-x=")
+        # and on cine B, a region in an SR (TID 1500 / 1410, as a reporting tool writes it)
+        cine_b = pydicom.dcmread(b.path, stop_before_pixels=True)
+        group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=uid(221), identifier="lesion"),
+            referenced_region=hd.sr.ImageRegion(
+                "POLYLINE", box, hd.sr.SourceImageForRegion.from_source_image(cine_b)))
+        report = hd.sr.MeasurementReport(
+            observation_context=hd.sr.ObservationContext(),
+            procedure_reported=hd.sr.CodedConcept("P5-B8500", "SRT", "Ultrasound"),
+            imaging_measurements=[group])
+        sr = hd.sr.ComprehensiveSR([cine_b], report, uid(22), 3, uid(222), 1,
+                                   manufacturer="tests")
+        sr.save_as(d / "region_sr.dcm", enforce_file_format=True)
+        o.store(d / "region_sr.dcm", propose="-x=")
         labels = d / "labels.csv"
         labels.write_text("accession,study_uid,label,roi,injection\n"
                           f"{FAKE_ACCESSION},,HCC,,\n"
@@ -131,7 +145,7 @@ def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, p
     assert (s["exams"], s["scored_final"], s["stored"], s["missing"]) == (2, 2, 2, 0), s
     pacs = __import__("json").loads((out / "pacs.json").read_text())
     src = sorted((e["from"]["roi"], e["from"]["injection"], e["label"]) for e in pacs["exams"])
-    assert src == [("GSPS", "Contrast/Bolus Start Time", 1), ("labels CSV", "labels CSV", 0)]
+    assert src == [("GSPS", "Contrast/Bolus Start Time", 1), ("SR", "labels CSV", 0)]
     assert all(e["roi"] == ",".join(map(str, ROI)) and e["injection"] == 4.0
                for e in pacs["exams"])
     # each study got one more SR and one more Secondary Capture; C none

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from ceustream.engine.core.errors import CeusError
-from ceustream.engine.dicomnet import GSPS, US_MULTIFRAME
+from ceustream.engine.dicomnet import ROI_CLASSES, US_MULTIFRAME
 from ceustream.engine.dicomnet.archive import InstanceRef, open_archive
-from ceustream.engine.dicomnet.inputs import (injection_from_contrast, label_for,
-                                              read_labels, roi_from_gsps)
+from ceustream.engine.dicomnet.inputs import injection_from_contrast, label_for, read_labels
 from ceustream.engine.dicomnet.listener import Listener
 from ceustream.engine.dicomnet.peer import Peer
 
-from .pacs import PacsExam, exam_id, store_results
+from .pacs import PacsExam, exam_id, roi_drawn, store_results
 from .loading import load_model_and_backend
 from .qa import score_task
 
@@ -66,7 +65,7 @@ class Scorer:
         """Called by the SCP for each stored instance (on its thread)."""
         import pydicom
 
-        if sop_class == GSPS:
+        if sop_class in ROI_CLASSES:
             try:
                 self.gsps.append(pydicom.dcmread(str(path), stop_before_pixels=True))
             except Exception:
@@ -87,11 +86,9 @@ class Scorer:
         if inj is not None:
             e.injection, e.sources["injection"] = inj, "Contrast/Bolus Start Time"
         size = (int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0))
-        for pr in self.gsps:
-            roi, _ = roi_from_gsps(pr, ref.sop_uid, size)
-            if roi is not None:
-                e.roi, e.sources["roi"] = ",".join(map(str, roi.as_list())), "GSPS"
-                break
+        roi, src = roi_drawn(self.gsps, ref.sop_uid, size)
+        if roi is not None:
+            e.roi, e.sources["roi"] = ",".join(map(str, roi.as_list())), src
         row = label_for(self.labels, ref.sop_uid, ref.study_uid, ref.accession)
         if row is not None:
             e.label = row.label

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from ceustream.engine.core.errors import CeusError, InputError
-from ceustream.engine.dicomnet import GSPS
+from ceustream.engine.dicomnet import GSPS, ROI_CLASSES
 from ceustream.engine.dicomnet.archive import Cache, InstanceRef, Query, open_archive
 from ceustream.engine.dicomnet.inputs import (injection_from_contrast, label_for, read_labels,
-                                              roi_from_gsps)
+                                              roi_from_gsps, roi_from_sr)
 from ceustream.engine.dicomnet.peer import Peer
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,20 @@ def exam_id(path: Path) -> str:
     return dcm.content_id(path)
 
 
+def roi_drawn(objects: list[Any], sop_uid: str, size: tuple[int, int]):
+    """(ROI, "GSPS" | "SR") from the first presentation state or SR region on the cine."""
+    for ds in objects:
+        if str(ds.get("SOPClassUID", "")) == GSPS:
+            roi, _ = roi_from_gsps(ds, sop_uid, size)
+            src = "GSPS"
+        else:
+            roi, _ = roi_from_sr(ds, sop_uid, size)
+            src = "SR"
+        if roi is not None:
+            return roi, src
+    return None, None
+
+
 def gather(archive, opts: PacsOptions, cache: Cache) -> list[PacsExam]:
     """Query, retrieve, and read each exam's inputs."""
     refs = archive.query(opts.query)
@@ -105,20 +119,18 @@ def gather(archive, opts: PacsOptions, cache: Cache) -> list[PacsExam]:
             e.injection, e.sources["injection"] = inj, "Contrast/Bolus Start Time"
         if ref.study_uid not in gsps:
             gsps[ref.study_uid] = []
-            for pr in archive.related(ref.study_uid, GSPS):
-                try:
-                    gsps[ref.study_uid].append(_header(archive.retrieve(pr, cache)))
-                except InputError as err:
-                    log.warning("exam %s: a presentation state could not be read (%s)",
-                                e.exam, str(err).split(": ", 1)[-1])
+            for cls in ROI_CLASSES:
+                for pr in archive.related(ref.study_uid, cls):
+                    try:
+                        gsps[ref.study_uid].append(_header(archive.retrieve(pr, cache)))
+                    except InputError as err:
+                        log.warning("exam %s: a presentation state or SR could not be read "
+                                    "(%s)", e.exam, str(err).split(": ", 1)[-1])
         size = (int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0))
-        why_roi = "no presentation state (GSPS) references the cine"
-        for pr in gsps[ref.study_uid]:
-            roi, why = roi_from_gsps(pr, ref.sop_uid, size)
-            if roi is not None:
-                e.roi, e.sources["roi"] = ",".join(map(str, roi.as_list())), "GSPS"
-                break
-            why_roi = why or why_roi
+        roi, src = roi_drawn(gsps[ref.study_uid], ref.sop_uid, size)
+        why_roi = "no presentation state (GSPS) or SR region references the cine"
+        if roi is not None:
+            e.roi, e.sources["roi"] = ",".join(map(str, roi.as_list())), src
         row = label_for(labels, ref.sop_uid, ref.study_uid, ref.accession)
         if row is not None:
             e.label = row.label

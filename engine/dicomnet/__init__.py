@@ -15,6 +15,10 @@ import hashlib
 #: SOP classes
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
+ENHANCED_SR = "1.2.840.10008.5.1.4.1.1.88.22"
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+#: where a radiologist's ROI can be: a presentation state, or an SR's image region
+ROI_CLASSES = (GSPS, COMPREHENSIVE_SR, ENHANCED_SR)
 
 
 def opaque(uid: str) -> str:

@@ -371,9 +371,7 @@ class DimseArchive:
         cache file (pynetdicom hands it over already received)."""
         from pydicom.dataset import Dataset
         from pynetdicom import build_role, evt
-        from pynetdicom.sop_class import (GrayscaleSoftcopyPresentationStateStorage,
-                                          StudyRootQueryRetrieveInformationModelGet,
-                                          UltrasoundMultiFrameImageStorage)
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
         dest = cache.path_for(ref.sop_uid)
         if dest.is_file() and dest.stat().st_size > 0:
@@ -403,13 +401,8 @@ class DimseArchive:
 
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-        roles = []
-        for cls in (UltrasoundMultiFrameImageStorage, GrayscaleSoftcopyPresentationStateStorage):
-            if cls == ref.sop_class:
-                ae.add_requested_context(cls, storage_contexts())
-                roles.append(build_role(cls, scp_role=True))
-        if not roles:
-            raise self._fail("C-GET", "SOP class not retrievable here")
+        ae.add_requested_context(ref.sop_class, storage_contexts())
+        roles = [build_role(ref.sop_class, scp_role=True)]
         assoc = self._associate(ae, "C-GET", ext_neg=roles,
                                 evt_handlers=[(evt.EVT_C_STORE, on_store)])
         ds = Dataset()

@@ -6,7 +6,8 @@
   after, across midnight). Seconds from the cine's start, which is its first frame.
 - ROI: a Grayscale Softcopy Presentation State that references the cine (a radiologist's
   box or outline in the PACS viewer): the bounding box of its first graphic object in PIXEL
-  units (POLYLINE, INTERPOLATED, CIRCLE, ELLIPSE).
+  units (POLYLINE, INTERPOLATED, CIRCLE, ELLIPSE); or a Structured Report whose SCOORD
+  (an image region, as TID 1410 writes it) is selected from the cine.
 - Labels and anything missing: a CSV keyed by ``accession``, ``study_uid`` or ``sop_uid``
   (one of them per row), with ``label`` and optionally ``roi``, ``t0``, ``injection``.
 
@@ -95,22 +96,50 @@ def roi_from_gsps(ds: Any, cine_sop_uid: str, size: tuple[int, int] | None = Non
             data = [float(v) for v in (g.get("GraphicData") or [])]
             if len(data) < 4 or len(data) % 2 or not all(math.isfinite(v) for v in data):
                 continue
-            xs, ys = data[0::2], data[1::2]
-            kind = str(g.get("GraphicType", ""))
-            if kind == "CIRCLE":  # centre, then a point on the circle
-                r = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
-                xs, ys = [xs[0] - r, xs[0] + r], [ys[0] - r, ys[0] + r]
-            # PIXEL units (PS3.3 C.10.5.1.2): 0.0\0.0 is the top-left corner of the top-left
-            # pixel, Columns\Rows the bottom-right corner of the last: corners, like an ROI's
-            x0, y0 = math.floor(min(xs)), math.floor(min(ys))
-            x1, y1 = math.ceil(max(xs)), math.ceil(max(ys))
-            x0, y0 = max(x0, 0), max(y0, 0)
-            if size is not None:
-                x1, y1 = min(x1, size[0]), min(y1, size[1])
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                return None, "the presentation state's graphic is smaller than 2x2 pixels"
-            return Roi(x0, y0, x1 - x0, y1 - y0), None
+            return _box(data, str(g.get("GraphicType", "")), size)
     return None, "the presentation state has no graphic in PIXEL units"
+
+
+def _box(data: list[float], kind: str, size: tuple[int, int] | None
+         ) -> tuple[Roi | None, str | None]:
+    """The pixel box around a graphic's points (PIXEL/SCOORD coordinates: 0.0\\0.0 is the
+    top-left corner of the top-left pixel, Columns\\Rows the bottom-right corner of the last,
+    PS3.3 C.10.5.1.2 and C.18.6.1.2: corners, like an ROI's)."""
+    xs, ys = data[0::2], data[1::2]
+    if kind == "CIRCLE":  # centre, then a point on the circle
+        r = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+        xs, ys = [xs[0] - r, xs[0] + r], [ys[0] - r, ys[0] + r]
+    x0, y0 = max(math.floor(min(xs)), 0), max(math.floor(min(ys)), 0)
+    x1, y1 = math.ceil(max(xs)), math.ceil(max(ys))
+    if size is not None and size[0] > 0 and size[1] > 0:
+        x1, y1 = min(x1, size[0]), min(y1, size[1])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None, "the drawn region is smaller than 2x2 pixels"
+    return Roi(x0, y0, x1 - x0, y1 - y0), None
+
+
+def roi_from_sr(ds: Any, cine_sop_uid: str, size: tuple[int, int] | None = None
+                ) -> tuple[Roi | None, str | None]:
+    """The bounding box of the first SCOORD (2D, image) selected from the cine in an SR."""
+
+    def walk(items):
+        for it in items or []:
+            yield it
+            yield from walk(it.get("ContentSequence"))
+
+    for it in walk(ds.get("ContentSequence")):
+        if str(it.get("ValueType", "")) != "SCOORD":
+            continue
+        refs = {str(r.get("ReferencedSOPInstanceUID", ""))
+                for c in it.get("ContentSequence", []) if str(c.get("ValueType", "")) == "IMAGE"
+                for r in c.get("ReferencedSOPSequence", [])}
+        if cine_sop_uid not in refs:
+            continue
+        data = [float(v) for v in (it.get("GraphicData") or [])]
+        if len(data) < 4 or len(data) % 2 or not all(math.isfinite(v) for v in data):
+            continue
+        return _box(data, str(it.get("GraphicType", "")), size)
+    return None, "no SR region references this cine"
 
 
 @dataclass

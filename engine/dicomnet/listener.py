@@ -21,7 +21,7 @@ from typing import Callable
 
 from ceustream.engine.core.errors import InputError
 
-from . import GSPS, US_MULTIFRAME
+from . import ROI_CLASSES, US_MULTIFRAME
 from .archive import storage_contexts
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Listener:
             ds = event.dataset
             ds.file_meta = event.file_meta
             cls = str(ds.SOPClassUID)
-            if cls not in (US_MULTIFRAME, GSPS):
+            if cls not in (US_MULTIFRAME, *ROI_CLASSES):
                 return SOP_CLASS_NOT_SUPPORTED
             name = hashlib.sha256(str(ds.SOPInstanceUID).encode()).hexdigest()[:32] + ".dcm"
             tmp = self.spool / (name + ".part")
@@ -80,14 +80,13 @@ class Listener:
 
     def start(self) -> None:
         from pynetdicom import AE, evt
-        from pynetdicom.sop_class import (GrayscaleSoftcopyPresentationStateStorage,
-                                          UltrasoundMultiFrameImageStorage, Verification)
+        from pynetdicom.sop_class import Verification
 
         ae = AE(ae_title=self.our_aet)
         ae.require_called_aet = True
         if self.allowed:
             ae.require_calling_aet = list(self.allowed)
-        for cls in (UltrasoundMultiFrameImageStorage, GrayscaleSoftcopyPresentationStateStorage):
+        for cls in (US_MULTIFRAME, *ROI_CLASSES):
             ae.add_supported_context(cls, storage_contexts())
         ae.add_supported_context(Verification)
         try:
