@@ -20,6 +20,7 @@ or report; the exam id comes from the pixel data alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from fractions import Fraction
@@ -78,29 +79,57 @@ class _Collect(logging.Filter):
         return False
 
 
-def _quiet_read(pd, path: Path, **kw) -> tuple[Any, list[str]]:
-    """``dcmread`` with pydicom's warnings collected (its ``warnings.warn`` and its log
-    lines), so each becomes at most one line of ours; the file's path is taken out of them."""
+@contextlib.contextmanager
+def quiet(path: Path):
+    """pydicom's warnings collected (its ``warnings.warn`` and its log lines) while reading or
+    converting values of ``path``, so each becomes at most one line of ours: yields the list
+    the messages go to (the file's path taken out of them)."""
     import warnings
 
     grab = _Collect()
     plog = logging.getLogger("pydicom")
     plog.addFilter(grab)
+    out: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                ds = pd.dcmread(str(path), **kw)
-            except Exception as e:  # pydicom raises many types; none may escape as a bug
-                ds = e
+                yield out
+            finally:
+                for m in [*grab.messages, *(str(w.message) for w in caught)]:
+                    m = m.splitlines()[0].replace(f" in file {path}", "")
+                    m = m.replace(str(path), path.name).split(" Please see <")[0][:160]
+                    if m not in out:
+                        out.append(m)
     finally:
         plog.removeFilter(grab)
-    msgs = []
-    for m in [*grab.messages, *(str(w.message) for w in caught)]:
-        m = m.splitlines()[0].replace(f" in file {path}", "").replace(str(path), path.name)
-        if m not in msgs:
-            msgs.append(m[:160])
+
+
+def _quiet_read(pd, path: Path, **kw) -> tuple[Any, list[str]]:
+    """``dcmread`` under ``quiet``: (the dataset or the exception, pydicom's messages)."""
+    with quiet(path) as msgs:
+        try:
+            ds = pd.dcmread(str(path), **kw)
+        except Exception as e:  # pydicom raises many types; none may escape as a bug
+            ds = e
     return ds, msgs
+
+
+def described(ds: Any, path: Path) -> dict[str, Any]:
+    """``describe`` with pydicom's value warnings (a bad IS, DS...) in its one-line error, or
+    logged once each."""
+    with quiet(path) as msgs:
+        try:
+            d = describe(ds, path)
+        except InputError as e:
+            err = e
+        else:
+            err = None
+    if err is not None:
+        raise InputError(str(err) + (f" (pydicom: {msgs[0]})" if msgs else "")) from None
+    for m in msgs:
+        log.warning("%s: %s", path.name, m)
+    return d
 
 
 def _encapsulated_items(path: Path) -> tuple[int, bool] | None:
@@ -294,7 +323,7 @@ def discover(path: Path):
     from .filesource import VideoInfo
 
     ds = read(path, pixels=False)
-    d = describe(ds, path)
+    d = described(ds, path)
     log.debug("%s: DICOM %s, %dx%d, %d frames, %s, timed by %s", path.name, d["codec"],
               d["cols"], d["rows"], d["frames"], d["photometric"], d["timing"])
     return VideoInfo(path=str(path), duration_s=d["duration_s"], width=d["cols"],
@@ -340,7 +369,7 @@ class DicomReader(FeedReader):
                  crop: tuple[int, int, int, int] | None = None):
         path = Path(info.path)
         self.ds = read(path, pixels=True)
-        d = describe(self.ds, path)
+        d = described(self.ds, path)
         self.desc = d
         super().__init__(info.path, (d["cols"], d["rows"]), d["times_ns"], self._frames,
                          jpeg=d["jpeg"], speed=speed, crop=crop,

@@ -270,3 +270,19 @@ def test_train_from_recordings_and_dicom(tmp_path, env, frames):
     for name in ("model.onnx", "model_fp16.onnx", "roc.png", "confusion.png", "report.json"):
         assert (out / name).is_file(), name
     assert secrets_in(p.stdout, p.stderr, folders=(out,)) == []
+
+
+@pytest.mark.parametrize("name", ["badVR.dcm", "SC_rgb_jpeg.dcm"])
+def test_pydicom_warnings_are_one_line_each(name, env):
+    """pydicom both logs and warns each problem (a log line plus two lines of Python warning
+    on stderr); the user gets one line per problem, and the one-line error."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    p = run_cli(["replay", path, "--roi", "0,0,8,8", "--t0", "1", "--no-publish",
+                 "--no-journal"], env)
+    assert p.returncode == 3
+    one_line_error(p)
+    assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "model" not in ln]
+    assert len(lines) <= 2 and len(set(lines)) == len(lines), p.stderr

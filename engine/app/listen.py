@@ -5,7 +5,7 @@ its SR and Secondary Capture are stored back (``--store-to``, a PACS address) in
 study. One JSON line per exam on stdout; nothing of the patient in it or in the log.
 
 The exam's inputs as in QA from a PACS: injection from Contrast/Bolus Start Time, ROI from a
-GSPS received before the cine (or ``--roi``), or a labels CSV; an exam missing one is
+GSPS or SR region received before the cine (or ``--roi``), or a labels CSV; an exam missing one is
 reported (``status: missing``) and its file kept in the spool.
 """
 
@@ -98,7 +98,8 @@ class Scorer:
         if e.roi is None and self.opts.roi:
             e.roi, e.sources["roi"] = self.opts.roi, "--roi"
         if e.roi is None:
-            e.missing.append("roi (no GSPS received for the cine, no labels CSV row, no --roi)")
+            e.missing.append("roi (no GSPS or SR region received for the cine, no labels CSV "
+                             "row, no --roi)")
         if e.t0 is None and e.injection is None:
             e.missing.append(f"injection time ({why_inj})")
         return e
