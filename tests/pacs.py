@@ -43,10 +43,12 @@ class Orthanc:
     dicom_port: int
     our_port: int
     root: Path
+    scheme: str = "http"
+    ca: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def dicomweb(self) -> str:
@@ -60,7 +62,12 @@ class Orthanc:
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Authorization",
                        "Basic " + b64encode(f"{USER}:{PASSWORD}".encode()).decode())
-        with urllib.request.urlopen(req, timeout=30) as r:
+        ctx = None
+        if self.ca is not None:
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
             body = r.read()
         return json.loads(body) if body[:1] in (b"{", b"[") else body
 
@@ -84,7 +91,8 @@ class Orthanc:
 
 
 def start_orthanc(root: Path, http_port: int, dicom_port: int, our_port: int,
-                  timeout_s: float = 60.0) -> Orthanc:
+                  timeout_s: float = 60.0, extra: dict | None = None, scheme: str = "http",
+                  ca: Path | None = None) -> Orthanc:
     root.mkdir(parents=True, exist_ok=True)
     conf = {
         "Name": "ceustream-test", "StorageDirectory": str(root / "db"),
@@ -99,12 +107,13 @@ def start_orthanc(root: Path, http_port: int, dicom_port: int, our_port: int,
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False,
                      "Servers": {}},
         "StableAge": 1, "HttpVerbose": False, "StorageCompression": False,
+        **(extra or {}),
     }
     (root / "orthanc.json").write_text(json.dumps(conf, indent=1))
     log = open(root / "orthanc.log", "wb")
     proc = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=log,
                             stderr=subprocess.STDOUT)
-    o = Orthanc(proc, http_port, dicom_port, our_port, root)
+    o = Orthanc(proc, http_port, dicom_port, our_port, root, scheme, ca)
     deadline = time.monotonic() + timeout_s
     while True:
         try:

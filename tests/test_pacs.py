@@ -7,6 +7,7 @@ back from Orthanc and checked with dicom3tools' ``dciodvfy`` and dcmtk's ``dsrdu
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -313,3 +314,63 @@ def test_sr_and_sc_for_a_cine_without_type2_patient_attributes(archive, tmp_path
                           text=True).stdout
     assert "Indeterminate (outside model domain)" in dump and "outside model domain" in dump
     assert '"Model domain")="unknown"' in dump  # an older result without a domain object
+
+
+def make_certs(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ossl(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+         "ca.crt", "-days", "2", "-subj", "/CN=test CA")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+             f"{name}.csr", "-subj", f"/CN={name}")
+        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", "san.cnf")
+    (d / "server.pem").write_text((d / "server.key").read_text() + (d / "server.crt").read_text())
+    (d / "trusted.crt").write_text((d / "ca.crt").read_text() + (d / "client.crt").read_text())
+    return {k: d / f"{k}" for k in ("ca.crt", "server.pem", "server.crt", "server.key",
+                                     "trusted.crt", "client.crt", "client.key")}
+
+
+def test_dicom_tls(archive, pacs_env, tmp_path):
+    """An Orthanc speaking DICOM TLS (mutual: it asks for our certificate): query and C-GET
+    work over ``dimse+tls://`` with the CA and our certificate from the environment; a plain
+    association to its port, or TLS without our certificate, gets one line. (Orthanc 1.10's
+    HTTPS server drops every request after the handshake with Debian 12's OpenSSL, so
+    ``dicomweb+https://`` is exercised only by requests' own TLS, not here.)"""
+    import json
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl")
+    c = make_certs(tmp_path / "certs")
+    extra = {"DicomTlsEnabled": True, "DicomTlsCertificate": str(c["server.crt"]),
+             "DicomTlsPrivateKey": str(c["server.key"]),
+             "DicomTlsTrustedCertificates": str(c["trusted.crt"]),
+             "DicomTlsRemoteCertificateRequired": True}
+    o = start_orthanc(tmp_path / "tls", free_port(), free_port(), free_port(), extra=extra)
+    try:
+        for f in (archive["a"].path, archive["dir"] / "gsps.dcm"):
+            o.rest("/instances", data=f.read_bytes(), method="POST")
+        env = dict(pacs_env, CEUSTREAM_PACS_CA=str(c["ca.crt"]),
+                   CEUSTREAM_PACS_CERT=str(c["client.crt"]),
+                   CEUSTREAM_PACS_KEY=str(c["client.key"]))
+        tls = f"dimse+tls://ORTHANCTEST@127.0.0.1:{o.dicom_port}"
+        args = ["--study-date", "20260102", "--labels", str(archive["labels"]), "--our-aet",
+                OUR_AET, "--jobs", "1", "--no-store"]
+        p = run_cli(["qa", tls, "--out", str(tmp_path / "run"), *args], env, timeout=300)
+        assert p.returncode == 0, p.stderr
+        s = json.loads(p.stdout.strip().splitlines()[-1])
+        assert (s["exams"], s["scored_final"]) == (1, 1), s
+        no_cert = {k: v for k, v in env.items() if k not in ("CEUSTREAM_PACS_CERT",
+                                                              "CEUSTREAM_PACS_KEY")}
+        for e, addr in ((env, tls.replace("dimse+tls", "dimse")), (no_cert, tls)):
+            p = run_cli(["qa", addr, "--out", str(tmp_path / "x"), *args], e, timeout=120)
+            assert p.returncode != 0
+            assert "C-FIND failed" in one_line_error(p)
+    finally:
+        o.stop()

@@ -146,10 +146,20 @@ class DicomWebArchive:
             s.headers["Authorization"] = f"Bearer {c.token}"
         elif c.user:
             s.auth = (c.user, c.password or "")
+        if peer.ca:
+            s.verify = peer.ca
+        if peer.cert:
+            s.cert = peer.cert
         self.session = s
         self.client = DICOMwebClient(peer.url, session=s, timeout=timeout_s)
 
     def _fail(self, what: str, e: BaseException) -> InputError:
+        import requests
+
+        if isinstance(e, requests.exceptions.SSLError):
+            return InputError(f"{self.peer.describe()}: {what} failed (TLS: the server's "
+                              "certificate is not trusted or the handshake failed; "
+                              "CEUSTREAM_PACS_CA names the CA bundle)")
         status = getattr(getattr(e, "response", None), "status_code", None)
         why = {401: "not authorised (check CEUSTREAM_PACS_CREDENTIALS)",
                403: "forbidden"}.get(status, _one_line(e) if status is None else f"HTTP {status}")
@@ -282,6 +292,8 @@ class DimseArchive:
         return InputError(f"{self.peer.describe()}: {what} failed ({why})")
 
     def _associate(self, ae, what: str, **kw):
+        if self.peer.tls:
+            kw["tls_args"] = (self.peer.ssl_context(), self.peer.host)
         try:
             assoc = ae.associate(self.peer.host, self.peer.port, ae_title=self.peer.aet, **kw)
         except Exception as e:

@@ -1,7 +1,12 @@
 """PACS addresses and credentials.
 
 - ``dicomweb+http://host:port/dicom-web`` (or ``dicomweb+https://``): a DICOMweb service root.
-- ``dimse://AET@host:port``: a DIMSE peer (its AE title, host, port); ours is configurable.
+- ``dimse://AET@host:port``: a DIMSE peer (its AE title, host, port); ours is configurable;
+  ``dimse+tls://AET@host:port``: the same over TLS (PS3.15 B.1).
+
+TLS material from the environment: ``CEUSTREAM_PACS_CA`` (the CA bundle the peer's certificate
+is verified against; default: the system's), ``CEUSTREAM_PACS_CERT`` + ``CEUSTREAM_PACS_KEY``
+(our certificate, for a peer that asks for one).
 
 Credentials never come from the command line (a URL with ``user:password@`` is refused): from
 the environment, ``CEUSTREAM_PACS_USER`` + ``CEUSTREAM_PACS_PASSWORD`` or
@@ -24,7 +29,7 @@ from ceustream.engine.core.errors import InputError, UsageError
 log = logging.getLogger(__name__)
 
 AET_RE = re.compile(r"^[ -~]{1,16}$")
-SCHEMES = ("dicomweb+http://", "dicomweb+https://", "dimse://")
+SCHEMES = ("dicomweb+http://", "dicomweb+https://", "dimse://", "dimse+tls://")
 
 
 def is_pacs_address(text: str) -> bool:
@@ -57,12 +62,29 @@ class Peer:
     aet: str = ""      # dimse: the peer's AE title
     our_aet: str = "CEUSTREAM"
     credentials: Credentials = field(default_factory=Credentials, repr=False)
+    tls: bool = False
+    ca: str | None = None
+    cert: tuple[str, str] | None = None
+
+    def ssl_context(self):
+        """The client TLS context: the peer verified (``ca`` or the system's), our
+        certificate offered when given."""
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca)
+            if self.cert:
+                ctx.load_cert_chain(*self.cert)
+        except (OSError, ssl.SSLError) as e:
+            raise InputError(f"{self.describe()}: TLS material unreadable "
+                             f"({getattr(e, 'strerror', None) or e})") from None
+        return ctx
 
     def describe(self) -> str:
         """The peer as a message may name it (no credentials)."""
         if self.kind == "dicomweb":
             return f"dicomweb+{self.url}"
-        return f"dimse://{self.aet}@{self.host}:{self.port}"
+        return f"dimse{'+tls' if self.tls else ''}://{self.aet}@{self.host}:{self.port}"
 
 
 def _read_credentials_file(path: str) -> Credentials:
@@ -93,6 +115,14 @@ def credentials_from(env: dict[str, str] | None = None) -> Credentials:
     return Credentials()
 
 
+def tls_from(env: dict[str, str] | None = None) -> dict:
+    env = os.environ if env is None else env
+    cert, key = env.get("CEUSTREAM_PACS_CERT"), env.get("CEUSTREAM_PACS_KEY")
+    if bool(cert) != bool(key):
+        raise UsageError("CEUSTREAM_PACS_CERT and CEUSTREAM_PACS_KEY go together")
+    return {"ca": env.get("CEUSTREAM_PACS_CA") or None, "cert": (cert, key) if cert else None}
+
+
 def parse(text: str, our_aet: str = "CEUSTREAM", env: dict[str, str] | None = None) -> Peer:
     """A PACS address as a ``Peer``; a one-line ``UsageError`` naming what is wrong."""
     text = str(text)
@@ -100,8 +130,9 @@ def parse(text: str, our_aet: str = "CEUSTREAM", env: dict[str, str] | None = No
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise UsageError("PACS address: control characters")
     our = check_aet(our_aet, "our AE title")
-    if low.startswith("dimse://"):
-        rest = text[len("dimse://"):].rstrip("/")
+    if low.startswith(("dimse://", "dimse+tls://")):
+        tls = low.startswith("dimse+tls://")
+        rest = text.split("://", 1)[1].rstrip("/")
         aet, at, hostport = rest.rpartition("@")
         if not at:
             raise UsageError("PACS address: dimse://AET@host:port (the peer's AE title first)")
@@ -109,7 +140,7 @@ def parse(text: str, our_aet: str = "CEUSTREAM", env: dict[str, str] | None = No
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UsageError(f"PACS address dimse://{aet}@...: needs host:port (1-65535)")
         return Peer("dimse", host.strip("[]"), int(port), aet=check_aet(aet, "peer AE title"),
-                    our_aet=our, credentials=credentials_from(env))
+                    our_aet=our, credentials=credentials_from(env), tls=tls, **tls_from(env))
     if low.startswith(("dicomweb+http://", "dicomweb+https://")):
         url = text[len("dicomweb+"):]
         u = urlsplit(url)
@@ -127,5 +158,6 @@ def parse(text: str, our_aet: str = "CEUSTREAM", env: dict[str, str] | None = No
         if not u.hostname:
             raise UsageError("PACS address: no host")
         return Peer("dicomweb", u.hostname, port, url=url.rstrip("/"), our_aet=our,
-                    credentials=credentials_from(env))
+                    credentials=credentials_from(env), tls=u.scheme == "https",
+                    **tls_from(env))
     raise UsageError(f"not a PACS address (expected {', '.join(SCHEMES)})")
