@@ -16,8 +16,8 @@ Multi-frame cine on arrival and, with --store-to, store a TID 1500 SR and a Seco
 (TIC plot + slot filmstrip) into its study. Injection from the cine's Contrast/Bolus Start
 Time, ROI from a GSPS sent before it (or --roi, or --labels). One JSON line per exam on stdout.
 The called AE title must be --aet; with --allow-aet only those callers are accepted. Below
---min-free-gb free on the spool's disk every store is refused (A700: out of resources), so the
-sender keeps it. PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
+--min-free-gb free on the spool's disk new associations are rejected (transient) and stores
+refused (A700: out of resources), so the sender keeps its cines. PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
 CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD)."""
 
 
@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--spool", required=True, help="folder where received instances are "
                    "kept (they hold patient data)")
     p.add_argument("--min-free-gb", type=float, default=1.0,
-                   help="refuse stores below this free space on the spool's disk (default 1)")
+                   help="refuse associations and stores below this free space on the spool's "
+                   "disk (default 1)")
     p.add_argument("--store-to", help="PACS address for the results (dicomweb+http(s)://... "
                    "or dimse://AET@host:port)")
     p.add_argument("--roi", help="X,Y,W,H used when no GSPS or labels row gives the ROI")

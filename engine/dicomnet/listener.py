@@ -4,9 +4,11 @@ it arrives and hands it on (``on_instance``). It never takes what it cannot keep
 
 - AE titles are checked: the called AE title must be ours, and the calling AE title one of
   ``allowed`` (when given); any other association is rejected by pynetdicom;
-- when the spool's disk has less than ``min_free_bytes`` free, each store is refused with
-  status A700 (Refused: Out of Resources), so the sender keeps the instance and retries
-  later, rather than the listener losing it.
+- when the spool's disk has less than ``min_free_bytes`` free, new associations are
+  rejected (transient, local limit exceeded: the sender tries later), and a store inside an
+  association already open is refused with status A700 (Refused: Out of Resources), so the
+  sender keeps the instance rather than the listener losing it. The disk is checked every
+  ``check_s`` seconds.
 
 Files are named by a digest of their SOP Instance UID; nothing is logged of their header.
 """
@@ -47,6 +49,9 @@ class Listener:
         self.min_free_bytes = int(min_free_bytes)
         self.refused = 0
         self.server = None
+        self.ae = None
+        self.full = False
+        self._stop = None
         try:
             self.spool.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -78,7 +83,24 @@ class Listener:
         self.on_instance(self.spool / name, cls)
         return 0x0000
 
-    def start(self) -> None:
+    def _watch_disk(self, check_s: float) -> None:
+        """Closes the door while the disk is nearly full. pynetdicom rejects an association
+        request (A-ASSOCIATE-RJ: transient, local limit exceeded) when more associations are
+        open than its maximum; its setter refuses 0, so the attribute it reads is set."""
+        while not self._stop.wait(check_s):
+            full = free_bytes(self.spool) < self.min_free_bytes
+            if full != self.full:
+                self.full = full
+                self.ae._maximum_associations = 0 if full else 10
+                if full:
+                    log.warning("under %d MB free on the spool's disk: new associations are "
+                                "rejected", self.min_free_bytes >> 20)
+                else:
+                    log.info("disk space back: associations accepted again")
+
+    def start(self, check_s: float = 0.5) -> None:
+        import threading
+
         from pynetdicom import AE, evt
         from pynetdicom.sop_class import Verification
 
@@ -96,9 +118,20 @@ class Listener:
             raise InputError(f"listen {self.host}:{self.port}: cannot listen "
                              f"({e.strerror or e})") from None
         self.port = self.server.server_address[1]
+        self.ae = ae
+        self.full = free_bytes(self.spool) < self.min_free_bytes
+        ae._maximum_associations = 0 if self.full else 10  # see _watch_disk
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch_disk, args=(check_s,), name="listen-disk",
+                         daemon=True).start()
         log.info("listening as %s on %s:%d", self.our_aet, self.host, self.port)
+        if self.full:
+            log.warning("under %d MB free on the spool's disk: new associations are rejected",
+                        self.min_free_bytes >> 20)
 
     def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
         if self.server is not None:
             self.server.shutdown()
             self.server = None
