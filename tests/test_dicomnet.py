@@ -131,3 +131,23 @@ def test_labels_csv(tmp_path):
         f.write_text(text)
         with pytest.raises(InputError, match=want):
             read_labels(f)
+
+
+def test_wado_rs_multipart_is_written_as_it_arrives():
+    """The first part of a multipart/related answer, whatever the chunking, with a payload
+    holding bytes that look like a delimiter but are not this boundary's."""
+    import io
+
+    from ceustream.engine.dicomnet.archive import boundary_of, write_first_part
+
+    payload = bytes(range(256)) * 40 + b"\r\n--Bx not the end\r\n" + b"\x00" * 999
+    body = (b"--B\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.5"
+            b"\r\n\r\n" + payload + b"\r\n--B\r\nContent-Type: application/dicom\r\n\r\n"
+            b"second\r\n--B--")
+    assert boundary_of('multipart/related; type="application/dicom"; boundary=B') == b"B"
+    for size in (1, 7, 64, 4096, len(body)):
+        f = io.BytesIO()
+        write_first_part((body[i:i + size] for i in range(0, len(body), size)), b"B", f)
+        assert f.getvalue() == payload, size
+    with pytest.raises(InputError, match="cut short"):
+        write_first_part([body[:500]], b"B", io.BytesIO())

@@ -209,9 +209,9 @@ class DicomWebArchive:
                 r.raise_for_status()
                 size = int(r.headers.get("Content-Length") or 0)
                 cache.make_room(size)
-                boundary = _boundary(r.headers.get("Content-Type", ""))
+                boundary = boundary_of(r.headers.get("Content-Type", ""))
                 with open(tmp, "wb") as f:
-                    _write_first_part(r.iter_content(1 << 20), boundary, f)
+                    write_first_part(r.iter_content(1 << 20), boundary, f)
         except InputError:
             tmp.unlink(missing_ok=True)
             raise
@@ -235,14 +235,14 @@ class DicomWebArchive:
         self.session.close()
 
 
-def _boundary(content_type: str) -> bytes:
+def boundary_of(content_type: str) -> bytes:
     m = re.search(r'boundary="?([^";]+)"?', content_type)
     if not m:
         raise InputError(f"WADO-RS answer is not multipart ({content_type[:60]!r})")
     return m.group(1).encode()
 
 
-def _write_first_part(chunks: Iterable[bytes], boundary: bytes, f) -> None:
+def write_first_part(chunks: Iterable[bytes], boundary: bytes, f) -> None:
     """The body of the first part of a multipart/related stream, written as it arrives
     (PS3.18 8.7.1): everything between the first part's header block and the next
     delimiter. Holds at most one chunk plus a delimiter's length in memory."""
@@ -259,11 +259,17 @@ def _write_first_part(chunks: Iterable[bytes], boundary: bytes, f) -> None:
                 continue
             buf = buf[head + 4:]
             started = True
-        end = buf.find(delim)
-        if end >= 0:
-            f.write(buf[:end])
-            return
-        keep = len(delim)
+        pos = 0
+        while True:  # a delimiter is CRLF--boundary then CRLF, "--" or padding (RFC 2046)
+            end = buf.find(delim, pos)
+            after = buf[end + len(delim):end + len(delim) + 2] if end >= 0 else b""
+            if end < 0 or len(after) < 2:
+                break
+            if after in (b"\r\n", b"--") or after[:1] in (b" ", b"\t"):
+                f.write(buf[:end])
+                return
+            pos = end + 1
+        keep = len(delim) + 2
         if len(buf) > keep:
             f.write(buf[:-keep])
             buf = buf[-keep:]
