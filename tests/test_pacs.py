@@ -375,5 +375,26 @@ def test_dicom_tls(archive, pacs_env, tmp_path):
             p = run_cli(["qa", addr, "--out", str(tmp_path / "x"), *args], e, timeout=120)
             assert p.returncode != 0
             assert "C-FIND failed" in one_line_error(p)
+        # Orthanc sends the cine to our listener over DICOM TLS (both sides' certificates
+        # checked): scored as it arrives
+        lp, port = start_listen(pacs_env, tmp_path / "spool", "--tls-cert",
+                                str(c["server.crt"]), "--tls-key", str(c["server.key"]),
+                                "--tls-ca", str(c["ca.crt"]), "--roi", "56,32,64,64",
+                                "--max-exams", "1")
+        try:
+            o.rest("/modalities/tlsceus", data=json.dumps(
+                {"AET": OUR_AET, "Host": "127.0.0.1", "Port": port, "UseDicomTls": True}
+            ).encode(), method="PUT")
+            sop = o.rest("/tools/find", data=json.dumps(
+                {"Level": "Instance", "Query": {"SOPInstanceUID": uid(111)}}).encode(),
+                method="POST")
+            o.rest("/modalities/tlsceus/store", data=json.dumps(
+                {"Resources": sop, "Synchronous": True}).encode(), method="POST")
+            line = json.loads(lp.stdout.readline())
+            assert line["status"] == "scored" and line["final"], line
+            assert lp.wait(60) == 0
+        finally:
+            lp.kill()
+            lp.wait()
     finally:
         o.stop()

@@ -47,6 +47,7 @@ class ListenOptions:
     roi: str | None = None
     labels: str | None = None
     max_exams: int | None = None
+    tls: tuple[str, str, str | None] | None = None
 
 
 class Scorer:
@@ -166,7 +167,7 @@ class Scorer:
 def run(opts: ListenOptions, cfg: dict) -> int:
     scorer = Scorer(opts, cfg)
     lst = Listener(opts.our_aet, opts.host, opts.port, opts.spool, scorer.arrived,
-                   allowed=opts.allowed, min_free_bytes=opts.min_free_bytes)
+                   allowed=opts.allowed, min_free_bytes=opts.min_free_bytes, tls=opts.tls)
     lst.start()
     print(json.dumps({"listening": f"{opts.host}:{lst.port}", "aet": opts.our_aet}),
           flush=True)

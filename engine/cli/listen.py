@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
                    "or dimse://AET@host:port)")
     p.add_argument("--roi", help="X,Y,W,H used when no GSPS or labels row gives the ROI")
     p.add_argument("--labels", help="CSV keyed by accession, study_uid or sop_uid (as qa)")
+    p.add_argument("--tls-cert", help="our certificate (PEM): listen with DICOM TLS")
+    p.add_argument("--tls-key", help="its private key (PEM)")
+    p.add_argument("--tls-ca", help="CA bundle the callers' certificates must chain to "
+                   "(with it, a caller without one is refused)")
     p.add_argument("--max-exams", type=common.count, default=None,
                    help="stop after this many exams (default: run until interrupted)")
     common.add_model_options(p)
@@ -60,7 +64,10 @@ def run(args) -> int:
     allowed = [check_aet(a.strip(), "--allow-aet") for x in args.allow_aet for a in x.split(",")
                if a.strip()] or None
     store_to = parse(args.store_to, aet) if args.store_to else None
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
+        raise UsageError("listen: --tls-cert and --tls-key go together (--tls-ca with them)")
+    tls = (args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
     opts = listen.ListenOptions(aet, args.host, args.port, Path(args.spool), allowed,
                                 int(args.min_free_gb * 1e9), store_to, args.roi, args.labels,
-                                args.max_exams)
+                                args.max_exams, tls)
     return listen.run(opts, common.load_config(args))

@@ -2,6 +2,8 @@
 Multi-frame cines and Grayscale Softcopy Presentation States, writes each to a spool folder as
 it arrives and hands it on (``on_instance``). It never takes what it cannot keep:
 
+- TLS (PS3.15 B.1) with our certificate, and callers' certificates checked against a CA
+  when one is given;
 - AE titles are checked: the called AE title must be ours, and the calling AE title one of
   ``allowed`` (when given); any other association is rejected by pynetdicom;
 - when the spool's disk has less than ``min_free_bytes`` free, new associations are
@@ -40,13 +42,14 @@ def free_bytes(path: Path) -> int:
 class Listener:
     def __init__(self, our_aet: str, host: str, port: int, spool: Path,
                  on_instance: Callable[[Path, str], None], *, allowed: list[str] | None = None,
-                 min_free_bytes: int = 1 << 30):
+                 min_free_bytes: int = 1 << 30, tls: tuple[str, str, str | None] | None = None):
         self.our_aet = our_aet
         self.host, self.port = host, port
         self.spool = Path(spool)
         self.on_instance = on_instance
         self.allowed = allowed
         self.min_free_bytes = int(min_free_bytes)
+        self.tls = tls  # (our certificate, our key, CA the callers' certificates must chain to)
         self.refused = 0
         self.server = None
         self.ae = None
@@ -111,8 +114,21 @@ class Listener:
         for cls in (US_MULTIFRAME, *ROI_CLASSES):
             ae.add_supported_context(cls, storage_contexts())
         ae.add_supported_context(Verification)
+        ctx = None
+        if self.tls is not None:
+            import ssl
+
+            cert, key, ca = self.tls
+            try:
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+                ctx.load_cert_chain(cert, key)
+            except (OSError, ssl.SSLError) as e:
+                raise InputError(f"listen: TLS material unreadable "
+                                 f"({getattr(e, 'strerror', None) or e})") from None
+            if ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED  # callers show a certificate from the CA
         try:
-            self.server = ae.start_server((self.host, self.port), block=False,
+            self.server = ae.start_server((self.host, self.port), block=False, ssl_context=ctx,
                                           evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         except OSError as e:
             raise InputError(f"listen {self.host}:{self.port}: cannot listen "
