@@ -300,7 +300,9 @@ def describe(ds: Any, path: Path) -> dict[str, Any]:
                          "supported (MONOCHROME1/2, RGB, YBR_FULL, YBR_FULL_422)")
     if bits not in (8, 16):
         raise InputError(f"{path}: {bits} bits allocated per sample (8 or 16 supported)")
-    jpeg = syntax == JPEG_BASELINE and photo in ("MONOCHROME2", "YBR_FULL_422", "YBR_FULL")
+    # RGB too: a JPEG stream says itself (JFIF/Adobe markers) whether it is YCbCr- or
+    # RGB-coded, and GStreamer's jpegdec reads that; GDCM writes YCbCr streams under an RGB header
+    jpeg = syntax == JPEG_BASELINE and photo in ("MONOCHROME2", "YBR_FULL_422", "YBR_FULL", "RGB")
     codec = ("jpeg-baseline" if syntax == JPEG_BASELINE else "rle" if syntax == RLE_LOSSLESS
              else "uncompressed" if syntax in NATIVE else f"transfer syntax {syntax}")
     times, timing = frame_times_ns(ds, n, path)

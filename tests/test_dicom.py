@@ -286,3 +286,27 @@ def test_pydicom_warnings_are_one_line_each(name, env):
     assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if "model" not in ln]
     assert len(lines) <= 2 and len(set(lines)) == len(lines), p.stderr
+
+
+@pytest.mark.skipif(shutil.which("gdcmconv") is None, reason="GDCM's gdcmconv (libgdcm-tools)")
+def test_gdcm_lossy_jpeg_of_rgb_reads_as_its_source(tmp_path):
+    """GDCM's lossy JPEG of an RGB cine keeps the header's RGB while its JPEG stream is
+    YCbCr-coded (JFIF); the luma must follow the stream, not the header: within JPEG's loss
+    of the uncompressed source's BT.601 luma (it was 45 grey levels off when read as RGB)."""
+    fr = []
+    for i in range(20):
+        a = np.zeros((120, 160, 3), np.uint8)
+        a[..., 0] = np.linspace(0, 255, 160)[None, :]
+        a[..., 1] = np.linspace(255, 0, 120)[:, None]
+        a[..., 2] = (i * 12) % 256
+        fr.append(a)
+    raw = write_dicom(tmp_path / "rgb.dcm", fr, syntax="raw")
+    lossy = tmp_path / "rgb_gdcm.dcm"
+    subprocess.run(["gdcmconv", "--jpeg", "--lossy", "-q", "90", str(raw), str(lossy)],
+                   check=True, capture_output=True)
+    assert "RGB" in subprocess.run(["dcmdump", "+P", "0028,0004", str(lossy)],
+                                   capture_output=True, text=True).stdout
+    ref, got = decode_all(raw), decode_all(lossy)
+    assert len(ref) == len(got) == 20
+    diff = np.mean([np.abs(a.luma.astype(float) - b.luma).mean() for a, b in zip(ref, got)])
+    assert diff < 1.5, diff
