@@ -20,6 +20,7 @@ or report; the exam id comes from the pixel data alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from fractions import Fraction
@@ -66,17 +67,109 @@ def pydicom():
     return pd
 
 
+class _Collect(logging.Filter):
+    """Keeps pydicom's log records (it logs each warning AND warns it) for one read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def quiet(path: Path):
+    """pydicom's warnings collected (its ``warnings.warn`` and its log lines) while reading or
+    converting values of ``path``, so each becomes at most one line of ours: yields the list
+    the messages go to (the file's path taken out of them)."""
+    import warnings
+
+    grab = _Collect()
+    plog = logging.getLogger("pydicom")
+    plog.addFilter(grab)
+    out: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield out
+            finally:
+                for m in [*grab.messages, *(str(w.message) for w in caught)]:
+                    m = m.splitlines()[0].replace(f" in file {path}", "")
+                    m = m.replace(str(path), path.name).split(" Please see <")[0][:160]
+                    if m not in out:
+                        out.append(m)
+    finally:
+        plog.removeFilter(grab)
+
+
+def _quiet_read(pd, path: Path, **kw) -> tuple[Any, list[str]]:
+    """``dcmread`` under ``quiet``: (the dataset or the exception, pydicom's messages)."""
+    with quiet(path) as msgs:
+        try:
+            ds = pd.dcmread(str(path), **kw)
+        except Exception as e:  # pydicom raises many types; none may escape as a bug
+            ds = e
+    return ds, msgs
+
+
+def described(ds: Any, path: Path) -> dict[str, Any]:
+    """``describe`` with pydicom's value warnings (a bad IS, DS...) in its one-line error, or
+    logged once each."""
+    with quiet(path) as msgs:
+        try:
+            d = describe(ds, path)
+        except InputError as e:
+            err = e
+        else:
+            err = None
+    if err is not None:
+        raise InputError(str(err) + (f" (pydicom: {msgs[0]})" if msgs else "")) from None
+    for m in msgs:
+        log.warning("%s: %s", path.name, m)
+    return d
+
+
+def _encapsulated_items(path: Path) -> tuple[int, bool] | None:
+    """(items after the Pixel Data tag, whether a sequence delimiter closes them) from the
+    raw bytes, for saying how much of a cut encapsulated cine is there."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    if at < 0:
+        return None
+    tail = data[at:]
+    return tail.count(b"\xfe\xff\x00\xe0"), b"\xfe\xff\xdd\xe0" in tail
+
+
 def read(path: Path, pixels: bool) -> Any:
-    """The dataset with only the engine's tags (and the pixel data when asked)."""
+    """The dataset with only the engine's tags (and the pixel data when asked). pydicom's
+    warnings become one line each in our log, or part of the one-line error."""
     pd = pydicom()
     tags = HEADER_TAGS + ([PIXEL_DATA] if pixels else [])
-    try:
-        ds = pd.dcmread(str(path), specific_tags=tags, stop_before_pixels=not pixels)
-    except Exception as e:  # pydicom raises many types; none of them may escape as a bug
-        raise InputError(f"{path}: not a readable DICOM file ({type(e).__name__}: "
-                         f"{_short(e)})") from None
+    ds, warned = _quiet_read(pd, path, specific_tags=tags, stop_before_pixels=not pixels)
+    if isinstance(ds, Exception):
+        extra = f"; pydicom: {warned[0]}" if warned else ""
+        raise InputError(f"{path}: not a readable DICOM file ({type(ds).__name__}: "
+                         f"{_short(ds)}{extra})") from None
     if pixels and "PixelData" not in ds:
+        items = _encapsulated_items(path)
+        if items is not None and not items[1]:
+            hdr, _ = _quiet_read(pd, path, specific_tags=HEADER_TAGS, stop_before_pixels=True)
+            n = None if isinstance(hdr, Exception) else _tag(hdr, NUMBER_OF_FRAMES)
+            raise InputError(f"{path}: the pixel data is cut short: the file ends inside it "
+                             f"({max(items[0] - 2, 0)} complete of {n or '?'} frames' "
+                             "fragments; a cut cine is not scored)")
+        if items is not None:
+            raise InputError(f"{path}: the pixel data cannot be read"
+                             + (f" (pydicom: {warned[0]})" if warned else ""))
         raise InputError(f"{path}: DICOM file without pixel data")
+    for m in warned:
+        log.warning("%s: %s", path.name, m)
     return ds
 
 
@@ -207,7 +300,9 @@ def describe(ds: Any, path: Path) -> dict[str, Any]:
                          "supported (MONOCHROME1/2, RGB, YBR_FULL, YBR_FULL_422)")
     if bits not in (8, 16):
         raise InputError(f"{path}: {bits} bits allocated per sample (8 or 16 supported)")
-    jpeg = syntax == JPEG_BASELINE and photo in ("MONOCHROME2", "YBR_FULL_422", "YBR_FULL")
+    # RGB too: a JPEG stream says itself (JFIF/Adobe markers) whether it is YCbCr- or
+    # RGB-coded, and GStreamer's jpegdec reads that; GDCM writes YCbCr streams under an RGB header
+    jpeg = syntax == JPEG_BASELINE and photo in ("MONOCHROME2", "YBR_FULL_422", "YBR_FULL", "RGB")
     codec = ("jpeg-baseline" if syntax == JPEG_BASELINE else "rle" if syntax == RLE_LOSSLESS
              else "uncompressed" if syntax in NATIVE else f"transfer syntax {syntax}")
     times, timing = frame_times_ns(ds, n, path)
@@ -230,7 +325,7 @@ def discover(path: Path):
     from .filesource import VideoInfo
 
     ds = read(path, pixels=False)
-    d = describe(ds, path)
+    d = described(ds, path)
     log.debug("%s: DICOM %s, %dx%d, %d frames, %s, timed by %s", path.name, d["codec"],
               d["cols"], d["rows"], d["frames"], d["photometric"], d["timing"])
     return VideoInfo(path=str(path), duration_s=d["duration_s"], width=d["cols"],
@@ -276,7 +371,7 @@ class DicomReader(FeedReader):
                  crop: tuple[int, int, int, int] | None = None):
         path = Path(info.path)
         self.ds = read(path, pixels=True)
-        d = describe(self.ds, path)
+        d = described(self.ds, path)
         self.desc = d
         super().__init__(info.path, (d["cols"], d["rows"]), d["times_ns"], self._frames,
                          jpeg=d["jpeg"], speed=speed, crop=crop,

@@ -24,6 +24,13 @@ stream time. Every frame delivered in seek mode is checked against it: a demuxer
 segment disagrees (GStreamer 1.22's tsdemux after an ACCURATE seek landed 0.4-12 s past its
 target while the segment claimed the target) raises ``SeekMismatch``, and the consumer falls
 back to decoding the file through (``stream_through``), flagged ``seek_fallback``.
+
+**Clipped frames.** An ACCURATE seek whose target falls between two frames of a variable-rate
+file makes the decoder clip the frame before the target to the new segment and stamp it with
+the target itself, a time the file has no frame at. Seek targets sit one nanosecond before
+the time asked for (no container timebase lands there), so a frame stamped exactly with the
+target is a clipped one: it is skipped, and the seek consumer seeks further back for the
+real frame before the slot.
 """
 
 from __future__ import annotations
@@ -229,11 +236,13 @@ class FileReader(GateReader):
         #: why this reader stopped seeking and decoded through (None while it seeks)
         self.fallback: str | None = None
         self._first_ns: int | None = None   # the first frame's stream time
+        self._first_file_ns: int | None = None  # ... on the file's own clock (reported)
         self._ref: tuple[int, int, float] | None = None  # its segment: start, time, applied rate
         self._slots: list[float] | None = None
         self._monitor: tuple[float, float, float] | None = None
         self._carried = (0, 0)  # gate counters of pipelines replaced by stream_through
         self._seek_arrival = 1 << 62  # no frame counts as "after the last seek" before one
+        self._seek_target_ns: int | None = None  # stream time of the last seek's target
         self._lock = threading.Lock()
         self._build(desc, origin)
 
@@ -259,7 +268,7 @@ class FileReader(GateReader):
         Gst = gst.Gst
         buf = info.get_buffer()
         ev = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
-        st, ref = buf.pts, None
+        st, ref, file_ns = buf.pts, None, None
         if ev is not None:
             seg = ev.parse_segment()
             if seg.format == Gst.Format.TIME:
@@ -268,11 +277,17 @@ class FileReader(GateReader):
                     s = seg.to_stream_time(Gst.Format.TIME, buf.pts)
                     if s != Gst.CLOCK_TIME_NONE:
                         st = s
+                    if seg.time == 0 and seg.start > 0 and buf.pts >= seg.start:
+                        # matroskademux maps the file's first timestamp (5 s for an MKV
+                        # written with a start offset) to stream time 0: the file's own clock
+                        # is the timestamp itself (what ffprobe reports)
+                        file_ns = int(buf.pts)
         if st == Gst.CLOCK_TIME_NONE:
             st = 0
         with self._lock:
             if self._first_ns is None:
                 self._first_ns = int(st)
+                self._first_file_ns = int(st) if file_ns is None else file_ns
                 log.debug("%s: first frame at stream time %s s", Path(self.info.path).name,
                           ns_text(self._first_ns))
             self._ref = ref
@@ -281,8 +296,12 @@ class FileReader(GateReader):
 
     @property
     def first_frame_s(self) -> float | None:
-        """The first frame's stream time (seconds), once the reader started."""
-        return None if self._first_ns is None else self._first_ns / 1e9
+        """Where the first frame sits on the file's own clock (seconds), once the reader
+        started: its stream time, or for a demuxer that maps the file's first timestamp to
+        stream zero (Matroska), that timestamp."""
+        if self._first_ns is None:
+            return None
+        return (self._first_file_ns if self._first_file_ns is not None else self._first_ns) / 1e9
 
     def _stream_ns(self, t_s: float) -> int:
         return self._first_ns + to_ns(t_s)
@@ -346,7 +365,13 @@ class FileReader(GateReader):
         if self._first_ns is None:
             raise DamagedStream(f"{self.what}: seek before the first frame was read", None)
         self._seek_arrival = self.gate.get_property("last-arrival")
-        self._seek_ns(self._first_ns + max(to_ns(t_s), 0), rate=self.speed if self.speed else 1.0)
+        target = self._first_ns + max(to_ns(t_s), 0)
+        if target > self._first_ns:
+            # one nanosecond before a round time: no container timebase (90 kHz, ms, 1/fps)
+            # puts a real frame there, so a frame stamped with it is one the decoder clipped
+            target -= 1
+        self._seek_target_ns = target if target > self._first_ns else None
+        self._seek_ns(target, rate=self.speed if self.speed else 1.0)
 
     def _seek_ns(self, t_ns: int, rate: float) -> None:
         Gst = gst.Gst
@@ -382,6 +407,14 @@ class FileReader(GateReader):
                 raise SeekMismatch(
                     f"{Path(self.what).name}: a seek landed at {(true_ns - first) / 1e9:.3f} s "
                     f"while its segment said {(st_ns - first) / 1e9:.3f} s")
+        if self.seek_mode and self._seek_target_ns is not None and st_ns == self._seek_target_ns:
+            # An ACCURATE seek into a gap of a variable-rate file: the decoder clips the frame
+            # that began before the target and stamps it WITH the target, a time the file has
+            # no frame at. Its real time is unknown here, so it is not offered; the seek
+            # consumer sees the next frame come after the slot and seeks further back.
+            log.debug("%s: a frame clipped to the seek target %s s skipped",
+                      Path(self.what).name, ns_text(st_ns))
+            return None
         if self._first_ns is not None:
             fr.pts_s = (st_ns - self._first_ns) / 1e9
         self.last_pts_s = fr.pts_s
@@ -432,6 +465,7 @@ class FileReader(GateReader):
         first = self._first_ns
         with self._lock:
             self._first_ns = None
+            self._first_file_ns = None
             self._slots = list(slots_s) if slots_s is not None else None
             self._monitor = monitor
         self._build(self._desc, self.origin)

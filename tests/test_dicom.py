@@ -195,6 +195,26 @@ def test_bad_dicom_files_get_one_line(tmp_path, env, frames):
     one_line_error(p)
 
 
+@pytest.mark.parametrize("syntax", ["jpeg", "rle"])
+def test_a_cut_cine_says_it_is_cut_in_one_line(tmp_path, env, frames, syntax):
+    """Half of an encapsulated cine: pydicom warns (its log line and two lines of Python
+    warning); the user gets one line saying the pixel data is cut short and how much of it
+    is there (encapsulate writes one fragment per frame after the offset table: of the
+    first half of the file, fragments for about half of the 2000 frames)."""
+    data = write_dicom(tmp_path / "full.dcm", frames, syntax=syntax).read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) // 2])
+    p = run_cli(["replay", str(cut), "--roi", "56,32,64,64", "--t0", str(ARRIVAL),
+                 "--no-publish", "--no-journal"], env)
+    assert p.returncode == 3
+    line = one_line_error(p)
+    assert "cut short" in line and f"of {len(frames)} frames" in line, line
+    present = int(line.split("(")[1].split(" complete")[0])
+    assert 0.4 * len(frames) < present < 0.6 * len(frames)
+    assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) <= 2  # the model line, the error
+
+
 def write_image_folder(d: Path, n: int, fps: float) -> Path:
     import cv2
 
@@ -250,3 +270,43 @@ def test_train_from_recordings_and_dicom(tmp_path, env, frames):
     for name in ("model.onnx", "model_fp16.onnx", "roc.png", "confusion.png", "report.json"):
         assert (out / name).is_file(), name
     assert secrets_in(p.stdout, p.stderr, folders=(out,)) == []
+
+
+@pytest.mark.parametrize("name", ["badVR.dcm", "SC_rgb_jpeg.dcm"])
+def test_pydicom_warnings_are_one_line_each(name, env):
+    """pydicom both logs and warns each problem (a log line plus two lines of Python warning
+    on stderr); the user gets one line per problem, and the one-line error."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    p = run_cli(["replay", path, "--roi", "0,0,8,8", "--t0", "1", "--no-publish",
+                 "--no-journal"], env)
+    assert p.returncode == 3
+    one_line_error(p)
+    assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "model" not in ln]
+    assert len(lines) <= 2 and len(set(lines)) == len(lines), p.stderr
+
+
+@pytest.mark.skipif(shutil.which("gdcmconv") is None, reason="GDCM's gdcmconv (libgdcm-tools)")
+def test_gdcm_lossy_jpeg_of_rgb_reads_as_its_source(tmp_path):
+    """GDCM's lossy JPEG of an RGB cine keeps the header's RGB while its JPEG stream is
+    YCbCr-coded (JFIF); the luma must follow the stream, not the header: within JPEG's loss
+    of the uncompressed source's BT.601 luma (it was 45 grey levels off when read as RGB)."""
+    fr = []
+    for i in range(20):
+        a = np.zeros((120, 160, 3), np.uint8)
+        a[..., 0] = np.linspace(0, 255, 160)[None, :]
+        a[..., 1] = np.linspace(255, 0, 120)[:, None]
+        a[..., 2] = (i * 12) % 256
+        fr.append(a)
+    raw = write_dicom(tmp_path / "rgb.dcm", fr, syntax="raw")
+    lossy = tmp_path / "rgb_gdcm.dcm"
+    subprocess.run(["gdcmconv", "--jpeg", "--lossy", "-q", "90", str(raw), str(lossy)],
+                   check=True, capture_output=True)
+    assert "RGB" in subprocess.run(["dcmdump", "+P", "0028,0004", str(lossy)],
+                                   capture_output=True, text=True).stdout
+    ref, got = decode_all(raw), decode_all(lossy)
+    assert len(ref) == len(got) == 20
+    diff = np.mean([np.abs(a.luma.astype(float) - b.luma).mean() for a, b in zip(ref, got)])
+    assert diff < 1.5, diff

@@ -140,6 +140,22 @@ def test_a_full_disk_leaves_no_truncated_file_and_the_replay_goes_on(coded_mp4, 
     assert len(errors) == 1, p.stderr  # one line, not one per slot
     crops = assert_nothing_truncated(tiny_disk)
     assert 0 < crops < 30
+    # the run's line says what was kept, not only what was scored
+    line = run_cli(["journal", "list"], env).stdout.strip()
+    assert "final" not in line or f"partial crops {crops}/30" in line, line
+
+
+def test_journal_list_says_when_crops_are_missing(coded_mp4, env):
+    p = run_cli(replay_args(coded_mp4, "crops1"), env)
+    assert p.returncode == 0, p.stderr
+    line = run_cli(["journal", "list"], env).stdout.strip()
+    assert "final" in line and "30/30 slots" in line and "partial crops" not in line, line
+    npys = sorted(Path(env["CEUSTREAM_JOURNAL_DIR"]).rglob("slot_*.npy"))
+    assert len(npys) == 30
+    for f in npys[1:]:
+        f.unlink()  # what a full disk leaves: the result, one crop
+    line = run_cli(["journal", "list"], env).stdout.strip()
+    assert line.endswith("(30/30 slots), partial crops 1/30"), line
 
 
 def test_a_full_disk_during_a_live_exam_is_published_and_scoring_goes_on(env, tiny_disk):

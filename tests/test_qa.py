@@ -86,6 +86,13 @@ def test_bad_rows_are_listed_and_the_rest_run(run1):
     assert html.count("data:image/png;base64,") == 2  # ROC and confusion, embedded
     assert html.count("data:image/jpeg;base64,") >= 4  # a filmstrip per scored exam
     assert "<svg" in html and "addEventListener('click'" in html  # TIC, sortable headers
+    # the TIC has axes (time from t0, grey level and their ranges) and a key; the table
+    # scrolls rather than cutting its last column, the filmstrip scales down
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    assert svg.count("<line") == 2 and "time from t0 (s)" in svg and ">grey<" in svg
+    assert 'class="key">' in svg and "<polyline" in svg
+    assert "<div class='wide'><table class='sortable'>" in html and "overflow-x:auto" in html
+    assert "img.strip{image-rendering:pixelated;max-width:300px" in html
     assert "src='http" not in html and 'src="http' not in html  # self-contained
 
 

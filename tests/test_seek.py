@@ -29,17 +29,17 @@ pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None,
                                 reason="ffmpeg (Debian package) is the independent encoder")
 
 
-def ffmpeg_coded(path: Path, *args: str, seconds: float = 210.0) -> Path:
-    """Barcoded GRAY frames at FPS through ffmpeg's libx264 (its defaults: B-frames, GOP 250)
+def ffmpeg_coded(path: Path, *args: str, seconds: float = 210.0, fps: int = FPS) -> Path:
+    """Barcoded GRAY frames at ``fps`` through ffmpeg's libx264 (its defaults: B-frames, GOP 250)
     into whatever container ``path`` names; ``args`` are extra output options."""
     if path.exists():
         return path
     cmd = ["ffmpeg", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray", "-s",
-           f"{W}x{H}", "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           f"{W}x{H}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
            *args, str(path)]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    for i in range(int(seconds * FPS)):
-        p.stdin.write(frame(i, i / FPS, ARRIVAL).tobytes())
+    for i in range(int(seconds * fps)):
+        p.stdin.write(frame(i, i / fps, ARRIVAL).tobytes())
     p.stdin.close()
     assert p.wait() == 0
     return path
@@ -161,3 +161,64 @@ def test_cli_json_says_which_clock(ff, env):
     assert r["clock"] == "first_frame" and isinstance(r["first_frame_s"], float)
     h = run_cli(["replay", "--help"], env)
     assert "first frame" in h.stdout
+
+
+def ffprobe_frame_times(path: Path) -> list[float]:
+    """Every video frame's time per ffprobe, counted from the first frame."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=pts_time", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    times = sorted(float(x.strip(",")) for x in out.split() if x.strip(","))
+    return [t - times[0] for t in times]
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory):
+    """The issue's variable-rate file: a 10 fps ffmpeg recording with frames 3 (mod 7) and
+    5 (mod 11) taken out by ffmpeg's select filter (gaps of 0.2 and 0.3 s), and its MKV."""
+    d = tmp_path_factory.mktemp("vfr")
+    src = ffmpeg_coded(d / "cfr10.mp4", "-bf", "2", fps=10)
+    mp4, mkv = d / "vfr.mp4", d / "vfr.mkv"
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(src), "-an", "-vf",
+                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'",
+                    "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "superfast", "-bf", "2",
+                    "-g", "50", str(mp4)], check=True)
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-i", str(mp4), "-c", "copy", str(mkv)],
+                   check=True)
+    return {"mp4": mp4, "mkv": mkv}
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_seek_on_vfr_never_reports_a_frame_time_the_file_lacks(container, vfr, cfg):
+    """Slot 23 is due at 70.97 s; the file has frames at 70.8 and 71.1 s. An ACCURATE seek
+    to 70.87 s made the decoder stamp the 70.8 s frame with 70.87 s, and that frame won the
+    slot (issue 21). Every slot's time must be one ffprobe lists, and seeking must take the
+    frames that decoding through takes."""
+    path = vfr[container]
+    real = ffprobe_frame_times(path)
+    assert not any(abs(t - 70.87) < 1e-3 for t in real)  # the gap the issue found is there
+    res = {}
+    for mode in ("always", "never"):
+        r, got = taken(path, cfg, mode, t0=24.97)
+        assert r["final"], r["flags"]
+        for s in r["slots"]:
+            assert min(abs(s["pts_s"] - t) for t in real) < 1e-3, (mode, s)
+        res[mode] = (r["score"], [got[i] for i in range(30)], [s["pts_s"] for s in r["slots"]])
+    assert res["always"] == res["never"]
+    assert res["never"][2][23] == pytest.approx(71.1, abs=1e-3)  # nearest to 70.97 s
+
+
+@pytest.mark.parametrize("name", ["mp4_offset5", "mkv_offset5"])
+def test_offset_files_report_the_first_frame_where_ffprobe_puts_it(name, ff, cfg):
+    """ffmpeg -output_ts_offset 5: ffprobe's first frame is at 5.0 s in both containers
+    (matroskademux maps it to stream time 0; the report must still say 5.0)."""
+    path = ff(name)
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=pts_time", "-of", "csv=p=0", "-read_intervals", "%+#1",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    want = float(out.split()[0].strip(","))
+    assert want == pytest.approx(5.0)
+    for mode in ("always", "never"):
+        r, got = taken(path, cfg, mode, t0=12.31)
+        assert r["first_frame_s"] == pytest.approx(want, abs=1e-3), mode
+        assert got[0] == expected_frames("12.31")[0]

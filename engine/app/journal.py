@@ -203,6 +203,14 @@ class Run:
     def interrupted(self) -> bool:
         return self.result is None
 
+    def crops_kept(self) -> int:
+        """How many slot crops this run's folder holds (a full disk keeps fewer than were
+        scored; a rescore needs them all)."""
+        try:
+            return sum(1 for _ in self.dir.glob("slot_[0-9][0-9].npy"))
+        except OSError:
+            return 0
+
 
 def _run_dirs(d: Path) -> list[tuple[str, Path]]:
     out = []

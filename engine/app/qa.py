@@ -86,7 +86,9 @@ def score_task(task: dict[str, Any], cfg: dict, loaded: tuple) -> dict[str, Any]
                    domain=r.get("domain"),
                    recording={k: r["recording"].get(k) for k in ("kind", "codec", "fps")},
                    seek_fallback=r["replay"].get("seek_fallback"),
-                   wall_s=r["replay"]["wall_s"])
+                   wall_s=r["replay"]["wall_s"],
+                   slot_times_s=[sl.get("pts_s") for sl in r.get("slots") or []],
+                   backend=r.get("backend"), domain=r.get("domain"))
     except CeusError as e:
         rec.update(status="error", error=str(e), score=None, final=False)
     rec["elapsed_s"] = round(time.monotonic() - t, 3)

@@ -92,8 +92,10 @@ def tic_series(rec: dict) -> tuple[list[float], dict[str, list]]:
     return [], {}
 
 
-def tic_svg(rec: dict, w: int = 160, h: int = 48) -> str:
-    """A small inline SVG of the TIC (empty when there is none)."""
+def tic_svg(rec: dict, w: int = 240, h: int = 110) -> str:
+    """An inline SVG of the TIC with its axes (time from t0 in s, grey level, their ranges
+    written at the ends) and a key naming each curve in its colour (empty when there is no
+    curve)."""
     t, series = tic_series(rec)
     pts_all = [v for vs in series.values() for v in vs if v is not None]
     if not t or not pts_all:
@@ -102,19 +104,39 @@ def tic_svg(rec: dict, w: int = 160, h: int = 48) -> str:
     lo, hi = min(pts_all), max(pts_all)
     hi = hi if hi > lo else lo + 1
     colours = {"lesion": "#d04020", "parenchyma": "#2060c0", "ROI mean": "#d04020"}
-    lines = []
+    left, right, top, bottom = 34, 6, 18, 22  # plot area inside the axes' labels and key
+    pw, ph = w - left - right, h - top - bottom
+
+    def xy(ti: float, v: float) -> tuple[float, float]:
+        return (left + (ti - t0) / max(t1 - t0, 1e-9) * pw,
+                top + ph - (v - lo) / (hi - lo) * ph)
+
+    parts = [f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" '
+             'stroke="#555"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#555"/>',
+             f'<text x="{left}" y="{h - 8}" font-size="9">{t0:g}</text>',
+             f'<text x="{left + pw}" y="{h - 8}" font-size="9" text-anchor="end">{t1:g}</text>',
+             f'<text x="{left + pw / 2}" y="{h - 1}" font-size="9" text-anchor="middle">'
+             "time from t0 (s)</text>",
+             f'<text x="{left - 3}" y="{top + 8}" font-size="9" text-anchor="end">{hi:.0f}</text>',
+             f'<text x="{left - 3}" y="{top + ph}" font-size="9" text-anchor="end">{lo:.0f}</text>',
+             f'<text x="3" y="{top + ph / 2}" font-size="9" transform="rotate(-90 8 '
+             f'{top + ph / 2})" text-anchor="middle">grey</text>']
+    kx = left
     for name, vs in series.items():
-        xy = [(2 + (ti - t0) / max(t1 - t0, 1e-9) * (w - 4), h - 2 - (v - lo) / (hi - lo) * (h - 4))
-              for ti, v in zip(t, vs) if v is not None]
-        if len(xy) >= 2:
-            pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-            lines.append(f'<polyline fill="none" stroke="{colours.get(name, "#444")}" '
-                         f'stroke-width="1.4" points="{pts}"><title>{html.escape(name)}</title>'
-                         "</polyline>")
+        c = colours.get(name, "#444")
+        pts = [xy(ti, v) for ti, v in zip(t, vs) if v is not None]
+        if len(pts) >= 2:
+            pl = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+            parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.4" points="{pl}">'
+                         f"<title>{html.escape(name)}</title></polyline>")
+        parts.append(f'<rect x="{kx}" y="4" width="10" height="3" fill="{c}"/>'
+                     f'<text x="{kx + 13}" y="10" font-size="9" class="key">'
+                     f"{html.escape(name)}</text>")
+        kx += 16 + 6 * len(name)
     legend = " / ".join(series)
     return (f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-            f'aria-label="TIC: {html.escape(legend)}">{"".join(lines)}</svg>'
-            f'<div class="small">{html.escape(legend)}</div>')
+            f'aria-label="TIC: {html.escape(legend)}">{"".join(parts)}</svg>')
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -144,9 +166,10 @@ def build(m: Any, recs: list[dict], model: Any, threshold: float, wall_s: float,
         "workers": {"jobs": jobs, "ray": ray},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "disclaimer": DISCLAIMER}
     report["out_of_domain"] = [r["row"] for r in scored if out_of_domain(r)]
-    if scored and len({r["label"] for r in scored}) == 2:
-        y = [r["label"] for r in scored]
-        s = [r["score"] for r in scored]
+    labelled = [r for r in scored if r.get("label") is not None]
+    if labelled and len({r["label"] for r in labelled}) == 2:
+        y = [r["label"] for r in labelled]
+        s = [r["score"] for r in labelled]
         report["evaluation"] = metrics.evaluate(y, s, threshold)
         tic = [r for r in scored if (r.get("features") or {}).get("p_hcc") is not None]
         if len({r["label"] for r in tic}) == 2:
@@ -167,7 +190,8 @@ def write_all(out: Any, report: dict, recs: list[dict]) -> None:
     images: dict[str, str] = {}
     ev = report.get("evaluation")
     if ev:
-        scored = [r for r in recs if r.get("status") == "scored" and r.get("score") is not None]
+        scored = [r for r in recs if r.get("status") == "scored" and r.get("score") is not None
+                  and r.get("label") is not None]
         y, s = [r["label"] for r in scored], [r["score"] for r in scored]
         name = report["model"]["name"]
         try:
@@ -223,7 +247,9 @@ th{background:#f0f0f0;cursor:pointer;user-select:none;white-space:nowrap}
 th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 tr.bad td{background:#fde8e8} tr.partial td{background:#fff6e0}
 p.warn{background:#fff3cd;border:1px solid #e0b000;padding:6px}
-.small{font-size:11px;color:#666} img.strip{image-rendering:pixelated}
+.small{font-size:11px;color:#666} img.strip{image-rendering:pixelated;max-width:300px;height:auto}
+td{overflow-wrap:anywhere;max-width:320px}
+.wide{overflow-x:auto;max-width:100%}
 .plots img{max-width:420px;margin-right:12px}
 """
 
@@ -327,9 +353,9 @@ def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) 
     parts.append("<h2>Exams</h2><p class='small'>Click a column header to sort. Times are "
                  "seconds from each recording's first frame. The TIC is the analyser's "
                  "(lesion / parenchyma) when the result carries features, else the clip's "
-                 "ROI mean per slot.</p><table class='sortable'><thead><tr>"
+                 "ROI mean per slot.</p><div class='wide'><table class='sortable'><thead><tr>"
                  + "".join(f"<th>{e(h)}</th>" for h in hdr) + "</tr></thead><tbody>"
-                 + "".join(body) + "</tbody></table>")
+                 + "".join(body) + "</tbody></table></div>")
     parts.append(f"<p class='disclaimer'>{e(DISCLAIMER)}</p>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>ceustream QA report</title>"

@@ -22,7 +22,7 @@ COMMANDS = {
     "overlay": "overlay", "qa": "qa", "simulate": "simulate", "journal": "journal",
     "keys": "keys", "train": "train", "export": "export", "engine": "engine",
     "install-plugin": "plugin", "adapt": "adapt", "plugin-path": "plugin_path",
-    "schema": "schema",
+    "schema": "schema", "listen": "listen",
 }
 
 

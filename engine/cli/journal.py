@@ -33,6 +33,9 @@ def run_line(r) -> str:
         kind = f"final {res.get('label')}" if res.get("final") else "partial"
         state = f"P(HCC) {float(res['score']):.3f} {kind} ({res.get('slots_filled')}/" \
                 f"{res.get('slots_total')} slots)"
+        kept, filled = r.crops_kept(), res.get("slots_filled")
+        if isinstance(filled, int) and kept < filled:
+            state += f", partial crops {kept}/{res.get('slots_total')}"
         if (res.get("domain") or {}).get("state") == "out":
             cat = (res.get("features") or {}).get("category") or "no category"
             state += f", outside the model's domain (TIC reading: {cat})"

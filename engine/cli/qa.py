@@ -47,12 +47,79 @@ def add_parser(sub) -> None:
                    help="spread the exams over a Ray cluster (actors holding the model, one "
                    "exam per task): its address (e.g. 10.0.0.5:6379, auto), or 'local' for a "
                    "private one; needs the ray extra (pip install 'ceustream[ray]')")
+    add_pacs_options(p)
     common.add_model_options(p)
+
+
+def add_pacs_options(p) -> None:
+    g = p.add_argument_group(
+        "from and back to a PACS (MANIFEST given as dicomweb+http(s)://HOST:PORT/ROOT or "
+        "dimse://AET@HOST:PORT; credentials from CEUSTREAM_PACS_CREDENTIALS (a file: "
+        "user:password or Bearer TOKEN) or CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD, "
+        "never the command line)")
+    g.add_argument("--study-date", help="YYYYMMDD or YYYYMMDD-YYYYMMDD (either end open)")
+    g.add_argument("--accession", action="append", default=[],
+                   help="an accession number (repeat or comma-separate)")
+    g.add_argument("--study-uid", action="append", default=[],
+                   help="a Study Instance UID (repeat or comma-separate)")
+    g.add_argument("--series-uid", action="append", default=[],
+                   help="a Series Instance UID (repeat or comma-separate)")
+    g.add_argument("--labels", help="CSV keyed by accession, study_uid or sop_uid: label "
+                   "(HCC/non-HCC/unknown) and optionally roi, t0, injection, for what DICOM "
+                   "does not hold")
+    g.add_argument("--our-aet", default="CEUSTREAM", help="our AE title (default CEUSTREAM)")
+    g.add_argument("--cache-dir", help="where retrieved cines are kept (they hold "
+                   "patient data; default $XDG_CACHE_HOME/ceustream/pacs)")
+    g.add_argument("--cache-gb", type=float, default=4.0,
+                   help="bound of the cache in GB (default 4)")
+    g.add_argument("--no-store", action="store_true",
+                   help="do not store the SR and Secondary Capture back into the studies")
+
+
+def _listed(values: list[str]) -> tuple[str, ...]:
+    return tuple(v.strip() for x in values for v in x.split(",") if v.strip())
+
+
+def run_pacs(args) -> int:
+    import math
+
+    from ceustream.engine.app import pacs
+    from ceustream.engine.dicomnet import archive, peer
+
+    if not (math.isfinite(args.cache_gb) and 0.01 <= args.cache_gb <= 100000):
+        raise UsageError("--cache-gb: a number of GB between 0.01 and 100000")
+    pr = peer.parse(args.manifest, args.our_aet)
+    q = archive.Query(study_date=args.study_date, accessions=_listed(args.accession),
+                      study_uids=_listed(args.study_uid), series_uids=_listed(args.series_uid))
+    opts = pacs.PacsOptions(q, labels=args.labels,
+                            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                            cache_bytes=int(args.cache_gb * 1e9), store_back=not args.no_store)
+    cfg = common.load_config(args)
+    report, code = pacs.run(pr, opts, args.out, cfg, args.threshold, jobs=args.jobs)
+    keys = ("exams", "scored_final", "partial_or_failed", "bad_rows", "duplicates")
+    summary = {k: report[k] for k in keys}
+    summary["stored"] = report["pacs"]["stored"]
+    summary["missing"] = sum(1 for e in report["pacs"]["exams"] if e["missing"])
+    if "evaluation" in report:
+        summary["ROC_AUC"] = report["evaluation"]["metrics"]["ROC_AUC"]
+    summary["report"] = str(Path(args.out) / "report.html")
+    print(json.dumps(summary))
+    return code
 
 
 def run(args) -> int:
     if args.manifest == "compare" and not Path("compare").exists():
         return run_compare(args)
+    from ceustream.engine.dicomnet.peer import is_pacs_address
+
+    if is_pacs_address(args.manifest):
+        if args.runs:
+            raise UsageError(f"qa: unexpected argument(s) {' '.join(args.runs)}")
+        if not args.out:
+            raise UsageError("qa: the following arguments are required: --out")
+        if args.ray:
+            raise UsageError("qa: --ray does not apply to a PACS address")
+        return run_pacs(args)
     if args.runs:
         raise UsageError(f"qa: unexpected argument(s) {' '.join(args.runs)} (one manifest; "
                          "or: qa compare RUN_A RUN_B)")

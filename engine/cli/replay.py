@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ceustream.engine.core.errors import UsageError
 from ceustream.engine.core.roi import Roi
 
 from . import common
@@ -35,13 +36,40 @@ def add_parser(sub) -> None:
                    "digits, - or _, never a patient name")
     p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     p.add_argument("--no-journal", action="store_true", help="do not journal the slots")
+    g = p.add_argument_group(
+        "from a PACS (FILE given as dicomweb+http(s)://HOST:PORT/ROOT or dimse://AET@HOST:PORT; "
+        "credentials from CEUSTREAM_PACS_CREDENTIALS or CEUSTREAM_PACS_USER/"
+        "CEUSTREAM_PACS_PASSWORD, never the command line): the query must match one cine")
+    g.add_argument("--study-uid", default=None, help="its Study Instance UID")
+    g.add_argument("--series-uid", default=None, help="its Series Instance UID")
+    g.add_argument("--sop-uid", default=None, help="its SOP Instance UID")
+    g.add_argument("--accession", default=None, help="its study's accession number")
+    g.add_argument("--our-aet", default="CEUSTREAM", help="our AE title (default CEUSTREAM)")
     common.add_model_options(p)
     common.add_zmq_options(p)
 
 
+def from_pacs(args) -> str:
+    from ceustream.engine.app import pacs
+    from ceustream.engine.dicomnet import archive, peer
+
+    pr = peer.parse(args.file, args.our_aet)
+    one = lambda v: (v.strip(),) if v and v.strip() else ()  # noqa: E731
+    q = archive.Query(accessions=one(args.accession), study_uids=one(args.study_uid),
+                      series_uids=one(args.series_uid), sop_uids=one(args.sop_uid))
+    return str(pacs.fetch_one(pr, q))
+
+
 def run(args) -> int:
     from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.dicomnet.peer import is_pacs_address
 
+    if is_pacs_address(args.file):
+        Roi.parse(args.roi)  # a bad ROI before any network
+        args.file = from_pacs(args)
+    elif any((args.study_uid, args.series_uid, args.sop_uid, args.accession)):
+        raise UsageError("replay: --study-uid/--series-uid/--sop-uid/--accession need a PACS "
+                         "address as FILE")
     cfg = common.load_config(args)
     roi = Roi.parse(args.roi)
     ref_roi = common.ref_roi(args)

@@ -30,7 +30,7 @@ MANIFEST = "manifest.csv"
 class Row:
     line: int
     path: Path
-    label: int
+    label: int | None
     roi: Roi
     t0: float | None
     injection: float | None
@@ -110,8 +110,10 @@ def check_row(n: int, r: dict[str, str], base: Path) -> Row | BadRow:
         why.append(f"{r['path']} not found" if not f.exists() else
                    f"{r['path']} is a folder without timestamps.csv")
     label = LABELS.get(r.get("label", "").lower())
-    if label is None:
-        why.append(f"label {r.get('label')!r} is not HCC or non-HCC")
+    if r.get("label", "").lower() == "unknown":
+        label = None  # scored, left out of the metrics (an archive's exam without truth)
+    elif label is None:
+        why.append(f"label {r.get('label')!r} is not HCC, non-HCC or unknown")
     roi = None
     try:
         roi = Roi.parse(r.get("roi", ""))
