@@ -18,7 +18,7 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libzmq3-dev libjson-glib-dev \
 	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
-	ffmpeg
+	ffmpeg tesseract-ocr
 
 .PHONY: demo test system venv venv-test bench paper gpu-check asan clean
 

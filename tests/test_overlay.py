@@ -825,6 +825,150 @@ def test_the_c_reader_refuses_bad_numbers_and_keeps_its_state(hudcheck):
         assert f"'{field}'" in whys, (field, whys)
 
 
+# -- the view and the layout without cairo, the screen analysis (hudcheck) ----------------
+
+def _view(hudcheck: Path, msgs: list, *geometry) -> list[dict]:
+    """Each message through the C reader, then the view and its layout for ``geometry``
+    (MODE W H [OW OH]) with a fixed-advance font: 0.6 em a character, 0.65 em bold."""
+    m = _messages()
+    lines = []
+    for seq, msg in enumerate(msgs, 1):
+        msg = validate(dict(msg, seq=seq))
+        lines.append(json.dumps([m.topic(msg["type"], msg["exam"]).decode(),
+                                 m.encode(msg).decode()]))
+    r = subprocess.run([str(hudcheck), "view", *map(str, geometry)],
+                       input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_the_view_says_provisional_final_and_outside_the_model_domain(hudcheck):
+    f = features(30, summary="APHE ✓ (non-rim) · washout late, mild · LR-5-like")
+    prov, fin, outside, outside_status = _view(hudcheck, [
+        score(0.61, n=12),
+        final_score(0.87, "HCC"),
+        # the lead's contract (issue 18): label "indeterminate", out_of_distribution flagged
+        final_score(0.87, "indeterminate", features=f,
+                    flags=["trained_on_simulated_data", "out_of_distribution"]),
+        status(n=30, phase="complete", score=0.87, final=True, label="indeterminate",
+               features=f, warnings=["out_of_distribution"]),
+    ], "auto", 1920, 1080)
+    v = prov["view"]
+    assert (v["title"], v["headline"], v["hollow"], v["detail"], v["label"]) == \
+        ("P(HCC) - PROVISIONAL", "0.61", True, "12/30", "")
+    assert v["gauge"] == 0.61
+    v = fin["view"]
+    assert (v["title"], v["headline"], v["hollow"], v["label"]) == \
+        ("P(HCC) - FINAL", "0.87", False, "HCC")
+    for o in (outside, outside_status):
+        v = o["view"]
+        # what still holds is the TIC reading; the network's number is small and grey
+        assert v["headline"] == "OUTSIDE MODEL DOMAIN" and v["ood"] is True
+        assert v["label"] == "" and v["tic_label"] == "TIC LR-5-like"
+        assert v["detail"] == "CNN P(HCC) 0.87 - not valid here"
+        assert v["gauge"] == -1  # no score bar
+        assert v["summary"] == f["summary"]
+        assert "OUTSIDE MODEL DOMAIN" not in v["warnings"]
+        numbers = [i for i in o["items"] if i["kind"] == "number"]
+        assert numbers == []  # no big confident number
+        tags = " ".join(i["text"] for i in o["items"] if i["kind"] == "tag")
+        assert "OUTSIDE MODEL DOMAIN" in tags  # wrapped, whole
+
+
+@pytest.mark.parametrize("mode,w,h,want", [
+    # 4:3 in auto: 16:9 at its height (ceil(480 * 16 / 9) = 854, even), the video at the left
+    ("auto", 640, 480, [854, 480, 0, 0, True, False]),
+    ("auto", 1440, 1080, [1920, 1080, 0, 0, True, False]),
+    # 16:9 in auto: its own size, the panels in its free space
+    ("auto", 1920, 1080, [1920, 1080, 0, 0, False, False]),
+    ("auto", 1280, 720, [1280, 720, 0, 0, False, False]),
+    # over at 320x240 cannot be legible: a 854x480 canvas, the video centred in height
+    ("over", 320, 240, [854, 480, 0, 120, True, True]),
+    ("over", 640, 480, [640, 480, 0, 0, False, False]),
+    # beside a 16:9 picture: 1280 + 0.42 * 720 = 1582.4 -> 1584 (even)
+    ("beside", 1280, 720, [1584, 720, 0, 0, True, False]),
+])
+def test_the_output_geometry_by_layout(hudcheck, mode, w, h, want):
+    out = _view(hudcheck, [status(frame_size=[w, h])], mode, w, h)
+    assert out[0]["geometry"] == want
+
+
+def test_an_asked_output_size_is_the_canvas(hudcheck):
+    out = _view(hudcheck, [status()], "auto", 1440, 1080, 1920, 1080)
+    assert out[0]["geometry"] == [1920, 1080, 0, 0, True, False]
+    out = _view(hudcheck, [status()], "beside", 640, 480, 1920, 1080)
+    assert out[0]["geometry"] == [1920, 1080, 0, 300, True, False]
+
+
+def test_text_size_from_the_output_height_with_a_floor(hudcheck):
+    """Body capitals: 2.04 % of the output's lines (22 px at 1080), never under 9 px;
+    DejaVu's capitals are 0.73 em. The score is 3.2 x body, the largest thing."""
+    for mode, w, h, body in (("auto", 1920, 1080, 0.0204 * 1080 / 0.73),
+                             ("auto", 640, 480, 0.0204 * 480 / 0.73),
+                             ("beside", 320, 240, 0.0204 * 480 / 0.73),  # a 480-line canvas
+                             ("over", 640, 360, 9 / 0.73)):              # 7.3 px -> the floor
+        out = _view(hudcheck, [status(frame_size=[w, h]), score(0.42)], mode, w, h)[-1]
+        assert out["body_px"] == pytest.approx(body, rel=1e-6), (mode, w, h)
+        assert out["fits"], (mode, w, h)
+        number = [i for i in out["items"] if i["kind"] == "number"][0]
+        assert number["text"] == "0.42"
+        assert number["px"] == pytest.approx(3.2 * body, rel=1e-6)
+        assert max(i["px"] for i in out["items"]) == number["px"]
+
+
+def test_the_layout_keeps_panels_off_the_video_and_wraps_never_cuts(hudcheck):
+    """640x480 in auto: the panels beside the video (x >= 640), inside the 854x480 canvas;
+    the TIC line wraps at spaces into lines that fit, and every word is there."""
+    summary = "APHE ✓ (non-rim) · washout late, mild · LR-5-like"
+    out = _view(hudcheck, [status(n=27, score=0.77, warnings=["slot_late", "no_signal"]),
+                           score(0.77, n=27, features=features(27, summary=summary))],
+                "auto", 640, 480)[-1]
+    b = out["body_px"]
+    assert out["where"] == "beside" and out["fits"]
+    for it in out["items"]:
+        x, y, w, h = it["box"]
+        if it["kind"] == "roi":
+            continue
+        assert x >= 640 and x + w <= 854 + 1e-6 and y >= 0 and y + h <= 480 + 1e-6, it
+    # strip: x0 = 640 + 0.5 b, w = 854 - x0 - 0.5 b; text width: less 2 x 0.45 b of padding
+    inner = 854 - (640 + 0.5 * b) - 0.5 * b - 0.9 * b
+    per_line = int(inner // (0.6 * b))  # characters that fit, at 0.6 em each
+    lines = [i["text"] for i in out["items"] if i["kind"] == "text" and i["text"]
+             and i["text"].split()[0] in ("APHE", "washout", "LR-5-like")]
+    assert " ".join(lines) == summary
+    assert all(len(line) <= per_line for line in lines), (per_line, lines)
+    assert len(lines) == 3  # by hand: 23 characters a line at 480 lines
+    assert {"NO SIGNAL", "SLOT LATE"} <= {i["text"] for i in out["items"] if i["kind"] == "tag"}
+
+
+def test_the_screen_analysis_finds_the_image_and_the_static_text(hudcheck):
+    """A 320x240 screen: a 160x160 image area of moving noise at (80, 40), a static title
+    (white, top-left) and a small changing timer (top-right). The area is found to within a
+    cell (8 px); the title and the timer are static text; the rest is free."""
+    w, h = 320, 240
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(40):
+        f = np.full((h, w), 12, np.uint8)
+        f[40:200, 80:240] = rng.integers(0, 256, (160, 160), dtype=np.uint8)
+        f[6:14, 8:70] = 230  # the title
+        f[6:14, 280:300] = 230 if (k // 4) % 2 else 60  # the timer ticks
+        frames.append(f.tobytes())
+    r = subprocess.run([str(hudcheck), "screen", str(w), str(h)], input=b"".join(frames),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["cell"] == 8 and out["background"] == 12
+    assert len(out["areas"]) == 1, out["areas"]
+    x, y, aw, ah = out["areas"][0]
+    assert 72 <= x <= 80 and 32 <= y <= 40 and 240 <= x + aw <= 248 and 200 <= y + ah <= 208
+    cells = out["cells"]
+    assert cells[1][1:8] == "s" * 7  # the title
+    assert cells[1][35:37] == "ss"  # the timer: it changes, but it is small
+    assert cells[28][1] == "." and cells[28][38] == "."  # the corners are free
+    assert cells[15][20] == "i"
+
+
 # -- AddressSanitizer, both elements, leak detection on -----------------------------------
 
 def _asan_runtime() -> str | None:
