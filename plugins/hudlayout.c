@@ -251,9 +251,8 @@ group (Ctx * c, gint g, gdouble x, gdouble y, gdouble w)
             FALSE);
       } else {
         gdouble px = 3.2 * b, nw = c->m (c->ctx, v->headline, px, TRUE), nh;
-        gdouble side_px = v->label.text[0] ? 1.7 * b : 1.3 * b;
+        gdouble side_px = v->label.text[0] ? 2.0 * b : 1.3 * b;
         const HudWords *side = v->label.text[0] ? &v->label : &v->detail;
-        gdouble sw = side->text[0] ? c->m (c->ctx, side->text, side_px, TRUE) : 0;
         gdouble fy = cy;
         if (nw > iw - 0.3 * b) {
           px *= (iw - 0.3 * b) / nw;
@@ -268,20 +267,12 @@ group (Ctx * c, gint g, gdouble x, gdouble y, gdouble w)
           it->hollow = v->hollow;
           it->tone = v->hollow ? HUD_TONE_MUTED : HUD_TONE_TEXT;
         }
-        if (side->text[0]) {
-          gdouble sx = ix + 0.15 * b + nw + 0.5 * b;
-          if (sx + sw <= ix + iw - 0.15 * b) {  /* beside the number, on its baseline */
-            lines_of (c, side->text, sx, cy + nh - side_px * HUD_LINE_EM - 0.05 * px, ix + iw
-                - sx, side_px, TRUE, side->tone, FALSE);
-            cy += nh;
-          } else {
-            cy += nh;
-            cy += lines_of (c, side->text, ix + 0.15 * b, cy, iw - 0.3 * b, side_px, TRUE,
-                side->tone, FALSE);
-          }
-        } else {
-          cy += nh;
-        }
+        cy += nh;
+        /* the label (or n/30) on its own line under the number: one size a line reads
+         * best, at the bedside and to an independent reader */
+        if (side->text[0])
+          cy += lines_of (c, side->text, ix + 0.15 * b, cy, iw - 0.3 * b, side_px, TRUE,
+              side->tone, FALSE);
         if (v->kind == HUD_KIND_FINAL)
           add (c, HUD_ITEM_FRAME, ix - 0.1 * b, fy - 0.1 * b, iw + 0.2 * b, cy - fy + 0.3 * b);
         cy += 0.35 * b;

@@ -246,8 +246,10 @@ class Bench:
             s = self.sink.emit("try-pull-sample", 5 * self.Gst.SECOND)
             assert s is not None, "no frame came out"
         b = s.get_buffer()
-        return np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8).reshape(
-            self.h, self.w, 3).copy()
+        caps = s.get_caps().get_structure(0)
+        w, h = caps.get_value("width"), caps.get_value("height")
+        a = np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8)
+        return a.reshape(h, a.size // h)[:, :w * 3].reshape(h, w, 3).copy()  # rows padded
 
     def prop(self, name):
         return self.hud.get_property(name)
@@ -967,6 +969,117 @@ def test_the_screen_analysis_finds_the_image_and_the_static_text(hudcheck):
     assert cells[1][35:37] == "ss"  # the timer: it changes, but it is small
     assert cells[28][1] == "." and cells[28][38] == "."  # the corners are free
     assert cells[15][20] == "i"
+
+
+# -- pixels: simulated scanner screens through the element, read back by tesseract --------
+
+def _need_tesseract():
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract-ocr is missing (make system installs it)")
+
+
+def _screens():
+    import overlay_frames as of
+    return {"simulator_480p": of.simulator_screen,
+            "renderer_b_720p": lambda: of.renderer_b_screen(1280, 720),
+            "pattern_1080p": lambda: of.pattern_screen(1920, 1080)}
+
+
+def _video_in(out: np.ndarray, w: int, h: int) -> tuple[int, int]:
+    """Where the video must be in the output (the element's contract, not its report): at
+    its own place, or at the left of a larger canvas, centred in height on even lines."""
+    oh, ow = out.shape[:2]
+    return (0, 0) if (ow, oh) == (w, h) else (0, ((oh - h) // 2) & ~1)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("name", ["simulator_480p", "renderer_b_720p", "pattern_1080p"])
+def test_auto_covers_no_image_and_no_scanner_text_and_reads_right(name):
+    """layout=auto on a simulated scanner screen: the output, compared pixel by pixel with
+    the input, differs inside the image areas only at the ROI's corners and nowhere over
+    the scanner's own text; tesseract reads the score, the label, the state and the
+    disclaimer."""
+    _need_tesseract()
+    import overlay_frames as of
+
+    src = _screens()[name]()
+    w, h = src.width, src.height
+    msgs = [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
+                   roi=list(src.roi), frame_size=[w, h], features=features(30),
+                   warnings=["slot_late"]),
+            final_score(0.87, "HCC", features=features(30))]
+    inp, out, shown = of.run_overlay(src, msgs, "layout=auto")
+    vx, vy = _video_in(out, w, h)
+    video = out[vy:vy + h, vx:vx + w].astype(int)
+    diff = np.abs(video - inp.astype(int)).max(axis=2) > 24
+    # the ROI's corner brackets: a band around the ROI's edges as wide as a thick line
+    rx, ry, rw, rh = src.roi
+    band = max(4, int(0.006 * out.shape[0]) + 3)
+    roi_zone = np.zeros((h, w), bool)
+    roi_zone[max(ry - band, 0):ry + rh + band, max(rx - band, 0):rx + rw + band] = True
+    roi_zone[ry + band:ry + rh - band, rx + band:rx + rw - band] = False
+    inside = diff & src.image & ~roi_zone
+    assert inside.sum() == 0, f"{inside.sum()} overlay pixels inside the image area"
+    assert (diff & src.image & roi_zone).sum() > 20  # the ROI is marked
+    over_text = diff & src.text
+    assert over_text.sum() == 0, f"{over_text.sum()} overlay pixels over the scanner's text"
+    text = _words(of.ocr(out))
+    for want in ("0.87", "HCC", "FINAL", "EXAM ENDED", "COMPLETE", "SIMULATED", "DIAGNOSIS",
+                 "SLOT LATE"):
+        assert want in text, f"tesseract did not read {want!r} in: {text}"
+
+
+@pytest.mark.parametrize("name", ["simulator_480p", "renderer_b_720p"])
+def test_provisional_and_outside_domain_read_right(name):
+    _need_tesseract()
+    import overlay_frames as of
+
+    src = _screens()[name]()
+    w, h = src.width, src.height
+    inp, out, _ = of.run_overlay(src, [
+        status(n=12, score=0.61, roi=list(src.roi), frame_size=[w, h], next_slot_in_s=None),
+        score(0.61, n=12)], "layout=auto")
+    text = _words(of.ocr(out))
+    for want in ("PROVISIONAL", "0.61", "12/30", "VIDEO PHASE", "SIMULATED", "DIAGNOSIS"):
+        assert want in text, f"tesseract did not read {want!r} in: {text}"
+    f = features(30, summary="APHE ✓ (non-rim) · washout late, mild · LR-5-like")
+    inp, out, _ = of.run_overlay(src, [
+        status(n=30, phase="complete", score=0.87, final=True, label="indeterminate",
+               roi=list(src.roi), frame_size=[w, h], features=f,
+               warnings=["out_of_distribution"]),
+        final_score(0.87, "indeterminate", features=f,
+                    flags=["trained_on_simulated_data", "out_of_distribution"])], "layout=auto")
+    text = _words(of.ocr(out))
+    for want in ("OUTSIDE", "DOMAIN", "LR-5-like", "washout", "not valid", "SIMULATED"):
+        assert want in text, f"tesseract did not read {want!r} in: {text}"
+    # no confident label: HCC only inside "P(HCC)", never a word of its own
+    import re
+    assert not re.search(r"(?<![\w(\[{])HCC(?![\w)\]}])", text), text
+
+
+def test_over_at_320x240_warns_once_and_draws_on_a_larger_canvas():
+    from ceustream.pipelines import gst
+
+    gst.require("ceushud")
+    r = subprocess.run(["gst-launch-1.0", "videotestsrc", "num-buffers=30", "!",
+                        "video/x-raw,format=I420,width=320,height=240", "!", "ceushud",
+                        "layout=over", "endpoint=tcp://127.0.0.1:1", "!", "fakesink"],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, GST_PLUGIN_PATH=str(gst.plugin_dirs()[0])))
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = r.stdout + r.stderr
+    assert log.count("cannot hold text with capitals") == 1, log[-2000:]
+    assert "drawing on a 854x480 canvas" in log
+    b = Bench(props="layout=over", w=320, h=240)
+    try:
+        img = b.frame()  # the canvas comes out
+        assert img.shape == (480, 854, 3)
+        assert (img[:, 330:].max(axis=2) > 200).sum() > 500  # the panel beside the video
+    finally:
+        b.close()
 
 
 # -- AddressSanitizer, both elements, leak detection on -----------------------------------
