@@ -20,7 +20,7 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
 	ffmpeg tesseract-ocr
 
-.PHONY: demo test system venv venv-test bench paper gpu-check asan clean
+.PHONY: demo test system venv venv-test bench paper gpu-check asan clean overlay-frames
 
 demo: venv
 	$(VENV)/bin/ceustream demo
@@ -59,6 +59,10 @@ gpu-check:
 
 asan: venv-test
 	$(PY) -m pytest -q tests/test_overlay.py -k address_sanitizer
+
+# the README's overlay frames, full size, into a git-ignored folder
+overlay-frames: venv-test
+	$(PY) tests/overlay_frames.py build/overlay-frames
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis

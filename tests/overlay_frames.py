@@ -18,7 +18,6 @@ shows them. ``python tests/overlay_frames.py OUTDIR`` writes the README's exampl
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -194,26 +193,41 @@ def ocr(img: np.ndarray, scale: float = 2.0) -> str:
     return "\n|\n".join(out)
 
 
+def example_messages(src: ScreenSource, kind: str) -> list:
+    """Messages for the README's frames: a final HCC score, or a final result outside the
+    model's domain (issue 18's contract)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_overlay import features, final_score, status
+
+    w, h = src.width, src.height
+    if kind == "outside":
+        f = features(30, summary="APHE ✓ (non-rim) · washout late, mild · LR-5-like")
+        return [status(n=30, phase="complete", score=0.87, final=True, label="indeterminate",
+                       roi=list(src.roi), frame_size=[w, h], features=f,
+                       warnings=["out_of_distribution"]),
+                final_score(0.87, "indeterminate", features=f,
+                            flags=["trained_on_simulated_data", "out_of_distribution"])]
+    return [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
+                   roi=list(src.roi), frame_size=[w, h], features=features(30),
+                   warnings=["slot_late"]),
+            final_score(0.87, "HCC", features=features(30))]
+
+
 if __name__ == "__main__":
     import cv2
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "build/overlay-frames")
     out.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_overlay import features, final_score, status
-
-    for src, props in ((simulator_screen(), "layout=auto"),
-                       (renderer_b_screen(1280, 720), "layout=auto"),
-                       (pattern_screen(1920, 1080), "layout=auto"),
-                       (simulator_screen(), "layout=over"),
-                       (renderer_b_screen(1280, 720), "layout=beside")):
-        w, h = src.width, src.height
-        msgs = [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
-                       roi=list(src.roi), frame_size=[w, h], features=features(30),
-                       warnings=["slot_late"]),
-                final_score(0.87, "HCC", features=features(30))]
-        _, img, s = run_overlay(src, msgs, props)
-        name = out / f"overlay-{src.name}-{props.split('=')[1]}.png"
-        cv2.imwrite(str(name), img[..., ::-1])
-        print(name, s["where"], s["canvas"], "fits" if s["fits"] else "DOES NOT FIT")
-    del math
+    for name, make, props, kind in (
+            ("auto-480p", simulator_screen, "layout=auto", "final"),
+            ("auto-720p", lambda: renderer_b_screen(1280, 720), "layout=auto", "final"),
+            ("auto-1080p", lambda: pattern_screen(1920, 1080), "layout=auto", "final"),
+            ("over-480p", simulator_screen, "layout=over", "final"),
+            ("beside-720p", lambda: renderer_b_screen(1280, 720), "layout=beside", "final"),
+            ("outside-720p", lambda: renderer_b_screen(1280, 720), "layout=auto", "outside")):
+        src = make()
+        _, img, s = run_overlay(src, example_messages(src, kind), props)
+        path = out / f"overlay-{name}.png"
+        cv2.imwrite(str(path), img[..., ::-1])
+        print(path, s["where"], "x".join(map(str, s["canvas"])),
+              "fits" if s["fits"] else "DOES NOT FIT")
