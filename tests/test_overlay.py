@@ -298,7 +298,7 @@ def test_properties_are_documented_in_gst_inspect():
     assert out.returncode == 0, out.stderr
     for prop in ("endpoint", "exam", "server-public-key", "stale-after", "messages-received",
                  "messages-ignored", "disclaimer-position", "bottom-left", "bottom-center",
-                 "shown"):
+                 "shown", "layout", "beside", "output-width", "output-height"):
         assert prop in out.stdout, prop
     gate = subprocess.run(["gst-inspect-1.0", "ceusgate"], capture_output=True, text=True,
                           env=dict(os.environ, GST_PLUGIN_PATH=str(gst.plugin_dirs()[0])))
