@@ -157,8 +157,9 @@ typedef struct
   gpointer ctx;
   gdouble b;                    /* body px */
   gdouble out_w;                /* the output's width */
-  gboolean overflow;
-  gboolean dimmable;            /* an item did not fit HUD_MAX_ITEMS or a wrap was cut */
+  gboolean overflow;            /* an item did not fit HUD_MAX_ITEMS or a wrap was cut */
+  gboolean dimmable;
+  gboolean backdrops;           /* dark boxes behind the groups (over the video only) */
 } Ctx;
 
 static HudItem *
@@ -222,7 +223,7 @@ group (Ctx * c, gint g, gdouble x, gdouble y, gdouble w)
   HudItem *bg;
 
   c->dimmable = g == G_SCORE || g == G_TIC || g == G_SLOTS;
-  bg = add (c, HUD_ITEM_BACKDROP, x, y, w, 0);
+  bg = c->backdrops ? add (c, HUD_ITEM_BACKDROP, x, y, w, 0) : NULL;
 
   switch (g) {
     case G_SCORE:{
@@ -318,7 +319,7 @@ group (Ctx * c, gint g, gdouble x, gdouble y, gdouble w)
         cy += lines_of (c, hud_disclaimer_lines[i], ix, cy, iw, b, TRUE, HUD_TONE_TEXT, FALSE);
       break;
   }
-  if (c->l->n == first + 1) {   /* nothing but the backdrop */
+  if (c->l->n == first + (bg ? 1 : 0)) {        /* nothing (but the backdrop) */
     c->l->n = first;
     return 0;
   }
@@ -569,7 +570,7 @@ hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
     const HudScreen * screen, HudCorner disclaimer, HudMeasure m, gpointer ctx)
 {
   const gdouble nominal = hud_body_px (g->out_h);
-  Ctx c = { l, v, m, ctx, nominal, g->out_w, FALSE, FALSE };
+  Ctx c = { l, v, m, ctx, nominal, g->out_w, FALSE, FALSE, FALSE };
   gboolean use_free = !g->canvas && g->mode == HUD_LAYOUT_AUTO && screen && screen->learnt;
 
   for (gdouble scale = 1.0; ; scale -= 0.1) {
@@ -601,6 +602,7 @@ hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
         ok = n > 0 && place_groups (&c, regs, n, want, FALSE, 18 * b);
       } else {
         l->where = "corners";
+        c.backdrops = TRUE;     /* over the picture: a dark box keeps the text readable */
         ok = corners (&c, g, disclaimer, want);
       }
       if (ok) {
@@ -621,6 +623,7 @@ hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
   {
     gboolean want[N_GROUPS] = { TRUE, TRUE, FALSE, FALSE, FALSE, TRUE };
     l->where = "corners";
+    c.backdrops = TRUE;
     corners (&c, g, disclaimer, want);
   }
   l->fits = FALSE;

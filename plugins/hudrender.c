@@ -42,20 +42,40 @@ hud_overlay_unref (HudOverlay * ov)
   if (ov && g_atomic_int_dec_and_test (&ov->ref)) {
     cairo_surface_destroy (ov->surface);
     g_free (ov->planes);
+    g_free (ov->spans);
     g_free (ov->shown);
     g_free (ov);
   }
 }
 
+/* The rectangles the video thread blends: disjoint (an overlapping one is merged into the
+ * union, so no pixel is blended twice), even-aligned for I420/NV12 chroma. */
 static void
 add_rect (HudOverlay * ov, gdouble x, gdouble y, gdouble w, gdouble h)
 {
-  /* even origin so the half-resolution chroma of I420/NV12 lines up */
-  gint x0 = MAX ((gint) floor (x) - 1, 0) & ~1, y0 = MAX ((gint) floor (y) - 1, 0) & ~1;
-  gint x1 = MIN ((gint) ceil (x + w) + 2, ov->width);
-  gint y1 = MIN ((gint) ceil (y + h) + 2, ov->height);
-  if (ov->n_rects >= HUD_MAX_RECTS || x1 <= x0 || y1 <= y0)
+  gint x0 = MAX ((gint) floor (x) - 2, 0) & ~1, y0 = MAX ((gint) floor (y) - 2, 0) & ~1;
+  gint x1 = MIN ((gint) ceil (x + w) + 3, ov->width);
+  gint y1 = MIN ((gint) ceil (y + h) + 3, ov->height);
+  gboolean merged;
+  if (x1 <= x0 || y1 <= y0)
     return;
+  do {
+    merged = FALSE;
+    for (gint i = 0; i < ov->n_rects; i++) {
+      HudRect *r = &ov->rects[i];
+      if (ov->n_rects < HUD_MAX_RECTS && (x0 >= r->x + r->w || r->x >= x1 || y0 >= r->y + r->h
+              || r->y >= y1))
+        continue;
+      /* overlapping (or no room left): one rectangle holding both */
+      x0 = MIN (x0, r->x);
+      y0 = MIN (y0, r->y);
+      x1 = MAX (x1, r->x + r->w);
+      y1 = MAX (y1, r->y + r->h);
+      ov->rects[i] = ov->rects[--ov->n_rects];
+      merged = TRUE;
+      break;
+    }
+  } while (merged);
   ov->rects[ov->n_rects++] = (HudRect) {
   x0, y0, x1 - x0, y1 - y0};
 }
@@ -97,7 +117,7 @@ rgba_of (HudTone tone, gdouble dim, gdouble c[4])
     [HUD_TONE_MUTED] = {0.72, 0.72, 0.72, 1},
     [HUD_TONE_HCC] = {1.0, 0.78, 0.25, 1},
     [HUD_TONE_NON_HCC] = {0.55, 0.82, 1.0, 1},
-    [HUD_TONE_CAUTION] = {0.9, 0.56, 0.0, 0.95},
+    [HUD_TONE_CAUTION] = {0.72, 0.40, 0.0, 0.95},       /* deep amber: white text reads */
     [HUD_TONE_ALERT] = {0.78, 0.1, 0.1, 0.95},
     [HUD_TONE_NOTE] = {0.32, 0.38, 0.46, 0.95},
   };
@@ -377,24 +397,29 @@ hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
     const gdouble dim = it->dimmable ? dim : 1.0;
     gdouble c[4];
     rgba_of (it->tone, dim, c);
+    if (it->kind != HUD_ITEM_ROI) {
+      /* outlines and strokes reach a little past the box */
+      gdouble m = MAX (it->px, l->body_px) * 0.15 + 2;
+      add_rect (ov, it->box.x - m, it->box.y - m, it->box.w + 2 * m, it->box.h + 2 * m);
+    }
     switch (it->kind) {
       case HUD_ITEM_BACKDROP:
         fill (cr, &it->box, 0, 0, 0, 0.66);
-        add_rect (ov, it->box.x, it->box.y, it->box.w, it->box.h);
         break;
       case HUD_ITEM_TEXT:
         text_at (&ink, it->box.x, it->box.y, it->text, it->px, it->bold, c, FALSE);
         break;
       case HUD_ITEM_TAG:{
-        gdouble white[4] = { 1, 1, 1, dim }, dark[4] = { 0.05, 0.05, 0.05, dim };
+        gdouble white[4] = { 1, 1, 1, dim };
         fill (cr, &it->box, c[0], c[1], c[2], c[3]);
-        text_at (&ink, it->box.x + 0.4 * it->px, it->box.y, it->text, it->px, it->bold,
-            it->tone == HUD_TONE_CAUTION ? dark : white, FALSE);
+        text_at (&ink, it->box.x + 0.4 * it->px, it->box.y, it->text, it->px, it->bold, white,
+            FALSE);
         break;
       }
       case HUD_ITEM_NUMBER:
-        text_at (&ink, it->box.x, it->box.y - 0.05 * it->px, it->text, it->px, TRUE, c,
-            it->hollow);
+        /* provisional: grey (the tone), solid so it reads from two metres; final: white,
+         * framed and labelled */
+        text_at (&ink, it->box.x, it->box.y - 0.05 * it->px, it->text, it->px, TRUE, c, FALSE);
         break;
       case HUD_ITEM_FRAME:
         cairo_rectangle (cr, it->box.x, it->box.y, it->box.w, it->box.h);

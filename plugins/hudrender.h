@@ -12,7 +12,7 @@
 
 G_BEGIN_DECLS
 
-#define HUD_MAX_RECTS 24
+#define HUD_MAX_RECTS 64
 /* cairo image surfaces hold at most 32767 pixels a side */
 #define HUD_MAX_DIM 32767
 
@@ -44,6 +44,10 @@ typedef struct
    * premultiplied; offsets into @planes per rect (hud_overlay_prepare) */
   guint8 *planes;
   gsize plane_offset[HUD_MAX_RECTS];
+  /* per rect row: the first and one past the last pixel that is not transparent (rows with
+   * nothing to blend have first == last), so the blend skips the empty space between lines */
+  gint *spans;
+  gsize span_offset[HUD_MAX_RECTS];
   gchar *shown;                 /* JSON: what the overlay says, in words (the "shown" property) */
 } HudOverlay;
 

@@ -143,27 +143,35 @@ def run_overlay(src: ScreenSource, messages, props: str = "", want=None, frames_
                     and (s["screen_learnt"] or s["where"] != "corners"
                          or s["layout"] == "over"))
     try:
-        ok = None
+        steady = 0  # frames pulled since the wanted overlay was in place, unchanged
+        last = None
+        inputs = {}  # pts -> the frame pushed (the one pulled may be an earlier one)
         for k in range(frames_max):
             img = np.ascontiguousarray(src.frame(k / 30.0))
             buf = Gst.Buffer.new_wrapped(img.tobytes())
             buf.pts, buf.duration = k * 33_333_333, 33_333_333
+            inputs[buf.pts] = img
             assert appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
             sample = sink.emit("try-pull-sample", 10 * Gst.SECOND)
             assert sample is not None, "no frame came out"
+            for old in [t for t in inputs if t < sample.get_buffer().pts]:
+                del inputs[old]
             if k % 5 == 0 and sent < len(messages) * 40:
                 for m in messages:  # repeated: ZeroMQ's slow joiner
                     pub.send(m)
                 sent += len(messages)
             s = shown()
-            if ok is not None and s == ok[2]:
+            steady = steady + 1 if (s == last and want(s)) else 0
+            last = s
+            # frames queued between appsrc and appsink may carry an older overlay: several
+            # frames after it settled, this one went through the element with it
+            if steady >= 6:
                 caps = sample.get_caps().get_structure(0)
                 ow, oh = caps.get_value("width"), caps.get_value("height")
                 b = sample.get_buffer()
                 a = np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8)
                 out = a.reshape(oh, a.size // oh)[:, :ow * 3].reshape(oh, ow, 3).copy()
-                return img, out, s
-            ok = (None, None, s) if want(s) else None
+                return inputs[b.pts], out, s
             time.sleep(0.005)
         raise AssertionError(f"the overlay never showed what was wanted: {shown()}")
     finally:
