@@ -360,7 +360,8 @@ receive_all (GstCeusHud * self, void *sock, const gchar * filter)
 
 /* Renders a new overlay when what it shows changed; never touches the video thread. */
 static void
-maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * screen_gen)
+maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * screen_gen,
+    HudOverlay ** spare)
 {
   HudState st;
   HudStyle style;
@@ -406,7 +407,17 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
   }
   g_free (*last_key);
   *last_key = key;
-  ov = hud_overlay_new (w, h);
+  /* the overlay swapped out last time, once the video thread let go of it: no new surface
+   * (33 MB at 2160p) to allocate and clear for each countdown second */
+  if (*spare && (g_atomic_int_get (&(*spare)->ref) != 1 || (*spare)->width != w
+          || (*spare)->height != h))
+    g_clear_pointer (spare, hud_overlay_unref);
+  if (*spare && g_atomic_int_get (&(*spare)->ref) == 1) {
+    ov = *spare;
+    *spare = NULL;
+  } else {
+    ov = hud_overlay_new (w, h);
+  }
   if (!ov) {
     g_mutex_lock (&self->lock);
     warn = !self->warned_render;
@@ -443,7 +454,10 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
     self->geometry_changed = TRUE;
   }
   g_mutex_unlock (&self->lock);
-  hud_overlay_unref (old);
+  if (old && !*spare && old != ov)
+    *spare = old;
+  else
+    hud_overlay_unref (old);
 }
 
 static gpointer
@@ -454,6 +468,7 @@ subscriber_thread (gpointer data)
   void *sock = NULL;
   gchar *endpoint, *filter, *key = NULL;
   HudScreen *screen = g_new0 (HudScreen, 1);
+  HudOverlay *spare = NULL;
   guint screen_gen = 0;
 
   g_mutex_lock (&self->lock);
@@ -481,8 +496,9 @@ subscriber_thread (gpointer data)
     } else {
       g_usleep (100000);
     }
-    maybe_render (self, &key, screen, &screen_gen);
+    maybe_render (self, &key, screen, &screen_gen, &spare);
   }
+  hud_overlay_unref (spare);
   g_free (screen);
   g_free (key);
   g_free (endpoint);

@@ -378,10 +378,20 @@ hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
   cairo_t *cr;
   Ink ink;
 
+  /* a reused overlay: only its last rectangles hold anything (a new surface is clear) */
+  {
+    guint8 *data = cairo_image_surface_get_data (ov->surface);
+    gint stride = cairo_image_surface_get_stride (ov->surface);
+    cairo_surface_flush (ov->surface);
+    for (gint i = 0; i < ov->n_rects; i++) {
+      const HudRect *r = &ov->rects[i];
+      for (gint y = r->y; y < r->y + r->h; y++)
+        memset (data + (gsize) y * stride + (gsize) r->x * 4, 0, (gsize) r->w * 4);
+    }
+    cairo_surface_mark_dirty (ov->surface);
+  }
   ov->n_rects = 0;
   cr = cairo_create (ov->surface);
-  cairo_set_operator (cr, CAIRO_OPERATOR_CLEAR);
-  cairo_paint (cr);
   cairo_set_operator (cr, CAIRO_OPERATOR_OVER);
   ink.cr = cr;
   ink.layout = pango_cairo_create_layout (cr);

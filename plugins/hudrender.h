@@ -51,7 +51,8 @@ typedef struct
   gchar *shown;                 /* JSON: what the overlay says, in words (the "shown" property) */
 } HudOverlay;
 
-/* NULL when cairo cannot hold a frame of this size (over HUD_MAX_DIM a side, or no memory). */
+/* A new overlay is clear; hud_render may be called again on one nobody else holds (it
+ * clears what it drew before). NULL when cairo cannot hold a frame of this size (over HUD_MAX_DIM a side, or no memory). */
 HudOverlay *hud_overlay_new (gint width, gint height);
 HudOverlay *hud_overlay_ref (HudOverlay * ov);
 void hud_overlay_unref (HudOverlay * ov);
