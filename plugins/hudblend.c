@@ -130,22 +130,29 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
       const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x;
       guint32 *d = (guint32 *) (f->data[0] + (gsize) (r->y + y) * f->stride[0]) + r->x;
       gint x0 = span[2 * y], x1 = MIN (span[2 * y + 1], w);
-      if (bgr) {
-        for (gint x = x0; x < x1; x++)
-          d[x] = over (sp[x], d[x]);
-      } else {
-        for (gint x = x0; x < x1; x++) {
-          guint32 s = sp[x];
-          s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
-          d[x] = over (s, d[x]);
+      /* blocks of 8 pixels with nothing drawn (between letters) are skipped whole */
+      for (gint x = x0; x < x1; x += 8) {
+        gint e = MIN (x + 8, x1);
+        guint32 any = 0;
+        for (gint k = x; k < e; k++)
+          any |= sp[k];
+        if (!any)
+          continue;
+        if (bgr) {
+          for (gint k = x; k < e; k++)
+            d[k] = over (sp[k], d[k]);
+        } else {
+          for (gint k = x; k < e; k++) {
+            guint32 s = sp[k];
+            s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
+            d[k] = over (s, d[k]);
+          }
         }
       }
     }
   }
 }
 
-/* @span: the rect's row spans (full-resolution rows); @sub: 1 for a half-resolution plane
- * (its row covers two rows, its x half the pixels) */
 static void
 blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alpha, gint sw,
     gint w, gint h, gint pixel_step, const gint * span, gint rows, gint sub)
@@ -158,8 +165,16 @@ blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alph
     gint x1 = MIN ((MAX (span[2 * r0 + 1], span[2 * r1 + 1]) + sub) >> sub, w);
     if (span[2 * r0] >= span[2 * r0 + 1] && span[2 * r1] >= span[2 * r1 + 1])
       continue;                 /* nothing to blend in this row */
-    for (gint x = x0; x < x1; x++)
-      d[x * pixel_step] = (guint8) (s[x] + div255 (d[x * pixel_step] * (255u - a[x])));
+    for (gint x = x0; x < x1; x += 16) {
+      gint e = MIN (x + 16, x1);
+      guint any = 0;
+      for (gint k = x; k < e; k++)
+        any |= a[k];
+      if (!any)
+        continue;               /* nothing drawn here (between letters) */
+      for (gint k = x; k < e; k++)
+        d[k * pixel_step] = (guint8) (s[k] + div255 (d[k * pixel_step] * (255u - a[k])));
+    }
   }
 }
 
