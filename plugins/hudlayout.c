@@ -353,7 +353,7 @@ typedef struct
 
 static gboolean
 place_groups (Ctx * c, Region * regs, gint n_regs, const gboolean want[N_GROUPS],
-    gboolean disclaimer_at_bottom, gdouble max_w)
+    gboolean disclaimer_at_bottom, gdouble max_w, gboolean to_edge)
 {
   static const gint order[] = { G_SCORE, G_STATUS, G_TIC, G_SLOTS, G_INFO, G_DISCLAIMER };
   HudLayout *l = c->l;
@@ -371,7 +371,7 @@ place_groups (Ctx * c, Region * regs, gint n_regs, const gboolean want[N_GROUPS]
       if (g == G_DISCLAIMER)
         w = MIN (w, natural_width (c, g));
       /* a region wider than the panel: the panel at its side nearer the screen's edge */
-      x = rg->r.x + rg->r.w / 2 >= c->out_w / 2 ? rg->r.x + rg->r.w - w : rg->r.x;
+      x = to_edge && rg->r.x + rg->r.w / 2 >= c->out_w / 2 ? rg->r.x + rg->r.w - w : rg->r.x;
       h = group (c, g, x, rg->r.y + rg->used, w);
       if (h == 0) {
         placed = TRUE;
@@ -530,7 +530,7 @@ corners (Ctx * c, const HudGeometry * g, HudCorner corner, const gboolean want[N
       : corner == HUD_CORNER_BOTTOM_CENTER ? (W - dw) / 2 : W - dw - m;
   rd.r.y = corner == HUD_CORNER_TOP_LEFT || corner == HUD_CORNER_TOP_RIGHT ? m : H - h - m;
   want_d[G_DISCLAIMER] = TRUE;
-  if (!place_groups (c, &rd, 1, want_d, FALSE, W))
+  if (!place_groups (c, &rd, 1, want_d, FALSE, W, FALSE))
     return FALSE;
   memcpy (want_p, want, sizeof want_p);
   want_p[G_DISCLAIMER] = FALSE;
@@ -551,7 +551,7 @@ corners (Ctx * c, const HudGeometry * g, HudCorner corner, const gboolean want[N
   }
   {
     gint pmark = c->l->n, gmark = c->l->n_groups;
-    if (!place_groups (c, &rp, 1, want_p, FALSE, pw))
+    if (!place_groups (c, &rp, 1, want_p, FALSE, pw, FALSE))
       return FALSE;
     if (panel == HUD_CORNER_BOTTOM_LEFT || panel == HUD_CORNER_BOTTOM_RIGHT) {
       /* bottom corners: the column's stack moves down to the bottom */
@@ -593,13 +593,13 @@ hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
         r.r.w = g->out_w - r.r.x - 0.5 * b;
         r.r.h = g->out_h - b;
         l->where = "beside";
-        ok = place_groups (&c, &r, 1, want, TRUE, r.r.w);
+        ok = place_groups (&c, &r, 1, want, TRUE, r.r.w, FALSE);
       } else if (use_free) {
         Region regs[4];
         gint n = free_regions (screen, g, regs, 4, 8 * b, 3 * b);
         l->where = "free-space";
         l->in_free_space = TRUE;
-        ok = n > 0 && place_groups (&c, regs, n, want, FALSE, 18 * b);
+        ok = n > 0 && place_groups (&c, regs, n, want, FALSE, 18 * b, TRUE);
       } else {
         l->where = "corners";
         c.backdrops = TRUE;     /* over the picture: a dark box keeps the text readable */
