@@ -14,9 +14,17 @@
  * "CPU" note on CPU fallback, and a permanent block saying the model was trained on simulated
  * data (#GstCeusHud:disclaimer-position picks its corner).
  *
+ * Where the panels go is #GstCeusHud:layout: auto learns the scanner's screen from the first
+ * frames (hudscreen.c) and puts them where neither the image nor the scanner's text is, and
+ * gives a picture narrower than 16:10 a wider canvas (#GstCeusHud:output-width x
+ * #GstCeusHud:output-height, or 16:9 at its height) with the video at the left; beside always
+ * widens; over uses fixed corners. What is said is the view's (hudview.c), where the layout's
+ * (hudlayout.c), the drawing the painter's (hudrender.c).
+ *
  * The streaming thread never waits for a message or for drawing: per frame it takes a
- * reference to the last rendered overlay and blends its rectangles into the frame in place,
- * by the frame's negotiated format. Frames larger than the renderer can hold (over 32767
+ * reference to the last rendered overlay and blends its rectangles into the frame (in place
+ * at the video's size; into the canvas, after copying the video, otherwise), by the frame's
+ * negotiated format. Frames larger than the renderer can hold (over 32767
  * pixels a side) pass through untouched, with one warning.
  *
  * ## Example launch line
