@@ -19,12 +19,12 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libzmq3-dev libjson-glib-dev \
 	libcairo2-dev libpango1.0-dev libgirepository1.0-dev pkg-config cmake gcc g++ \
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
-	ffmpeg \
+	ffmpeg tesseract-ocr \
 	orthanc orthanc-dicomweb dcmtk libgdcm-tools dicom3tools
 # systemd-analyze / systemd-sysusers check the service files (tests/test_deploy.py)
 APT_PKGS += systemd
 
-.PHONY: demo test system venv venv-test bench paper gpu-check asan clean docs image
+.PHONY: demo test system venv venv-test bench paper gpu-check asan clean docs image overlay-frames
 
 demo: venv
 	$(VENV)/bin/ceustream demo
@@ -80,6 +80,10 @@ image: venv
 	@for p in podman mmdebstrap; do command -v $$p >/dev/null || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q podman mmdebstrap; break; }; done
 	nice -n 10 $(SUDO) env PYTHON=$(PY) bash deploy/build-image.sh
+
+# the README's overlay frames, full size, into a git-ignored folder
+overlay-frames: venv-test
+	$(PY) tests/overlay_frames.py build/overlay-frames
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis docs/api

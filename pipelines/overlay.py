@@ -37,14 +37,37 @@ def sink_description(sink: str) -> tuple[str, str]:
             f'multifilesink location="{loc}"', f"PNG snapshots in {p}/ (one per second)")
 
 
+#: where the panels go (``ceushud``'s ``layout``): auto learns the scanner's screen and uses
+#: the space that is neither image nor scanner text (a picture narrower than 16:10 gets a
+#: wider canvas); beside always widens; over draws in fixed corners over the video
+LAYOUTS = ("auto", "beside", "over")
+
 #: where the overlay may put its disclaimer (``ceushud``'s ``disclaimer-position``)
 DISCLAIMER_POSITIONS = ("bottom-left", "bottom-right", "top-left", "top-right", "bottom-center")
 
 
+def output_size(text: str) -> tuple[int, int]:
+    """``WxH`` (the second monitor's size, e.g. 1920x1080) as two positive integers."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"output size {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise UsageError(f"output size {text!r}: each side 16..16384 pixels")
+    return w, h
+
+
 def hud_description(endpoint: str, exam: str | None = None, keys: dict | None = None,
-                    name: str = "hud", disclaimer_position: str | None = None) -> str:
+                    name: str = "hud", disclaimer_position: str | None = None,
+                    layout: str | None = None, size: tuple[int, int] | None = None) -> str:
     gst.require("ceushud")
     props = [f'endpoint="{endpoint}"']
+    if layout:
+        if layout not in LAYOUTS:
+            raise UsageError(f"layout {layout!r}: one of {', '.join(LAYOUTS)}")
+        props.append(f"layout={layout}")
+    if size:
+        props.append(f"output-width={size[0]} output-height={size[1]}")
     if disclaimer_position:
         if disclaimer_position not in DISCLAIMER_POSITIONS:
             raise UsageError(f"disclaimer position {disclaimer_position!r}: one of "
@@ -61,9 +84,11 @@ def hud_description(endpoint: str, exam: str | None = None, keys: dict | None = 
 
 def display_pipeline(source: str, endpoint: str, sink: str = "auto", exam: str | None = None,
                      keys: dict | None = None,
-                     disclaimer_position: str | None = None) -> tuple[str, str]:
+                     disclaimer_position: str | None = None, layout: str | None = None,
+                     size: tuple[int, int] | None = None) -> tuple[str, str]:
     """(pipeline description, where it goes) for ``ceustream overlay``."""
     src = source_description(source, paced=True)
     out, where = sink_description(sink)
-    hud = hud_description(endpoint, exam, keys, disclaimer_position=disclaimer_position)
+    hud = hud_description(endpoint, exam, keys, disclaimer_position=disclaimer_position,
+                          layout=layout, size=size)
     return f"{src} ! {hud} ! {out}", where

@@ -14,9 +14,17 @@
  * "CPU" note on CPU fallback, and a permanent block saying the model was trained on simulated
  * data (#GstCeusHud:disclaimer-position picks its corner).
  *
+ * Where the panels go is #GstCeusHud:layout: auto learns the scanner's screen from the first
+ * frames (hudscreen.c) and puts them where neither the image nor the scanner's text is, and
+ * gives a picture narrower than 16:10 a wider canvas (#GstCeusHud:output-width x
+ * #GstCeusHud:output-height, or 16:9 at its height) with the video at the left; beside always
+ * widens; over uses fixed corners. What is said is the view's (hudview.c), where the layout's
+ * (hudlayout.c), the drawing the painter's (hudrender.c).
+ *
  * The streaming thread never waits for a message or for drawing: per frame it takes a
- * reference to the last rendered overlay and blends its rectangles into the frame in place,
- * by the frame's negotiated format. Frames larger than the renderer can hold (over 32767
+ * reference to the last rendered overlay and blends its rectangles into the frame (in place
+ * at the video's size; into the canvas, after copying the video, otherwise), by the frame's
+ * negotiated format. Frames larger than the renderer can hold (over 32767
  * pixels a side) pass through untouched, with one warning.
  *
  * ## Example launch line
@@ -42,7 +50,10 @@
 
 #include "hudblend.h"
 #include "hudrender.h"
+#include "hudlayout.h"
+#include "hudscreen.h"
 #include "hudstate.h"
+#include "hudview.h"
 
 GST_DEBUG_CATEGORY_STATIC (ceus_hud_debug);
 #define GST_CAT_DEFAULT ceus_hud_debug
@@ -51,6 +62,7 @@ GST_DEBUG_CATEGORY_STATIC (ceus_hud_debug);
 #define DEFAULT_STALE_AFTER 3.0
 #define DEFAULT_FONT "Sans"
 #define DEFAULT_DISCLAIMER HUD_CORNER_BOTTOM_LEFT
+#define DEFAULT_LAYOUT HUD_LAYOUT_AUTO
 #define WARN_INTERVAL_US (5 * G_USEC_PER_SEC)
 /* engine messages are a few kB; anything larger is refused by ZeroMQ itself */
 #define MAX_MESSAGE_BYTES (1 << 20)
@@ -73,6 +85,9 @@ enum
   PROP_DRAWN_SEQ,
   PROP_DRAWN_MONO,
   PROP_SHOWN,
+  PROP_LAYOUT,
+  PROP_OUTPUT_WIDTH,
+  PROP_OUTPUT_HEIGHT,
 };
 
 /* rate-limited warnings, one clock each */
@@ -99,11 +114,20 @@ struct _GstCeusHud
   gchar *font;
   gboolean show_roi;
   HudCorner disclaimer;
+  HudLayoutMode layout;
+  gint ask_w, ask_h;            /* output size asked for, 0 = choose */
 
   HudState state;
   gboolean have_state;
   HudOverlay *overlay;
   gint want_w, want_h;          /* 0 = nothing to render for (no caps, or too big) */
+  HudGeometry geom;             /* the video in the output (set_info) */
+  HudScreen *learner;           /* the streaming thread's, while it learns */
+  HudScreen *screen;            /* the learnt screen, shared with the renderer (lock) */
+  guint screen_gen;             /* bumped when a screen is learnt or forgotten */
+  gboolean learn;               /* auto layout at the video's size: learn the screen */
+  gboolean warned_small;
+  gboolean warned_fit;
   gboolean geometry_changed;
   gboolean style_changed;
   gboolean warned_too_big;
@@ -139,6 +163,27 @@ gst_ceus_hud_corner_get_type (void)
   };
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstCeusHudCorner", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_CEUS_HUD_LAYOUT (gst_ceus_hud_layout_get_type ())
+static GType
+gst_ceus_hud_layout_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {HUD_LAYOUT_AUTO, "Learn the scanner's screen: panels where neither the image nor the "
+          "scanner's text is; a picture narrower than 16:10 gets a wider canvas", "auto"},
+    {HUD_LAYOUT_BESIDE, "A larger canvas: the video at the left, the panels beside it",
+        "beside"},
+    {HUD_LAYOUT_OVER, "Over the video in fixed corners (a wider canvas below 360 lines)",
+        "over"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstCeusHudLayout", values);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -323,11 +368,13 @@ receive_all (GstCeusHud * self, void *sock, const gchar * filter)
 
 /* Renders a new overlay when what it shows changed; never touches the video thread. */
 static void
-maybe_render (GstCeusHud * self, gchar ** last_key)
+maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * screen_gen,
+    HudOverlay ** spare)
 {
   HudState st;
   HudStyle style;
-  gboolean have, redo, warn = FALSE;
+  HudGeometry geom;
+  gboolean have, redo, warn = FALSE, fits;
   gint w, h;
   gchar *key, *font;
   gint64 now_us = g_get_monotonic_time ();
@@ -343,6 +390,16 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
   style.stale_after_s = self->stale_after;
   style.show_roi = self->show_roi;
   style.disclaimer = self->disclaimer;
+  geom = self->geom;
+  if (self->screen_gen != *screen_gen) {
+    /* a screen learnt (or forgotten): a copy for this thread, once */
+    if (self->screen)
+      memcpy (screen, self->screen, sizeof *screen);
+    else
+      screen->learnt = FALSE;
+    *screen_gen = self->screen_gen;
+    redo = TRUE;
+  }
   font = g_strdup (self->font);
   g_mutex_unlock (&self->lock);
   style.font = font;
@@ -358,7 +415,17 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
   }
   g_free (*last_key);
   *last_key = key;
-  ov = hud_overlay_new (w, h);
+  /* the overlay swapped out last time, once the video thread let go of it: no new surface
+   * (33 MB at 2160p) to allocate and clear for each countdown second */
+  if (*spare && (g_atomic_int_get (&(*spare)->ref) != 1 || (*spare)->width != w
+          || (*spare)->height != h))
+    g_clear_pointer (spare, hud_overlay_unref);
+  if (*spare && g_atomic_int_get (&(*spare)->ref) == 1) {
+    ov = *spare;
+    *spare = NULL;
+  } else {
+    ov = hud_overlay_new (w, h);
+  }
   if (!ov) {
     g_mutex_lock (&self->lock);
     warn = !self->warned_render;
@@ -371,8 +438,19 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
     return;
   }
   ov->seq = st.seq;
-  hud_render (ov, &st, &style, now_us, have);
+  fits = hud_render (ov, &st, &style, &geom, screen, now_us, have);
   hud_overlay_prepare (ov);
+  if (!fits) {
+    g_mutex_lock (&self->lock);
+    warn = !self->warned_fit;
+    self->warned_fit = TRUE;
+    g_mutex_unlock (&self->lock);
+    if (warn)
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, (NULL),
+          ("ceushud: the panels do not fit this %dx%d screen legibly (layout=%s); drawn at "
+              "the smallest size in the corners; layout=beside gives them room", w, h,
+              hud_layout_nick (geom.mode)));
+  }
   GST_LOG_OBJECT (self, "rendered %dx%d, key %s", w, h, key);
   g_free (font);
   g_mutex_lock (&self->lock);
@@ -384,7 +462,10 @@ maybe_render (GstCeusHud * self, gchar ** last_key)
     self->geometry_changed = TRUE;
   }
   g_mutex_unlock (&self->lock);
-  hud_overlay_unref (old);
+  if (old && !*spare && old != ov)
+    *spare = old;
+  else
+    hud_overlay_unref (old);
 }
 
 static gpointer
@@ -394,6 +475,9 @@ subscriber_thread (gpointer data)
   void *ctx = zmq_ctx_new ();
   void *sock = NULL;
   gchar *endpoint, *filter, *key = NULL;
+  HudScreen *screen = g_new0 (HudScreen, 1);
+  HudOverlay *spare = NULL;
+  guint screen_gen = 0;
 
   g_mutex_lock (&self->lock);
   endpoint = g_strdup (self->endpoint ? self->endpoint : DEFAULT_ENDPOINT);
@@ -420,8 +504,10 @@ subscriber_thread (gpointer data)
     } else {
       g_usleep (100000);
     }
-    maybe_render (self, &key);
+    maybe_render (self, &key, screen, &screen_gen, &spare);
   }
+  hud_overlay_unref (spare);
+  g_free (screen);
   g_free (key);
   g_free (endpoint);
   g_free (filter);
@@ -446,6 +532,7 @@ gst_ceus_hud_start (GstBaseTransform * trans)
   self->received = self->ignored = 0;
   self->drawn_seq = self->drawn_mono = 0;
   self->warned_render = FALSE;
+  self->warned_fit = FALSE;
   memset (self->last_warn_us, 0, sizeof self->last_warn_us);
   g_mutex_unlock (&self->lock);
   g_atomic_int_set (&self->running, 1);
@@ -467,6 +554,9 @@ gst_ceus_hud_stop (GstBaseTransform * trans)
   hud_overlay_unref (self->overlay);
   self->overlay = NULL;
   self->want_w = self->want_h = 0;
+  g_clear_pointer (&self->learner, g_free);
+  g_clear_pointer (&self->screen, g_free);
+  self->screen_gen++;
   g_mutex_unlock (&self->lock);
   GST_DEBUG_OBJECT (self, "stopped");
   return TRUE;
@@ -495,69 +585,186 @@ hud_format (GstVideoFormat f, HudFormat * out)
   }
 }
 
+/* The output's caps: the canvas the layout asks for (hud_geometry); any size upstream. */
+static GstCaps *
+gst_ceus_hud_transform_caps (GstBaseTransform * trans, GstPadDirection direction,
+    GstCaps * caps, GstCaps * filter)
+{
+  GstCeusHud *self = GST_CEUS_HUD (trans);
+  GstCaps *out = gst_caps_new_empty ();
+  HudLayoutMode mode;
+  gint ask_w, ask_h;
+
+  g_mutex_lock (&self->lock);
+  mode = self->layout;
+  ask_w = self->ask_w;
+  ask_h = self->ask_h;
+  g_mutex_unlock (&self->lock);
+  for (guint i = 0; i < gst_caps_get_size (caps); i++) {
+    GstStructure *st = gst_structure_copy (gst_caps_get_structure (caps, i));
+    gint w, h;
+    if (direction == GST_PAD_SINK && gst_structure_get_int (st, "width", &w)
+        && gst_structure_get_int (st, "height", &h)) {
+      HudGeometry g;
+      hud_geometry (&g, mode, w, h, ask_w, ask_h);
+      gst_structure_set (st, "width", G_TYPE_INT, g.out_w, "height", G_TYPE_INT, g.out_h,
+          NULL);
+    } else {
+      gst_structure_set (st, "width", GST_TYPE_INT_RANGE, 1, G_MAXINT, "height",
+          GST_TYPE_INT_RANGE, 1, G_MAXINT, NULL);
+    }
+    out = gst_caps_merge_structure (out, st);
+  }
+  if (filter) {
+    GstCaps *tmp = gst_caps_intersect_full (filter, out, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (out);
+    out = tmp;
+  }
+  GST_DEBUG_OBJECT (self, "%s caps %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT,
+      direction == GST_PAD_SINK ? "sink" : "src", caps, out);
+  return out;
+}
+
 static gboolean
 gst_ceus_hud_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo * in_info,
     GstCaps * outcaps, GstVideoInfo * out_info)
 {
   GstCeusHud *self = GST_CEUS_HUD (filter);
   HudFormat fmt;
+  HudGeometry g;
   gint w = GST_VIDEO_INFO_WIDTH (in_info), h = GST_VIDEO_INFO_HEIGHT (in_info);
-  gboolean too_big = w > HUD_MAX_DIM || h > HUD_MAX_DIM, warn;
+  gint ow = GST_VIDEO_INFO_WIDTH (out_info), oh = GST_VIDEO_INFO_HEIGHT (out_info);
+  gboolean too_big, warn, warn_small = FALSE;
 
-  GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, incaps);
-  if (!hud_format (GST_VIDEO_INFO_FORMAT (in_info), &fmt)) {
+  GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT, incaps, outcaps);
+  if (!hud_format (GST_VIDEO_INFO_FORMAT (in_info), &fmt)
+      || GST_VIDEO_INFO_FORMAT (in_info) != GST_VIDEO_INFO_FORMAT (out_info)) {
     GST_WARNING_OBJECT (self, "unsupported format %s",
         gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (in_info)));
     return FALSE;
   }
   g_mutex_lock (&self->lock);
+  hud_geometry (&g, self->layout, w, h, self->ask_w, self->ask_h);
+  g_mutex_unlock (&self->lock);
+  if (g.out_w != ow || g.out_h != oh) {
+    /* downstream fixed another size: the video at the left, as large a canvas as given */
+    if (ow < w || oh < h) {
+      GST_WARNING_OBJECT (self, "output %dx%d is smaller than the video %dx%d", ow, oh, w, h);
+      return FALSE;
+    }
+    g.out_w = ow;
+    g.out_h = oh;
+    g.canvas = ow != w || oh != h;
+    g.video_x = 0;
+    g.video_y = ((oh - h) / 2) & ~1;
+  }
+  too_big = g.out_w > HUD_MAX_DIM || g.out_h > HUD_MAX_DIM;
+  g_mutex_lock (&self->lock);
   warn = too_big && !self->warned_too_big;
   self->warned_too_big |= too_big;
+  if (g.too_small && !self->warned_small)
+    warn_small = self->warned_small = TRUE;
   /* every caps change re-renders, even at the same size: the overlay is blended by the
    * format each frame carries, and a fresh overlay costs nothing the video thread waits for */
-  self->want_w = too_big ? 0 : w;
-  self->want_h = too_big ? 0 : h;
+  self->want_w = too_big ? 0 : g.out_w;
+  self->want_h = too_big ? 0 : g.out_h;
+  self->geom = g;
   self->geometry_changed = TRUE;
-  if (self->overlay && (self->overlay->width != w || self->overlay->height != h)) {
+  if (self->overlay && (self->overlay->width != g.out_w || self->overlay->height != g.out_h)) {
     hud_overlay_unref (self->overlay);
     self->overlay = NULL;
   }
+  /* the screen is learnt again for a new picture size */
+  self->learn = g.mode == HUD_LAYOUT_AUTO && !g.canvas && !too_big;
+  if (!self->learner || self->learner->width != w || self->learner->height != h
+      || !self->learn) {
+    g_clear_pointer (&self->learner, g_free);
+    g_clear_pointer (&self->screen, g_free);
+    self->screen_gen++;
+    if (self->learn) {
+      self->learner = g_new (HudScreen, 1);
+      hud_screen_init (self->learner, w, h);
+    }
+  }
   g_mutex_unlock (&self->lock);
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), !g.canvas);
+  GST_DEBUG_OBJECT (self, "layout %s: %dx%d video at (%d, %d) in a %dx%d output%s",
+      hud_layout_nick (g.mode), w, h, g.video_x, g.video_y, g.out_w, g.out_h,
+      self->learn ? "; learning the screen" : "");
+  if (warn_small) {
+    GST_WARNING_OBJECT (self, "layout=over at %dx%d cannot hold legible text", w, h);
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT, (NULL),
+        ("ceushud: layout=over on a %dx%d picture cannot hold text with capitals of %.0f px "
+            "or more; drawing on a %dx%d canvas with the video beside the panels", w, h,
+            HUD_CAP_FLOOR_PX, g.out_w, g.out_h));
+  }
   if (warn)
     GST_ELEMENT_WARNING (self, STREAM, FORMAT, (NULL),
         ("ceushud: %dx%d frames are larger than the overlay can draw (at most %d pixels a "
-            "side); they pass through without the overlay", w, h, HUD_MAX_DIM));
+            "side); they pass through without the overlay", g.out_w, g.out_h, HUD_MAX_DIM));
   return TRUE;
 }
 
-static GstFlowReturn
-gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
+/* Looks at the input frame while the screen is being learnt; nothing once it is. */
+static void
+learn_screen (GstCeusHud * self, GstVideoFrame * frame)
 {
-  GstCeusHud *self = GST_CEUS_HUD (filter);
-  HudOverlay *ov = NULL;
-  HudFrame f = { {NULL, NULL, NULL}, {0, 0, 0}, 0, 0, 0, HUD_FMT_BGRX };
-  gboolean update = FALSE;
+  HudScreen *sc = self->learner;
+  const guint8 *luma = GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
+  gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0), step = 1;
+  if (!self->learn || !sc || sc->learnt)
+    return;
+  switch (GST_VIDEO_FRAME_FORMAT (frame)) {
+    case GST_VIDEO_FORMAT_I420:
+    case GST_VIDEO_FORMAT_NV12:
+      break;
+    default:                   /* 32-bit RGB: green is byte 1 in all four orders */
+      luma += 1;
+      step = 4;
+  }
+  if (hud_screen_feed (sc, luma, stride, step)) {
+    HudScreen *copy = g_memdup2 (sc, sizeof *sc);
+    GST_DEBUG_OBJECT (self, "screen learnt from %d frames: %d image area(s), background "
+        "luma %d", sc->samples, sc->n_areas, sc->background);
+    for (gint i = 0; i < sc->n_areas; i++)
+      GST_DEBUG_OBJECT (self, "image area %d: %dx%d at (%d, %d)", i, sc->areas[i].w,
+          sc->areas[i].h, sc->areas[i].x, sc->areas[i].y);
+    g_mutex_lock (&self->lock);
+    g_free (self->screen);
+    self->screen = copy;
+    self->screen_gen++;
+    g_mutex_unlock (&self->lock);
+  }
+}
 
-  if (!hud_format (GST_VIDEO_FRAME_FORMAT (frame), &f.format))
-    return GST_FLOW_OK;
+static void
+map_frame (GstVideoFrame * frame, HudFrame * f)
+{
+  f->width = GST_VIDEO_FRAME_WIDTH (frame);
+  f->height = GST_VIDEO_FRAME_HEIGHT (frame);
+  f->n_planes = MIN (GST_VIDEO_FRAME_N_PLANES (frame), 3);
+  for (gint i = 0; i < f->n_planes; i++) {
+    f->data[i] = GST_VIDEO_FRAME_PLANE_DATA (frame, i);
+    f->stride[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
+  }
+}
+
+static void
+blend_current (GstCeusHud * self, HudFrame * f)
+{
+  HudOverlay *ov = NULL;
+  gboolean update;
   g_mutex_lock (&self->lock);
   if (self->overlay)
     ov = hud_overlay_ref (self->overlay);
   g_mutex_unlock (&self->lock);
   if (!ov)
-    return GST_FLOW_OK;         /* nothing rendered (yet) for this size: the frame passes */
-  f.width = GST_VIDEO_FRAME_WIDTH (frame);
-  f.height = GST_VIDEO_FRAME_HEIGHT (frame);
-  f.n_planes = MIN (GST_VIDEO_FRAME_N_PLANES (frame), 3);
-  for (gint i = 0; i < f.n_planes; i++) {
-    f.data[i] = GST_VIDEO_FRAME_PLANE_DATA (frame, i);
-    f.stride[i] = GST_VIDEO_FRAME_PLANE_STRIDE (frame, i);
-  }
-  if (!hud_blend (ov, &f)) {
+    return;                     /* nothing rendered (yet) for this size: the frame passes */
+  if (!hud_blend (ov, f)) {
     GST_LOG_OBJECT (self, "overlay %dx%d does not fit a %dx%d frame yet: passed undrawn",
-        ov->width, ov->height, f.width, f.height);
+        ov->width, ov->height, f->width, f->height);
     hud_overlay_unref (ov);
-    return GST_FLOW_OK;
+    return;
   }
   g_mutex_lock (&self->lock);
   update = ov->seq != self->drawn_seq;
@@ -571,6 +778,78 @@ gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     g_mutex_unlock (&self->lock);
   }
   hud_overlay_unref (ov);
+}
+
+static GstFlowReturn
+gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
+{
+  GstCeusHud *self = GST_CEUS_HUD (filter);
+  HudFrame f = { {NULL, NULL, NULL}, {0, 0, 0}, 0, 0, 0, HUD_FMT_BGRX };
+
+  if (!hud_format (GST_VIDEO_FRAME_FORMAT (frame), &f.format))
+    return GST_FLOW_OK;
+  learn_screen (self, frame);
+  map_frame (frame, &f);
+  blend_current (self, &f);
+  return GST_FLOW_OK;
+}
+
+/* the canvas: the video copied to (vx, vy), black around it, then the overlay */
+static GstFlowReturn
+gst_ceus_hud_transform_frame (GstVideoFilter * filter, GstVideoFrame * in,
+    GstVideoFrame * out)
+{
+  GstCeusHud *self = GST_CEUS_HUD (filter);
+  HudFrame f = { {NULL, NULL, NULL}, {0, 0, 0}, 0, 0, 0, HUD_FMT_BGRX };
+  gint vx, vy;
+  GstVideoFormat fmt = GST_VIDEO_FRAME_FORMAT (out);
+
+  if (!hud_format (fmt, &f.format))
+    return GST_FLOW_OK;
+  g_mutex_lock (&self->lock);
+  vx = self->geom.video_x;
+  vy = self->geom.video_y;
+  g_mutex_unlock (&self->lock);
+  for (guint p = 0; p < GST_VIDEO_FRAME_N_PLANES (out); p++) {
+    gboolean rgb = f.format == HUD_FMT_BGRX || f.format == HUD_FMT_RGBX;
+    gint sub = p > 0 ? 1 : 0;   /* chroma planes: half size */
+    gint bpp = rgb ? 4 : (fmt == GST_VIDEO_FORMAT_NV12 && p == 1) ? 2 : 1;
+    gint ow = (GST_VIDEO_FRAME_WIDTH (out) + sub) >> sub, oh = (GST_VIDEO_FRAME_HEIGHT (out)
+        + sub) >> sub;
+    gint iw = (GST_VIDEO_FRAME_WIDTH (in) + sub) >> sub, ih = (GST_VIDEO_FRAME_HEIGHT (in)
+        + sub) >> sub;
+    gint ox = vx >> sub, oy = vy >> sub;
+    gint ostride = GST_VIDEO_FRAME_PLANE_STRIDE (out, p);
+    gint istride = GST_VIDEO_FRAME_PLANE_STRIDE (in, p);
+    guint8 *od = GST_VIDEO_FRAME_PLANE_DATA (out, p);
+    const guint8 *id = GST_VIDEO_FRAME_PLANE_DATA (in, p);
+    guint8 black = rgb ? 0 : p == 0 ? 16 : 128;
+    iw = MIN (iw, ow - ox);
+    ih = MIN (ih, oh - oy);
+    for (gint y = 0; y < oh; y++) {
+      guint8 *row = od + (gsize) y * ostride;
+      if (y >= oy && y < oy + ih) {
+        memset (row, black, (gsize) ox * bpp);
+        memcpy (row + (gsize) ox * bpp, id + (gsize) (y - oy) * istride, (gsize) iw * bpp);
+        memset (row + (gsize) (ox + iw) * bpp, black, (gsize) (ow - ox - iw) * bpp);
+      } else {
+        memset (row, black, (gsize) ow * bpp);
+      }
+    }
+    if (rgb && (fmt == GST_VIDEO_FORMAT_BGRA || fmt == GST_VIDEO_FORMAT_RGBA)) {
+      /* opaque black around the video (alpha is byte 3) */
+      for (gint y = 0; y < oh; y++) {
+        guint8 *row = od + (gsize) y * ostride;
+        gboolean in_rows = y >= oy && y < oy + ih;
+        for (gint x = 0; x < ow; x++)
+          if (!in_rows || x < ox || x >= ox + iw)
+            row[x * 4 + 3] = 255;
+      }
+    }
+  }
+  learn_screen (self, in);
+  map_frame (out, &f);
+  blend_current (self, &f);
   return GST_FLOW_OK;
 }
 
@@ -630,6 +909,25 @@ gst_ceus_hud_set_property (GObject * object, guint prop_id, const GValue * value
       GST_DEBUG_OBJECT (self, "disclaimer-position %s",
           hud_corner_nick (g_value_get_enum (value)));
       break;
+    case PROP_LAYOUT:
+      g_mutex_lock (&self->lock);
+      self->layout = g_value_get_enum (value);
+      g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "layout %s", hud_layout_nick (g_value_get_enum (value)));
+      gst_base_transform_reconfigure_src (GST_BASE_TRANSFORM (self));
+      break;
+    case PROP_OUTPUT_WIDTH:
+      g_mutex_lock (&self->lock);
+      self->ask_w = g_value_get_int (value);
+      g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "output-width %d", g_value_get_int (value));
+      break;
+    case PROP_OUTPUT_HEIGHT:
+      g_mutex_lock (&self->lock);
+      self->ask_h = g_value_get_int (value);
+      g_mutex_unlock (&self->lock);
+      GST_DEBUG_OBJECT (self, "output-height %d", g_value_get_int (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -687,6 +985,15 @@ gst_ceus_hud_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_SHOWN:
       g_value_set_string (value, self->overlay ? self->overlay->shown : NULL);
       break;
+    case PROP_LAYOUT:
+      g_value_set_enum (value, self->layout);
+      break;
+    case PROP_OUTPUT_WIDTH:
+      g_value_set_int (value, self->ask_w);
+      break;
+    case PROP_OUTPUT_HEIGHT:
+      g_value_set_int (value, self->ask_h);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -704,6 +1011,8 @@ gst_ceus_hud_finalize (GObject * object)
   g_free (self->client_secret);
   g_free (self->font);
   hud_overlay_unref (self->overlay);
+  g_free (self->learner);
+  g_free (self->screen);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gst_ceus_hud_parent_class)->finalize (object);
 }
@@ -782,6 +1091,21 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
           "What the current overlay says, as a JSON object (state, kind, score, label, "
           "filled, phase, countdown, ended, ood, cpu, summary, tic_points, warnings, "
           "disclaimer, panel); for tests and logs", NULL, ro));
+  g_object_class_install_property (gobject_class, PROP_LAYOUT,
+      g_param_spec_enum ("layout", "Layout",
+          "Where the panels go: auto (learn the scanner's screen from the first frames and "
+          "use the space that is neither image nor scanner text; a picture narrower than "
+          "16:10 gets a wider canvas with the panels beside it), beside (always a wider "
+          "canvas), over (fixed corners over the video; a wider canvas below 360 lines)",
+          GST_TYPE_CEUS_HUD_LAYOUT, DEFAULT_LAYOUT, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT_WIDTH,
+      g_param_spec_int ("output-width", "Output width",
+          "Width of the canvas when the panels go beside the video (the second monitor's, "
+          "e.g. 1920); 0 = 16:9 at the video's height (at least 480 lines)", 0, HUD_MAX_DIM,
+          0, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT_HEIGHT,
+      g_param_spec_int ("output-height", "Output height",
+          "Height of that canvas (e.g. 1080); 0 = choose", 0, HUD_MAX_DIM, 0, rw_ready));
   gst_element_class_add_pad_template (element_class,
       gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template (element_class,
@@ -792,12 +1116,15 @@ gst_ceus_hud_class_init (GstCeusHudClass * klass)
       "Draws the ceustream engine's live HCC score, TIC reading, slots, countdown and "
       "warnings over video", "ceustream");
   gst_type_mark_as_plugin_api (GST_TYPE_CEUS_HUD_CORNER, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CEUS_HUD_LAYOUT, 0);
 
   bt_class->start = GST_DEBUG_FUNCPTR (gst_ceus_hud_start);
   bt_class->stop = GST_DEBUG_FUNCPTR (gst_ceus_hud_stop);
   bt_class->passthrough_on_same_caps = FALSE;
   vf_class->set_info = GST_DEBUG_FUNCPTR (gst_ceus_hud_set_info);
   vf_class->transform_frame_ip = GST_DEBUG_FUNCPTR (gst_ceus_hud_transform_frame_ip);
+  vf_class->transform_frame = GST_DEBUG_FUNCPTR (gst_ceus_hud_transform_frame);
+  bt_class->transform_caps = GST_DEBUG_FUNCPTR (gst_ceus_hud_transform_caps);
   GST_DEBUG_CATEGORY_INIT (ceus_hud_debug, "ceushud", 0, "CEUS bedside overlay");
 }
 
@@ -814,6 +1141,7 @@ gst_ceus_hud_init (GstCeusHud * self)
   self->font = g_strdup (DEFAULT_FONT);
   self->show_roi = TRUE;
   self->disclaimer = DEFAULT_DISCLAIMER;
+  self->layout = DEFAULT_LAYOUT;
   hud_state_init (&self->state);
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
 }

@@ -23,17 +23,39 @@ hud_overlay_prepare (HudOverlay * ov)
   gint stride;
   gsize total = 0;
 
+  gsize n_spans = 0;
+
   g_free (ov->planes);
+  g_free (ov->spans);
   ov->planes = NULL;
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
     ov->plane_offset[i] = total;
     total += (gsize) r->w * r->h * 2 + (gsize) cw * ch * 3;
+    ov->span_offset[i] = n_spans;
+    n_spans += (gsize) r->h * 2;
   }
   ov->planes = g_malloc0 (total ? total : 1);
+  ov->spans = g_malloc0 (sizeof (gint) * (n_spans ? n_spans : 1));
   base = cairo_image_surface_get_data (ov->surface);
   stride = cairo_image_surface_get_stride (ov->surface);
+  /* the spans: where each row has anything to blend */
+  for (gint i = 0; i < ov->n_rects; i++) {
+    const HudRect *r = &ov->rects[i];
+    gint *sp = ov->spans + ov->span_offset[i];
+    for (gint y = 0; y < r->h; y++) {
+      const guint32 *row = (const guint32 *) (base + (gsize) (r->y + y) * stride) + r->x;
+      gint x0 = 0, x1 = r->w;
+      while (x0 < x1 && row[x0] == 0)
+        x0++;
+      while (x1 > x0 && row[x1 - 1] == 0)
+        x1--;
+      /* an empty row: (w, 0), which neither widens a union nor runs a loop */
+      sp[2 * y] = x0 < x1 ? x0 : r->w;
+      sp[2 * y + 1] = x0 < x1 ? x1 : 0;
+    }
+  }
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
@@ -103,17 +125,28 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint w = MIN (r->w, f->width - r->x), h = MIN (r->h, f->height - r->y);
+    const gint *span = ov->spans + ov->span_offset[i];
     for (gint y = 0; y < h; y++) {
       const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x;
       guint32 *d = (guint32 *) (f->data[0] + (gsize) (r->y + y) * f->stride[0]) + r->x;
-      if (bgr) {
-        for (gint x = 0; x < w; x++)
-          d[x] = over (sp[x], d[x]);
-      } else {
-        for (gint x = 0; x < w; x++) {
-          guint32 s = sp[x];
-          s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
-          d[x] = over (s, d[x]);
+      gint x0 = span[2 * y], x1 = MIN (span[2 * y + 1], w);
+      /* blocks of 8 pixels with nothing drawn (between letters) are skipped whole */
+      for (gint x = x0; x < x1; x += 8) {
+        gint e = MIN (x + 8, x1);
+        guint32 any = 0;
+        for (gint k = x; k < e; k++)
+          any |= sp[k];
+        if (!any)
+          continue;
+        if (bgr) {
+          for (gint k = x; k < e; k++)
+            d[k] = over (sp[k], d[k]);
+        } else {
+          for (gint k = x; k < e; k++) {
+            guint32 s = sp[k];
+            s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
+            d[k] = over (s, d[k]);
+          }
         }
       }
     }
@@ -122,13 +155,26 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
 
 static void
 blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alpha, gint sw,
-    gint w, gint h, gint pixel_step)
+    gint w, gint h, gint pixel_step, const gint * span, gint rows, gint sub)
 {
   for (gint y = 0; y < h; y++) {
     guint8 *d = dst + (gsize) y * dstride;
     const guint8 *s = src + (gsize) y * sw, *a = alpha + (gsize) y * sw;
-    for (gint x = 0; x < w; x++)
-      d[x * pixel_step] = (guint8) (s[x] + div255 (d[x * pixel_step] * (255u - a[x])));
+    gint r0 = y << sub, r1 = MIN ((y << sub) + sub, rows - 1);
+    gint x0 = MIN (span[2 * r0], span[2 * r1]) >> sub;
+    gint x1 = MIN ((MAX (span[2 * r0 + 1], span[2 * r1 + 1]) + sub) >> sub, w);
+    if (span[2 * r0] >= span[2 * r0 + 1] && span[2 * r1] >= span[2 * r1 + 1])
+      continue;                 /* nothing to blend in this row */
+    for (gint x = x0; x < x1; x += 16) {
+      gint e = MIN (x + 16, x1);
+      guint any = 0;
+      for (gint k = x; k < e; k++)
+        any |= a[k];
+      if (!any)
+        continue;               /* nothing drawn here (between letters) */
+      for (gint k = x; k < e; k++)
+        d[k * pixel_step] = (guint8) (s[k] + div255 (d[k * pixel_step] * (255u - a[k])));
+    }
   }
 }
 
@@ -149,17 +195,18 @@ blend_yuv (const HudOverlay * ov, HudFrame * f)
     gint cwc = MIN (cw, fcw - cx0), chc = MIN (ch, fch - cy0);
     if (w <= 0 || h <= 0)
       continue;
+    const gint *span = ov->spans + ov->span_offset[i];
     blend_plane (f->data[0] + (gsize) r->y * f->stride[0] + r->x, f->stride[0], Y, A, r->w, w,
-        h, 1);
+        h, 1, span, r->h, 0);
     if (f->format == HUD_FMT_I420) {
       blend_plane (f->data[1] + (gsize) cy0 * f->stride[1] + cx0, f->stride[1], U, A2, cw,
-          cwc, chc, 1);
+          cwc, chc, 1, span, r->h, 1);
       blend_plane (f->data[2] + (gsize) cy0 * f->stride[2] + cx0, f->stride[2], V, A2, cw,
-          cwc, chc, 1);
+          cwc, chc, 1, span, r->h, 1);
     } else {                    /* NV12: interleaved UV */
       guint8 *uv = f->data[1] + (gsize) cy0 * f->stride[1] + (gsize) cx0 * 2;
-      blend_plane (uv, f->stride[1], U, A2, cw, cwc, chc, 2);
-      blend_plane (uv + 1, f->stride[1], V, A2, cw, cwc, chc, 2);
+      blend_plane (uv, f->stride[1], U, A2, cw, cwc, chc, 2, span, r->h, 1);
+      blend_plane (uv + 1, f->stride[1], V, A2, cw, cwc, chc, 2, span, r->h, 1);
     }
   }
 }

@@ -10,15 +10,25 @@
  *   hudcheck parse        reads JSON lines [topic, payload] from stdin, applies each to one
  *                         HudState as ceushud does, and prints one JSON line per message: the
  *                         outcome and what the overlay now knows.
+ *   hudcheck view MODE W H [OW OH]
+ *                         the same lines; after each, the view (what the overlay says) and its
+ *                         layout for a W x H video (MODE auto|beside|over, output size asked
+ *                         OW x OH) with a fixed-advance font (0.6 em a character, 0.65 bold),
+ *                         so the expectations are computed by hand.
+ *   hudcheck screen W H   raw W x H luma frames on stdin: what the screen analysis learnt.
  *
  * Built only for the tests (cmake -DCEUS_TESTS=ON, target hudcheck) and run from pytest
  * (tests/test_overlay.py), so a field renamed in Python and the schema breaks a C test. */
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "hudlayout.h"
+#include "hudscreen.h"
 #include "hudstate.h"
+#include "hudview.h"
 
 /* -- the schema side ------------------------------------------------------------------- */
 
@@ -606,6 +616,169 @@ parse_lines (void)
   return 0;
 }
 
+/* -- the view and the layout, without cairo ------------------------------------------ */
+
+static gdouble
+fixed_advance (gpointer ctx, const gchar * text, gdouble px, gboolean bold)
+{
+  return g_utf8_strlen (text, -1) * px * (bold ? 0.65 : 0.6);
+}
+
+static void
+add_box (JsonBuilder * b, const gchar * name, const HudBox * box)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  json_builder_add_double_value (b, box->x);
+  json_builder_add_double_value (b, box->y);
+  json_builder_add_double_value (b, box->w);
+  json_builder_add_double_value (b, box->h);
+  json_builder_end_array (b);
+}
+
+static gchar *
+dump_view (const HudState * s, const HudGeometry * g)
+{
+  static const gchar *kinds[] = { "backdrop", "text", "tag", "number", "frame", "gauge", "tic",
+    "slots", "roi"
+  };
+  HudStyle style = { 3.0, "Sans", TRUE, HUD_CORNER_BOTTOM_LEFT };
+  HudView *v = g_new (HudView, 1);
+  HudLayout *l = g_new (HudLayout, 1);
+  JsonBuilder *b = json_builder_new ();
+  JsonGenerator *gen = json_generator_new ();
+  JsonNode *root;
+  gchar *text;
+  /* "now" is the last message's time: nothing is stale */
+  hud_view_build (v, s, &style, s->last_message_us, s->version > 0);
+  hud_layout (l, v, g, NULL, style.disclaimer, fixed_advance, NULL);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "view");
+  json_builder_begin_object (b);
+  hud_view_add_json (v, b);
+  json_builder_set_member_name (b, "gauge");
+  json_builder_add_double_value (b, isnan (v->gauge) ? -1 : v->gauge);
+  json_builder_set_member_name (b, "hollow");
+  json_builder_add_boolean_value (b, v->hollow);
+  json_builder_set_member_name (b, "label_tone");
+  json_builder_add_int_value (b, v->label.tone);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "geometry");
+  json_builder_begin_array (b);
+  json_builder_add_int_value (b, g->out_w);
+  json_builder_add_int_value (b, g->out_h);
+  json_builder_add_int_value (b, g->video_x);
+  json_builder_add_int_value (b, g->video_y);
+  json_builder_add_boolean_value (b, g->canvas);
+  json_builder_add_boolean_value (b, g->too_small);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "body_px");
+  json_builder_add_double_value (b, l->body_px);
+  json_builder_set_member_name (b, "fits");
+  json_builder_add_boolean_value (b, l->fits);
+  json_builder_set_member_name (b, "where");
+  json_builder_add_string_value (b, l->where ? l->where : "");
+  add_box (b, "panel", &l->panel);
+  add_box (b, "disclaimer", &l->disclaimer);
+  json_builder_set_member_name (b, "items");
+  json_builder_begin_array (b);
+  for (gint i = 0; i < l->n; i++) {
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "kind");
+    json_builder_add_string_value (b, kinds[l->items[i].kind]);
+    json_builder_set_member_name (b, "text");
+    json_builder_add_string_value (b, l->items[i].text);
+    json_builder_set_member_name (b, "px");
+    json_builder_add_double_value (b, l->items[i].px);
+    json_builder_set_member_name (b, "tone");
+    json_builder_add_int_value (b, l->items[i].tone);
+    add_box (b, "box", &l->items[i].box);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  text = json_generator_to_data (gen, NULL);
+  json_node_unref (root);
+  g_object_unref (gen);
+  g_object_unref (b);
+  g_free (v);
+  g_free (l);
+  return text;
+}
+
+static int
+view_lines (const gchar * mode, gint w, gint h, gint ow, gint oh)
+{
+  HudState s;
+  HudGeometry g;
+  GIOChannel *in = g_io_channel_unix_new (0);
+  gchar *line = NULL;
+  gsize len;
+  gint64 now = 0;
+  HudLayoutMode m = !strcmp (mode, "beside") ? HUD_LAYOUT_BESIDE : !strcmp (mode, "over")
+      ? HUD_LAYOUT_OVER : HUD_LAYOUT_AUTO;
+  hud_geometry (&g, m, w, h, ow, oh);
+  hud_state_init (&s);
+  g_io_channel_set_encoding (in, NULL, NULL);
+  while (g_io_channel_read_line (in, &line, &len, NULL, NULL) == G_IO_STATUS_NORMAL) {
+    JsonParser *p = json_parser_new ();
+    JsonNode *root;
+    JsonArray *a;
+    if (json_parser_load_from_data (p, line, (gssize) len, NULL)
+        && (root = json_parser_get_root (p)) && JSON_NODE_HOLDS_ARRAY (root)
+        && json_array_get_length (a = json_node_get_array (root)) == 2) {
+      const gchar *topic = json_array_get_string_element (a, 0);
+      const gchar *payload = json_array_get_string_element (a, 1);
+      now += G_USEC_PER_SEC;
+      if (topic && payload)
+        hud_state_apply (&s, topic, strlen (topic), payload, strlen (payload), NULL, now,
+            NULL, 0);
+    }
+    gchar *text = dump_view (&s, &g);
+    printf ("%s\n", text);
+    fflush (stdout);
+    g_free (text);
+    g_object_unref (p);
+    g_free (line);
+  }
+  g_io_channel_unref (in);
+  return 0;
+}
+
+/* -- the screen analysis, on raw luma frames ------------------------------------------- */
+
+static int
+screen_frames (gint w, gint h)
+{
+  HudScreen *sc = g_new (HudScreen, 1);
+  guint8 *frame = g_malloc ((gsize) w * h);
+  gint frames = 0;
+  hud_screen_init (sc, w, h);
+  while (fread (frame, 1, (gsize) w * h, stdin) == (gsize) w * h) {
+    hud_screen_feed (sc, frame, w, 1);
+    frames++;
+  }
+  hud_screen_finish (sc);
+  printf ("{\"frames\": %d, \"samples\": %d, \"cell\": %d, \"background\": %d, \"areas\": [",
+      frames, sc->samples, sc->cell, sc->background);
+  for (gint i = 0; i < sc->n_areas; i++)
+    printf ("%s[%d, %d, %d, %d]", i ? ", " : "", sc->areas[i].x, sc->areas[i].y, sc->areas[i].w,
+        sc->areas[i].h);
+  printf ("], \"cells\": [");
+  for (gint r = 0; r < sc->rows; r++) {
+    printf ("%s\"", r ? ", " : "");
+    for (gint c = 0; c < sc->cols; c++)
+      putchar (".si"[sc->cells[r][c]]);
+    printf ("\"");
+  }
+  printf ("]}\n");
+  g_free (frame);
+  g_free (sc);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -613,6 +786,12 @@ main (int argc, char **argv)
     return check_schema (argv[2]);
   if (argc == 2 && !strcmp (argv[1], "parse"))
     return parse_lines ();
-  fprintf (stderr, "usage: hudcheck schema DIR | hudcheck parse < LINES\n");
+  if ((argc == 5 || argc == 7) && !strcmp (argv[1], "view"))
+    return view_lines (argv[2], atoi (argv[3]), atoi (argv[4]), argc == 7 ? atoi (argv[5]) : 0,
+        argc == 7 ? atoi (argv[6]) : 0);
+  if (argc == 4 && !strcmp (argv[1], "screen"))
+    return screen_frames (atoi (argv[2]), atoi (argv[3]));
+  fprintf (stderr, "usage: hudcheck schema DIR | hudcheck parse < LINES | hudcheck view MODE "
+      "W H [OW OH] < LINES | hudcheck screen W H < FRAMES\n");
   return 2;
 }

@@ -6,11 +6,13 @@
 #include <cairo.h>
 #include <glib.h>
 
+#include "hudlayout.h"
 #include "hudstate.h"
+#include "hudview.h"
 
 G_BEGIN_DECLS
 
-#define HUD_MAX_RECTS 24
+#define HUD_MAX_RECTS 64
 /* cairo image surfaces hold at most 32767 pixels a side */
 #define HUD_MAX_DIM 32767
 
@@ -27,15 +29,6 @@ typedef enum
   HUD_FMT_NV12,
 } HudFormat;
 
-typedef enum
-{
-  HUD_CORNER_BOTTOM_LEFT = 0,
-  HUD_CORNER_BOTTOM_RIGHT,
-  HUD_CORNER_TOP_LEFT,
-  HUD_CORNER_TOP_RIGHT,
-  HUD_CORNER_BOTTOM_CENTER,
-} HudCorner;
-
 /* One rendered overlay, shared (ref-counted) between the renderer and the video thread. It
  * holds the drawing both as premultiplied ARGB (for RGB frames) and as planar Y'/U'/V' + alpha
  * (for I420/NV12), so any negotiated format of its size can be blended. */
@@ -51,39 +44,25 @@ typedef struct
    * premultiplied; offsets into @planes per rect (hud_overlay_prepare) */
   guint8 *planes;
   gsize plane_offset[HUD_MAX_RECTS];
+  /* per rect row: the first and one past the last pixel that is not transparent (rows with
+   * nothing to blend have first == last), so the blend skips the empty space between lines */
+  gint *spans;
+  gsize span_offset[HUD_MAX_RECTS];
   gchar *shown;                 /* JSON: what the overlay says, in words (the "shown" property) */
 } HudOverlay;
 
-typedef struct
-{
-  gdouble stale_after_s;        /* no message for this long while an exam runs = STALE */
-  const gchar *font;            /* family, e.g. "Sans" */
-  gboolean show_roi;
-  HudCorner disclaimer;         /* where the "trained on simulated data" block goes */
-} HudStyle;
-
-/* NULL when cairo cannot hold a frame of this size (over HUD_MAX_DIM a side, or no memory). */
+/* A new overlay is clear; hud_render may be called again on one nobody else holds (it
+ * clears what it drew before). NULL when cairo cannot hold a frame of this size (over HUD_MAX_DIM a side, or no memory). */
 HudOverlay *hud_overlay_new (gint width, gint height);
 HudOverlay *hud_overlay_ref (HudOverlay * ov);
 void hud_overlay_unref (HudOverlay * ov);
 
-/* Seconds left to the next slot as shown now (>= 0), NAN when there is no countdown: the
- * status's next_slot_in_s minus the stream time passed since it arrived (speed, or 1 when
- * unknown). */
-gdouble hud_countdown (const HudState * s, gint64 now_us);
+/* Paints the overlay for @s: the view (hudview.h), laid out for @g and @screen
+ * (hudlayout.h), drawn with cairo/pango; records the rectangles to blend and the "shown"
+ * JSON. Returns FALSE when the layout could not hold everything required legibly. */
+gboolean hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
+    const HudGeometry * g, const HudScreen * screen, gint64 now_us, gboolean have_state);
 
-/* TRUE while an exam runs and nothing arrived for stale_after_s (never after a normal end). */
-gboolean hud_is_stale (const HudState * s, const HudStyle * style, gint64 now_us,
-    gboolean have_state);
-
-/* What the picture depends on besides the state: a change means a re-render. */
-gchar *hud_render_key (const HudState * s, const HudStyle * style, gint64 now_us,
-    gboolean have_state);
-
-void hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style, gint64 now_us,
-    gboolean have_state);
-
-const gchar *hud_corner_nick (HudCorner c);
 
 G_END_DECLS
 

@@ -398,6 +398,7 @@ read_common (JsonObject * o, HudState * s)
     s->cpu_fallback = has_string (flags, "cpu_fallback");
     s->untrained = has_string (flags, "untrained_model");
     s->partial = has_string (flags, "slots_missing");
+    s->ood_flag = has_string (flags, "out_of_distribution");
   }
   if (get_num (o, "seq", &v))
     s->seq = (guint64) v;

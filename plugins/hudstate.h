@@ -121,6 +121,7 @@ typedef struct
   gboolean cpu_fallback;
   gboolean untrained;
   gboolean partial;
+  gboolean ood_flag;             /* "out_of_distribution" among the flags */
   gchar warnings[HUD_MAX_WARNINGS][HUD_STR];
   gint n_warnings;
   HudFeatures features;

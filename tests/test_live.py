@@ -381,7 +381,9 @@ def test_overlay_command_writes_a_video_and_snapshots(coded_mp4, env, tmp_path):
 
     info = discover(out_mp4)
     recorded_s = info.duration_s or 0
-    assert info.width == 160 and recorded_s > 3  # seconds of video, not a timing
+    # a 4:3 picture gets a 16:9 canvas of at least 480 lines, the panels beside the video
+    # (ceushud layout=auto, issue 20)
+    assert (info.width, info.height) == (854, 480) and recorded_s > 3  # seconds, not a timing
     snaps = tmp_path / "snaps"
     p = run_cli(["overlay", "--source", str(coded_mp4.path), "--engine", pub, "--sink",
                  str(snaps), "--duration", "3"], env)

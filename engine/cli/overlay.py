@@ -27,7 +27,14 @@ def add_parser(sub) -> None:
     p.add_argument("--disclaimer-position", default=None,
                    choices=["bottom-left", "bottom-right", "top-left", "top-right", "bottom-center"],
                    help="the corner for the 'trained on simulated data' line, away from the "
-                   "scanner's own text (default bottom-left)")
+                   "scanner's own text (default bottom-left; layout=over)")
+    p.add_argument("--layout", default=None, choices=["auto", "beside", "over"],
+                   help="auto (default): learn the scanner's screen and put the panels where "
+                   "neither the image nor its text is, beside a 4:3 picture on a wider canvas; "
+                   "beside: always a wider canvas; over: fixed corners over the video")
+    p.add_argument("--output-size", default=None, metavar="WxH",
+                   help="the canvas when the panels go beside the video (the second monitor's "
+                   "size, e.g. 1920x1080); default 16:9 at the video's height")
     p.add_argument("--config", help="settings file (TOML) over the defaults")
 
 
@@ -53,8 +60,12 @@ def run(args) -> int:
 
     cfg = config.load(args.config)
     endpoint = args.engine or cfg["zmq"]["pub"]
+    from ceustream.pipelines.overlay import output_size
+
+    size = output_size(args.output_size) if args.output_size else None
     desc, where = display_pipeline(args.source, endpoint, args.sink, args.exam,
-                                   read_keys(args.keys), args.disclaimer_position)
+                                   read_keys(args.keys), args.disclaimer_position,
+                                   args.layout, size)
     Gst = gst.Gst
     p = Gst.parse_launch(desc)
     bus = p.get_bus()

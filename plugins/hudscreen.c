@@ -1,0 +1,174 @@
+/* Learning the scanner's screen from its frames (see hudscreen.h). */
+#include "hudscreen.h"
+
+#include <string.h>
+
+#define SPC 4                   /* samples per cell, each way */
+#define CONTENT_DELTA 28        /* luma away from the background: text, graphics, image */
+#define CHANGE_DELTA 14         /* luma change between two looks: moving */
+#define MIN_CHANGES 3           /* a cell that moved this often is moving */
+#define AREA_MIN_FRACTION 0.02  /* a moving patch smaller than this is changing text */
+
+void
+hud_screen_init (HudScreen * sc, gint width, gint height)
+{
+  gint cell;
+  memset (sc, 0, sizeof *sc);
+  sc->width = MAX (width, 1);
+  sc->height = MAX (height, 1);
+  cell = MAX (8, MAX ((sc->width + HUD_SCREEN_MAX_COLS - 1) / HUD_SCREEN_MAX_COLS,
+          (sc->height + HUD_SCREEN_MAX_ROWS - 1) / HUD_SCREEN_MAX_ROWS));
+  sc->cell = cell;
+  sc->cols = (sc->width + cell - 1) / cell;
+  sc->rows = (sc->height + cell - 1) / cell;
+}
+
+static guint8
+mode_of (const guint32 hist[256])
+{
+  guint best = 0;
+  for (guint i = 1; i < 256; i++)
+    if (hist[i] > hist[best])
+      best = i;
+  return (guint8) best;
+}
+
+gboolean
+hud_screen_feed (HudScreen * sc, const guint8 * luma, gint stride, gint step)
+{
+  const gint n = SPC;
+  if (sc->learnt || !luma)
+    return FALSE;
+  if (sc->frames++ % HUD_SCREEN_EVERY)
+    return FALSE;
+  if (sc->samples == 0) {
+    guint32 hist[256] = { 0 };
+    for (gint r = 0; r < sc->rows * n; r++) {
+      gint y = MIN ((r * sc->cell) / n + sc->cell / (2 * n), sc->height - 1);
+      for (gint c = 0; c < sc->cols * n; c++) {
+        gint x = MIN ((c * sc->cell) / n + sc->cell / (2 * n), sc->width - 1);
+        hist[luma[(gsize) y * stride + (gsize) x * step]]++;
+      }
+    }
+    sc->background = mode_of (hist);
+  }
+  for (gint r = 0; r < sc->rows * n; r++) {
+    gint y = MIN ((r * sc->cell) / n + sc->cell / (2 * n), sc->height - 1);
+    const guint8 *row = luma + (gsize) y * stride;
+    for (gint c = 0; c < sc->cols * n; c++) {
+      gint x = MIN ((c * sc->cell) / n + sc->cell / (2 * n), sc->width - 1);
+      guint8 v = row[(gsize) x * step];
+      if (ABS ((gint) v - sc->background) > CONTENT_DELTA)
+        sc->content[r / n][c / n] = 1;
+      if (sc->samples > 0 && ABS ((gint) v - sc->last[r][c]) > CHANGE_DELTA
+          && sc->changed[r / n][c / n] < G_MAXUINT16)
+        sc->changed[r / n][c / n]++;
+      sc->last[r][c] = v;
+    }
+  }
+  if (++sc->samples >= HUD_SCREEN_SAMPLES) {
+    hud_screen_finish (sc);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* connected moving cells (8-neighbours, bridging one-cell gaps); returns the patch's box in
+ * cells */
+static void
+flood (HudScreen * sc, guint8 moving[HUD_SCREEN_MAX_ROWS][HUD_SCREEN_MAX_COLS], gint r0,
+    gint c0, gint * stack, gint box[4])
+{
+  gint top = 0;
+  box[0] = box[2] = c0;
+  box[1] = box[3] = r0;
+  moving[r0][c0] = 2;
+  stack[top++] = r0 * HUD_SCREEN_MAX_COLS + c0;
+  while (top > 0) {
+    gint p = stack[--top], r = p / HUD_SCREEN_MAX_COLS, c = p % HUD_SCREEN_MAX_COLS;
+    box[0] = MIN (box[0], c);
+    box[2] = MAX (box[2], c);
+    box[1] = MIN (box[1], r);
+    box[3] = MAX (box[3], r);
+    for (gint dr = -2; dr <= 2; dr++)
+      for (gint dc = -2; dc <= 2; dc++) {
+        gint rr = r + dr, cc = c + dc;
+        if (rr < 0 || cc < 0 || rr >= sc->rows || cc >= sc->cols || moving[rr][cc] != 1)
+          continue;
+        moving[rr][cc] = 2;
+        stack[top++] = rr * HUD_SCREEN_MAX_COLS + cc;
+      }
+  }
+}
+
+void
+hud_screen_finish (HudScreen * sc)
+{
+  gint *stack;
+  gint boxes[64][4], nb = 0;
+  const gdouble min_area = AREA_MIN_FRACTION * sc->cols * sc->rows;
+
+  if (sc->learnt)
+    return;
+  stack = g_new (gint, HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
+  {
+    guint8 (*mv)[HUD_SCREEN_MAX_COLS] = g_malloc0 (HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
+    for (gint r = 0; r < sc->rows; r++)
+      for (gint c = 0; c < sc->cols; c++)
+        mv[r][c] = sc->changed[r][c] >= MIN_CHANGES;
+    for (gint r = 0; r < sc->rows; r++)
+      for (gint c = 0; c < sc->cols; c++)
+        if (mv[r][c] == 1 && nb < (gint) G_N_ELEMENTS (boxes))
+          flood (sc, mv, r, c, stack, boxes[nb++]);
+    g_free (mv);
+  }
+  g_free (stack);
+  /* the image areas: moving patches big enough, overlapping ones merged */
+  sc->n_areas = 0;
+  for (gint i = 0; i < nb; i++) {
+    gint *b = boxes[i];
+    gdouble area = (gdouble) (b[2] - b[0] + 1) * (b[3] - b[1] + 1);
+    if (area < min_area)
+      continue;
+    for (gint j = 0; j < sc->n_areas; j++) {
+      HudIBox *a = &sc->areas[j];
+      gint ax0 = a->x, ay0 = a->y, ax1 = a->x + a->w - 1, ay1 = a->y + a->h - 1;
+      if (b[0] <= ax1 + 1 && b[2] >= ax0 - 1 && b[1] <= ay1 + 1 && b[3] >= ay0 - 1) {
+        b[0] = MIN (b[0], ax0);
+        b[1] = MIN (b[1], ay0);
+        b[2] = MAX (b[2], ax1);
+        b[3] = MAX (b[3], ay1);
+        sc->areas[j] = sc->areas[--sc->n_areas];
+        j = -1;                 /* merged: look again */
+      }
+    }
+    if (sc->n_areas < HUD_SCREEN_MAX_AREAS)
+      sc->areas[sc->n_areas++] = (HudIBox) {
+      b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1};
+  }
+  /* cells: image inside an area's box, static where anything else was ever drawn */
+  for (gint r = 0; r < sc->rows; r++)
+    for (gint c = 0; c < sc->cols; c++)
+      sc->cells[r][c] = (sc->content[r][c] || sc->changed[r][c]) ? HUD_CELL_STATIC
+          : HUD_CELL_FREE;
+  for (gint j = 0; j < sc->n_areas; j++) {
+    HudIBox *a = &sc->areas[j];
+    for (gint r = a->y; r < a->y + a->h; r++)
+      for (gint c = a->x; c < a->x + a->w; c++)
+        sc->cells[r][c] = HUD_CELL_IMAGE;
+    /* to pixels, clipped to the screen */
+    a->x *= sc->cell;
+    a->y *= sc->cell;
+    a->w = MIN (a->w * sc->cell, sc->width - a->x);
+    a->h = MIN (a->h * sc->cell, sc->height - a->y);
+  }
+  sc->learnt = TRUE;
+}
+
+HudCell
+hud_screen_at (const HudScreen * sc, gint x, gint y)
+{
+  if (!sc->learnt || x < 0 || y < 0 || x >= sc->width || y >= sc->height)
+    return HUD_CELL_FREE;
+  return sc->cells[y / sc->cell][x / sc->cell];
+}
