@@ -3,6 +3,7 @@ snapshots."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from ceustream.engine.core.errors import UsageError
 
 from . import gst
 from .source import source_description
+
+log = logging.getLogger(__name__)
 
 
 def has_display() -> bool:

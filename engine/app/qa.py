@@ -83,7 +83,6 @@ def score_task(task: dict[str, Any], cfg: dict, loaded: tuple) -> dict[str, Any]
                    first_frame_s=r.get("first_frame_s"), clock=r.get("clock"),
                    flags=r["flags"], slots_filled=r["slots_filled"],
                    offsets_s=list(model.meta.offsets_s), features=r.get("features"),
-                   domain=r.get("domain"),
                    recording={k: r["recording"].get(k) for k in ("kind", "codec", "fps")},
                    seek_fallback=r["replay"].get("seek_fallback"),
                    wall_s=r["replay"]["wall_s"],
