@@ -48,6 +48,8 @@ def test_udp_source_killed_restarted_then_frozen(env):
         wait_until(lambda: eng.stream_time() > 0.5, 60, "video over UDP")
         assert eng.cmd("start_exam", exam="udp1", roi=ROI)["ok"]
         s0 = wait_warning(eng, "udp1", "no_signal", False)
+        before = wait_until(lambda: eng.cmd("health")["sources"]["main"]["frames_total"], 30,
+                            "frames counted")
         sender.stop()
         s1 = wait_warning(eng, "udp1", "no_signal", True, s0)
         assert eng.status()["status"]["phase"] == "waiting"  # the exam is still open
@@ -55,6 +57,9 @@ def test_udp_source_killed_restarted_then_frozen(env):
         wait_until(lambda: eng.status()["source"]["reconnects"] >= 2, 60, "re-opens")
         sender = ts_udp_sender(port)
         s2 = wait_warning(eng, "udp1", "no_signal", False, s1)
+        # the count goes on across the reconnects (one counter per source, never reset)
+        wait_until(lambda: eng.cmd("health")["sources"]["main"]["frames_total"] > before + 10,
+                   30, "frames counted across reconnects")
         sender.stop()
         sender = ts_udp_sender(port, pattern="smpte", still=True)  # a still picture
         wait_warning(eng, "udp1", "frozen_frame", True, s2, timeout_s=90)
@@ -86,6 +91,13 @@ def test_slots_missed_while_the_source_is_gone_are_published(env):
         wait_warning(eng, "miss1", "slot_missed", False, seq, timeout_s=60)
         n = eng.status()["status"]["slots_filled"]
         wait_until(lambda: eng.status()["status"]["slots_filled"] > n + 1, 60, "more slots")
+        statuses = eng.sub.of("status", "miss1")
+        times = [m["stream_time_s"] for m in statuses if m["stream_time_s"] is not None]
+        # between slots the gate passes nothing: the clock still never goes back when the
+        # no_signal statuses start (it once fell back to the last slot frame's time)
+        assert times == sorted(times) and len(times) > 5
+        # a moving picture (test pattern 'ball') is never 'frozen_frames'
+        assert "frozen_frames" not in statuses[-1]["flags"], statuses[-1]["flags"]
     finally:
         sender.stop()
         eng.stop()
@@ -197,3 +209,4 @@ def test_a_sender_that_restarts_its_clock_is_followed_after_three_frames():
     before = r.last_us
     _offer(r, 3 / 30)
     assert r.last_us == before + 33_333
+

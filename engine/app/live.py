@@ -139,7 +139,14 @@ class SourceRunner:
         self.lag_s: float | None = None
         self.fps: float | None = None             # measured at the gate
         self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
-        self._count = [0, 0, 0]  # [generation, frames of earlier generations, this one's]
+        #: frames that reached the gate in the pipelines closed so far (``frames_total`` is
+        #: this plus the open pipeline's: one count across reconnects)
+        self._frames_before = 0
+        self._frames_hi = 0      # the highest count reported (a counter never goes back)
+        self._count_lock = threading.Lock()  # the reader and the count change together
+        #: the newest frame at the gate, passed or not: (exam µs, decoder-exit ns)
+        self._seen: tuple[int, int] | None = None
+        self._now_hi: int | None = None  # the exam clock's highest reading (µs): never back
         self._taken = 0          # frames this pipeline handed to the engine
         self._back: list[int] = []  # stream times (µs) of frames far back, in a row
         self.engine_dropped = 0  # frames the gate passed that the engine never took (behind)
@@ -158,9 +165,20 @@ class SourceRunner:
         self._quit.set()
         self._t.join(timeout_s)
         with self.lock:
-            r, self.reader = self.reader, None
+            r = self._drop_reader()
         if r is not None:
             r.close()
+
+    def _drop_reader(self) -> Any:
+        """Takes the open pipeline out (to be closed), its frames added to the count."""
+        with self._count_lock:
+            r, self.reader = self.reader, None
+            if r is not None:
+                try:
+                    self._frames_before += int(r.frames_seen())
+                except Exception:  # a pipeline that failed: its count is gone with it
+                    log.debug("source %s: no frame count from the closed pipeline", self.name)
+        return r
 
     def wait_for_video(self, timeout_s: float) -> bool:
         """True once the source delivered a frame (scripts, tests)."""
@@ -181,18 +199,33 @@ class SourceRunner:
         return None if last == 0 else (time.monotonic_ns() - last) / 1e9
 
     def now_s(self) -> float | None:
-        """The exam clock now: the newest frame at the gate; while no frame comes, the last
-        one's time plus the wall time since (so countdowns keep moving)."""
+        """The exam clock now: the newest frame at the gate; while no frame comes, the newest
+        frame's time plus the wall time since (so countdowns keep moving). Never goes back:
+        it answers the highest reading so far when a new one would be lower."""
+        us = self._read_now_us()
+        if us is None:
+            return None if self._now_hi is None else self._now_hi / 1e6
+        if self._now_hi is None or us > self._now_hi:
+            self._now_hi = us
+        return self._now_hi / 1e6
+
+    def _read_now_us(self) -> int | None:
         since = self.seconds_since_frame()
-        if since is not None and since > self.settings["no_signal_s"] and \
-                self.last_us is not None:
-            return round(self.last_us / 1e6 + since, 6)
+        newest = self.last_us
+        seen = self._seen
+        if since is not None and since > self.settings["no_signal_s"] and newest is not None:
+            # from the newest frame the gate saw (passed or not): between slots the newest
+            # frame taken can be far behind it
+            base_us, base_ns = newest, self.last_mono_ns or 0
+            if seen is not None and seen[0] > base_us:
+                base_us, base_ns = seen
+            return base_us + max(0, time.monotonic_ns() - base_ns) // 1000
         r, off = self.reader, self.offset_us
         if r is not None and off is not None:
             st = r.stream_ns()
             if st is not None:
-                return max((st + 500) // 1000 + off, self.last_us or 0) / 1e6
-        return None if self.last_us is None else self.last_us / 1e6
+                return max((st + 500) // 1000 + off, newest or 0)
+        return newest
 
     # -- the gate --------------------------------------------------------------------------
     def configure(self, pass_all: bool, slots_s: list[float]) -> None:
@@ -293,7 +326,7 @@ class SourceRunner:
                             text, delay)
             self.last_error = text
             return False
-        with self.lock:
+        with self.lock, self._count_lock:
             self.reader = r
             self.generation += 1
             self.offset_us = None
@@ -307,7 +340,7 @@ class SourceRunner:
     def _lost(self, why: str, eos: bool) -> None:
         """The pipeline failed, ended or stalled: close it; re-open later (or end)."""
         with self.lock:
-            r, self.reader = self.reader, None
+            r = self._drop_reader()
             got_frames = self.offset_us is not None
             self.state = "reconnecting" if self.reopen else "ended"
             self._set_warning("no_signal", True)
@@ -426,7 +459,10 @@ class SourceRunner:
             self._frozen(r, no_signal)
             st = r.stream_ns()  # every frame at the gate, passed or not
             if st is not None and not no_signal:
-                self._speed.add(r.arrival_ns(), (st + 500) // 1000 + self.offset_us)
+                seen = ((st + 500) // 1000 + self.offset_us, r.arrival_ns())
+                self._speed.add(seen[1], seen[0])
+                if self._seen is None or seen[0] > self._seen[0]:
+                    self._seen = seen
         now = self.now_s()
         ex = self.exam
         if ex is not None and ex.stage != "ended":
@@ -459,6 +495,16 @@ class SourceRunner:
                 self._fps = (seen, st)
         self._set_warning("frozen_frame", bool(self._frozen_after and not no_signal and
                                                r.frozen()))
+
+    def _picture_frozen(self) -> bool:
+        """The gate has seen the whole picture byte-identical (``frozen-after`` frames)."""
+        if "frozen_frame" in self.warnings:
+            return True
+        r = self.reader
+        try:
+            return r is not None and bool(r.frozen())
+        except Exception:
+            return False
 
     def _set_warning(self, name: str, on: bool) -> None:
         if on == (name in self.warnings):
@@ -497,7 +543,9 @@ class SourceRunner:
         try:
             session = ExamSession(exam, model, backend, r, speed=0.0,
                                   frame_size=size, backend_note=note, clock=self.now_s,
-                                  source=self.name)
+                                  source=self.name,
+                                  max_copied=int(ctx.cfg["engine"]["max_copied_slots"]),
+                                  picture_frozen=self._picture_frozen)
         except BaseException:
             if lease is not None:
                 lease.release()
@@ -617,24 +665,20 @@ class SourceRunner:
 
     def numbers(self) -> dict[str, Any]:
         """The source's numbers for ``health`` and the metrics (read at any time)."""
-        r = self.reader
         ex = self.exam
-        frames = None
-        if r is not None:
-            try:
-                frames = r.frames_seen()
-                passed = r.counters()[0]
-                # the appsink holds at most max_buffers; beyond that the engine was behind and
-                # the appsink dropped them (``pipelines.live``): counted, never queued
-                held = int(getattr(r, "max_buffers", 4))
-                self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
-            except Exception:  # a pipeline being closed: no count this time
-                frames = None
-        if frames is not None:  # one count over every pipeline generation (a metrics counter)
-            if self._count[0] != self.generation:
-                self._count = [self.generation, self._count[1] + self._count[2], 0]
-            self._count[2] = frames
-            frames = self._count[1] + frames
+        with self._count_lock:  # one count over every pipeline (a metrics counter)
+            r, frames = self.reader, self._frames_before
+            if r is not None:
+                try:
+                    frames += int(r.frames_seen())
+                    passed = r.counters()[0]
+                    # the appsink holds at most max_buffers; beyond that the engine was behind
+                    # and the appsink dropped them (``pipelines.live``): counted, never queued
+                    held = int(getattr(r, "max_buffers", 4))
+                    self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
+                except Exception:  # a pipeline being closed: its count is added when it is
+                    log.debug("source %s: no frame count this time", self.name)
+            self._frames_hi = frames = max(self._frames_hi, frames)
         return {"uri": redact(self.uri), "state": self.state, "warnings": sorted(self.warnings),
                 "reconnects": self.reconnects, "stream_time_s": self.now_s(),
                 "fps": self.fps if "no_signal" not in self.warnings else 0.0,

@@ -100,7 +100,8 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict, publisher=None,
     plan = Plan(seek_mode, float(r["seek_lead_s"]), float(r["seek_min_gap_s"]), info.duration_s)
     journal = Journal(default_dir(cfg), exam) if opts.journal else None
     session = ExamSession(exam, model, be, opts.roi, speed=opts.speed,
-                          frame_size=(info.width, info.height), backend_note=note)
+                          frame_size=(info.width, info.height), backend_note=note,
+                          max_copied=int(cfg["engine"]["max_copied_slots"]))
     attach(session, publisher, journal, on_score)
     for fn in subscribers:
         session.subscribe(fn)

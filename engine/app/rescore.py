@@ -26,7 +26,8 @@ def rescore(root: Path, exam: str, cfg: dict, run: str | None = None) -> dict:
     if list(model.meta.offsets_s) != list(info.get("offsets_s", model.meta.offsets_s)):
         raise InputError(f"journal: exam {exam} was sampled on another schedule than "
                          f"{model.meta.name}'s")
-    s = ExamSession(exam, model, be, Roi(*info["roi"]), backend_note=note)
+    s = ExamSession(exam, model, be, Roi(*info["roi"]), backend_note=note,
+                    max_copied=int(cfg["engine"]["max_copied_slots"]))
     sampler = s.set_t0(info["t0"])
     fills = []
     for i in sorted(records):

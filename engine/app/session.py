@@ -7,6 +7,16 @@ events (``started``, ``t0``, ``slot``, ``score``, ``status``, ``finished``) and 
 subscribe to them (``app.outputs``: the ZeroMQ publisher, the journal, progress lines).
 That is why a replay gives the same score as the live exam, and a rescore from the journal
 the same as both.
+
+The score first: ``score`` emits the score event (the message) as soon as the network has
+answered; the clip's analysis (the TIC reading, ``analyser``) runs after it and its reading
+follows in the next status event (``features``), so it never delays a score. A check that
+must travel with the score itself is ``domain_check`` (synchronous, cheap: from the network's
+own outputs; None by default).
+
+Honest completion: a clip is FINAL only when at most ``max_copied`` of its slots are
+neighbour-filled copies (``engine.max_copied_slots``); with more, every slot decided, the
+result is partial and flagged ``slots_copied``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from ceustream.engine.core.schedule import FRAME, MISSING, NEIGHBOUR, Sampler, S
 log = logging.getLogger(__name__)
 
 VIDEO_PHASE_SLOTS = 25
+#: neighbour-filled slots a FINAL clip may hold (``engine.max_copied_slots``)
+MAX_COPIED_SLOTS = 2
 #: phases after which the exam takes no more frames or marks
 ENDED = ("complete", "partial", "stopped")
 
@@ -50,6 +62,8 @@ class Score:
     #: that decided the slot (the first frame after the slot time: the nearest frame is known
     #: only then), slot in the clip, score computed
     timing: dict[str, int | None] = field(default_factory=dict)
+    #: the model-domain check computed with the score (``ExamSession.domain_check``)
+    domain: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,13 @@ class ExamSession:
     #: reads the clip beside the network after every score: returns {"features": dict | None,
     #: "warnings": {name: bool}} (the TIC reading, out-of-distribution, disagreement)
     analyser: Callable[["ExamSession", "Score"], dict[str, Any]] | None = None
+    #: neighbour-filled slots a FINAL clip may hold; beyond it the result is partial
+    #: (``slots_copied``)
+    max_copied: int = MAX_COPIED_SLOTS
+    #: for a live source: whether the source's whole picture is frozen now (its gate's
+    #: byte-identical frames); two slots with identical crops are ``frozen_frames`` only when
+    #: it says so (a still region of a moving picture is not frozen). None: crops decide.
+    picture_frozen: Callable[[], bool] | None = None
 
     t0: float | None = None
     injection: float | None = None
@@ -183,7 +204,8 @@ class ExamSession:
                         f.index > 0 else None
                     if f.source == FRAME and prev is not None and prev.source == FRAME and \
                             prev.pts_s != f.pts_s and self.clip.present[f.index - 1] and \
-                            np.array_equal(img, self.clip.raw[f.index - 1]):
+                            np.array_equal(img, self.clip.raw[f.index - 1]) and \
+                            self._same_picture(prev.payload, f.payload):
                         self.flags.add("frozen_frames")
                     self.clip.put(f.index, img)
                     crop = f.payload if f.source == FRAME else None
@@ -205,8 +227,12 @@ class ExamSession:
         scored_ns = time.monotonic_ns()
         with self._lock:
             filled = self.clip.filled()
-            final = self.sampler is not None and self.sampler.done and \
+            complete = self.sampler is not None and self.sampler.done and \
                 filled == self.model.meta.frames
+            copied = self.copied_slots()
+            final = complete and copied <= self.max_copied
+            if complete and not final:
+                self.flags.add("slots_copied")
             label = self.model.meta.label_for(p) if final else None
             if final:
                 self.phase = "complete"
@@ -218,10 +244,32 @@ class ExamSession:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
             self.last_score = s
             self.scores.append(s)
-        self.analyse(s)
-        self.emit("score", s)
+        s.domain = self.domain_check(s)
+        self.emit("score", s)  # the score leaves first ...
+        self.analyse(s)        # ... the clip's reading follows, in the status below
         self.emit("status")  # the next slot and its countdown move on with every score
         return s
+
+    def domain_check(self, s: Score) -> dict[str, Any] | None:
+        """The model-domain check that travels with the score message (``domain``): computed
+        synchronously from the network's own outputs, so it must be cheap. None here (no
+        check): the hook for the domain check of issue 18."""
+        return None
+
+    def copied_slots(self) -> int:
+        """Slots filled with a copy of their neighbour's frame (``slot_neighbour_fill``)."""
+        if self.sampler is None:
+            return 0
+        return sum(1 for f in self.sampler.fills if f is not None and f.source == NEIGHBOUR)
+
+    def _same_picture(self, a: Any, b: Any) -> bool:
+        """Two slot frames with identical model-size crops are the same picture when their
+        full-resolution crops are identical and, for a live source, its gate saw the whole
+        picture frozen."""
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and
+                a.shape == b.shape and np.array_equal(a, b)):
+            return False
+        return self.picture_frozen is None or bool(self.picture_frozen())
 
     def analyse(self, s: Score) -> None:
         """Runs the analyser (if any) on the clip as scored; a failing analyser is logged and

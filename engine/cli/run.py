@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
     common.add_zmq_options(p)
 
 
-_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)$")
+_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)\Z")
 
 
 def split_source(text: str) -> tuple[str | None, str]:
