@@ -125,3 +125,83 @@ def test_the_score_leaves_before_the_clip_is_analysed(model):
     # slot 0: score (no reading yet), then the analysis, then a status with the reading
     assert order[:3] == ["score:None", "analyse", "status:{'reading': 0}"], order
     assert s.last_score.domain is None  # the domain hook: no check by default
+
+
+# -- the exam clock, pure: monotone by construction -----------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ceustream.engine.app.examclock import JUMP_BACK_US, ExamClock  # noqa: E402
+
+#: what a source does to the clock: a frame (stream step, decoder-exit step; steps may be
+#: negative, zero or huge: repeats, stray frames, a sender restarting its clock), a reconnect
+#: (a new pipeline whose stream time starts anywhere), a stall (wall time passes), a reading
+#: of the clock (silent or not) with the gate's newest stream time
+EVENTS = st.lists(st.one_of(
+    st.tuples(st.just("frame"), st.integers(-200_000_000, 200_000_000),
+              st.integers(0, 2_000_000_000)),
+    st.tuples(st.just("reconnect"), st.integers(0, 10**12), st.integers(0, 10**10)),
+    st.tuples(st.just("stall"), st.integers(0, 10**11), st.just(0)),
+    st.tuples(st.just("now"), st.booleans(), st.integers(-10**8, 10**8)),
+), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS)
+def test_the_exam_clock_only_goes_forward(events):
+    clk = ExamClock()
+    raw, mono = 0, 1_000_000_000
+    accepted: list[int] = []
+    readings: list[int] = []
+    for kind, a, b in events:
+        if kind == "frame":
+            raw, mono = raw + a, mono + b
+            us, event = clk.place(raw, mono)
+            if us is not None:
+                accepted.append(us)
+                assert clk.last_us == us
+            else:  # a skipped frame changes nothing
+                assert event in (None, "first", "resumed") and accepted
+        elif kind == "reconnect":
+            clk.new_pipeline()
+            raw, mono = a, mono + b
+        elif kind == "stall":
+            mono += a
+        else:
+            clk.observe_gate(raw + b, mono)
+            r = clk.now_us(mono, a, raw + b)
+            if r is not None:
+                readings.append(r)
+    assert all(x < y for x, y in zip(accepted, accepted[1:]))  # strictly increasing
+    assert all(x <= y for x, y in zip(readings, readings[1:]))  # never back
+    if accepted:
+        assert accepted[0] == 0  # the first frame is exam time 0
+
+
+def test_a_reconnect_goes_on_after_the_wall_time_in_between():
+    clk = ExamClock()
+    assert clk.place(5_000_000, 10**9) == (0, "first")
+    assert clk.place(5_033_333, 10**9 + 33_333_000) == (33_333, None)
+    clk.new_pipeline()  # 3 s later, a new pipeline whose stream starts at 0
+    assert clk.place(0, 10**9 + 3_033_333_000) == (3_033_333, "resumed")
+
+
+def test_three_frames_back_make_a_new_timeline_and_fewer_are_skipped():
+    clk = ExamClock()
+    for k in range(31):
+        clk.place(50_000_000 + k * 33_333, k * 33_333_000)
+    top = clk.last_us
+    assert clk.place(0, 31 * 33_333_000) == (None, None)
+    assert clk.place(33_333, 32 * 33_333_000) == (None, None)
+    us, event = clk.place(66_666, 33 * 33_333_000)
+    assert event == "timeline" and us > top and top - (66_666 - 50_000_000) > JUMP_BACK_US
+
+
+def test_the_clock_runs_on_from_the_newest_frame_the_gate_saw_while_silent():
+    """Between slots the gate passes nothing: the newest frame taken can be far behind the
+    newest frame seen. A silent reading runs on from the latter (it once fell back 28 s)."""
+    clk = ExamClock()
+    clk.place(0, 0)  # a slot frame at 0 s
+    clk.observe_gate(28_000_000, 28 * 10**9)  # frames seen, not passed, up to 28 s
+    assert clk.now_us(28 * 10**9, False, 28_000_000) == 28_000_000
+    assert clk.now_us(29 * 10**9, True, None) == 29_000_000  # silent: 28 s + 1 s of wall
