@@ -22,7 +22,7 @@ and the largest N with zero missed slots and p99 <= 50 ms. `--decode-only` first
 what decoding alone costs per source (gst-launch ... ! avdec_h264 ! fakesink sync=true).
 
     python -m ceustream.benchmarks.capacity [--sizes 720p,1080p] [--levels 1,2,4,8,12]
-                                            [--backend onnxruntime|tensorrt]
+                                            [--backend onnxruntime|tensorrt] [--in-process]
 """
 
 from __future__ import annotations
@@ -189,6 +189,8 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEUSTREAM_")}
     env["CEUSTREAM_JOURNAL_DIR"] = str(out_dir() / "media" / "journal")
     env["CEUSTREAM_METRICS__LISTEN"] = f"127.0.0.1:{metrics}"
+    if args.in_process:  # the sources' pipelines in the engine's process (live.workers)
+        env["CEUSTREAM_LIVE__WORKERS"] = "false"
     cmd = [sys.executable, "-m", "ceustream.engine.cli", "run", "--json", "-q",
            "--control", ctl_ep, "--pub", f"tcp://127.0.0.1:{pub}", "--backend", args.backend]
     for i, p in enumerate(ports):
@@ -327,6 +329,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stop-after-failures", type=int, default=2,
                     help="stop climbing a size after this many levels in a row with missed "
                     "(neighbour-filled or missing) slots: the engine's capacity is passed")
+    ap.add_argument("--in-process", action="store_true",
+                    help="pipelines in the engine's process, not one worker per source "
+                    "(live.workers = false): the layout before source workers")
     ap.add_argument("--decode-only", action="store_true",
                     help="first measure what decoding alone costs per source")
     args = ap.parse_args(argv)
