@@ -10,7 +10,7 @@ first late slot), then the exams are stopped. A ZeroMQ subscriber in this proces
 every score through the stage stamps it carries (CLOCK_MONOTONIC, shared by the processes of
 one machine). Reported per N:
 
-  CPU per source        the engine process's CPU (user + system, /proc) over the run / N
+  CPU per source        the engine's and its source workers' CPU (user + system, /proc) / N
   decoded -> subscriber p50 / p99: the frame that decided a slot left the decoder ... the
                         score reached the subscriber (slots decided when the arrival window
                         closes, from kept frames, are counted apart, as in live_latency)
@@ -22,7 +22,7 @@ and the largest N with zero missed slots and p99 <= 50 ms. `--decode-only` first
 what decoding alone costs per source (gst-launch ... ! avdec_h264 ! fakesink sync=true).
 
     python -m ceustream.benchmarks.capacity [--sizes 720p,1080p] [--levels 1,2,4,8,12]
-                                            [--backend onnxruntime|tensorrt]
+                                            [--backend onnxruntime|tensorrt] [--in-process]
 """
 
 from __future__ import annotations
@@ -62,6 +62,40 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         pass
     return None
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the engine's source workers)."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(x) for x in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of the engine and its source workers (live ones; ended ones it waited for
+    are in its cutime/cstime)."""
+    total = cpu_s(pid)
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    for c in children(pid):
+        try:
+            total += cpu_s(c)
+        except OSError:
+            pass
+    return total
+
+
+def workers_rss_mb(pid: int) -> float | None:
+    """Resident memory of the engine's source workers together (MB), None without any."""
+    vals = [v for v in (rss_mb(c) for c in children(pid)) if v is not None]
+    return sum(vals) if vals else None
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -139,6 +173,8 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEUSTREAM_")}
     env["CEUSTREAM_JOURNAL_DIR"] = str(out_dir() / "media" / "journal")
     env["CEUSTREAM_METRICS__LISTEN"] = f"127.0.0.1:{metrics}"
+    if args.in_process:  # the sources' pipelines in the engine's process (live.workers)
+        env["CEUSTREAM_LIVE__WORKERS"] = "false"
     cmd = [sys.executable, "-m", "ceustream.engine.cli", "run", "--json", "-q",
            "--control", ctl_ep, "--pub", f"tcp://127.0.0.1:{pub}", "--backend", args.backend]
     for i, p in enumerate(ports):
@@ -163,7 +199,7 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
             if eng.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the engine did not start: {''.join(err)[-1500:]}")
             time.sleep(0.2)
-        m0, c0, w0 = machine_cpu(), cpu_s(eng.pid), time.monotonic()
+        m0, c0, w0 = machine_cpu(), tree_cpu_s(eng.pid), time.monotonic()
         for i, p in enumerate(ports):  # unsynchronised scanners: starts spread over 2 s
             senders.append(sender(path, p))
             time.sleep(2.0 / n)
@@ -194,8 +230,8 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
             if len(done) == n:
                 break
             time.sleep(0.25)
-        m1, c1, w1 = machine_cpu(), cpu_s(eng.pid), time.monotonic()
-        rss = rss_mb(eng.pid)
+        m1, c1, w1 = machine_cpu(), tree_cpu_s(eng.pid), time.monotonic()
+        rss = (rss_mb(eng.pid), workers_rss_mb(eng.pid))
         before_stop = len(listener.msgs)  # what the stop closes is not counted
         for i, ex in enumerate(exams):
             ask("stop_exam", source=f"s{i}")
@@ -219,7 +255,8 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
 
 
 def numbers(n: int, msgs: list[dict], exams: list[str], engine_pct: float, machine_pct: float,
-            loads: list[float], wall: float, health: dict, rss: float | None) -> dict:
+            loads: list[float], wall: float, health: dict,
+            rss: tuple[float | None, float | None]) -> dict:
     live, window = [], []
     late = missed = neighbour = 0
     slots = 0
@@ -249,7 +286,9 @@ def numbers(n: int, msgs: list[dict], exams: list[str], engine_pct: float, machi
             "machine_cpu_pct": machine_pct, "load_mean": sum(loads) / len(loads) if loads else None,
             "load_max": max(loads) if loads else None, "wall_s": wall,
             "engine_lag_s": health.get("lag_s") if isinstance(health, dict) else None,
-            "engine_rss_mb": rss,
+            "engine_rss_mb": rss[0], "workers_rss_mb": rss[1],
+            "rss_per_source_mb": None if rss[0] is None else
+            round((rss[0] + (rss[1] or 0.0)) / n, 1),
             "ok": missed == 0 and neighbour == 0 and s["p99_ms"] is not None and
             s["p99_ms"] <= GOAL_P99_MS}
 
@@ -274,6 +313,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stop-after-failures", type=int, default=2,
                     help="stop climbing a size after this many levels in a row with missed "
                     "(neighbour-filled or missing) slots: the engine's capacity is passed")
+    ap.add_argument("--in-process", action="store_true",
+                    help="pipelines in the engine's process, not one worker per source "
+                    "(live.workers = false): the layout before source workers")
     ap.add_argument("--decode-only", action="store_true",
                     help="first measure what decoding alone costs per source")
     args = ap.parse_args(argv)
@@ -302,7 +344,8 @@ def main(argv=None) -> int:
             rows.append([n, r["cpu_per_source_pct"], r["engine_cpu_pct"], d["p50_ms"],
                          d["p99_ms"], r["slots_scored"], r["late"], r["missed"],
                          r["neighbour_or_missing"], r["machine_cpu_pct"], r["load_mean"],
-                         r["load_max"], r["engine_rss_mb"], "yes" if r["ok"] else "no"])
+                         r["load_max"], r["engine_rss_mb"], r["workers_rss_mb"],
+                         r["rss_per_source_mb"], "yes" if r["ok"] else "no"])
             fails = fails + 1 if r["neighbour_or_missing"] or r["missed"] else 0
             if fails >= args.stop_after_failures:
                 break
@@ -313,7 +356,8 @@ def main(argv=None) -> int:
                  + (f"; decoding alone: {decode:.1f} % of a core per source" if decode else ""))
         texts.append(table(title, ["N", "CPU/src %", "engine %", "p50 ms", "p99 ms", "slots",
                                    "late", "missed", "nbr/miss", "machine %", "load",
-                                   "load max", "RSS MB", "ok"], rows))
+                                   "load max", "engine RSS MB", "workers RSS MB",
+                                   "RSS/src MB", "ok"], rows))
         out["sizes"][size] = {"levels": results, "largest_ok": best, "decode_only_pct": decode,
                               "recording": str(path)}
     write("capacity", {**out, "table": "\n\n".join(texts), "machine": machine()})

@@ -35,7 +35,7 @@ SCHEMES = ("file", "v4l2", "decklink", "rtsp", "http", "https", "udp", "srt", "g
            "sim")
 #: SRT connection modes a ``srt://`` URI may ask for
 SRT_MODES = ("caller", "listener", "rendezvous")
-_TEST_PATTERN = re.compile(r"^[a-z0-9-]{1,32}$")
+_TEST_PATTERN = re.compile(r"^[a-z0-9-]{1,32}\Z")
 _CREDENTIALS = re.compile(r"://[^/@\s\"']+@")
 
 
@@ -80,7 +80,7 @@ def _host_port(uri: str, u) -> tuple[str, int]:
     if not u.hostname or port is None or not 0 < port < 65536:
         raise UsageError(f"--source {redact(uri)}: expected {u.scheme}://HOST:PORT with a port "
                          "from 1 to 65535")
-    if not re.match(r"^[A-Za-z0-9.:_-]{1,253}$", u.hostname):
+    if not re.match(r"^[A-Za-z0-9.:_-]{1,253}\Z", u.hostname):
         raise UsageError(f"--source {redact(uri)}: '{u.hostname}' is not a host name or address")
     return u.hostname, port
 

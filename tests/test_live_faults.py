@@ -48,6 +48,8 @@ def test_udp_source_killed_restarted_then_frozen(env):
         wait_until(lambda: eng.stream_time() > 0.5, 60, "video over UDP")
         assert eng.cmd("start_exam", exam="udp1", roi=ROI)["ok"]
         s0 = wait_warning(eng, "udp1", "no_signal", False)
+        before = wait_until(lambda: eng.cmd("health")["sources"]["main"]["frames_total"], 30,
+                            "frames counted")
         sender.stop()
         s1 = wait_warning(eng, "udp1", "no_signal", True, s0)
         assert eng.status()["status"]["phase"] == "waiting"  # the exam is still open
@@ -55,6 +57,9 @@ def test_udp_source_killed_restarted_then_frozen(env):
         wait_until(lambda: eng.status()["source"]["reconnects"] >= 2, 60, "re-opens")
         sender = ts_udp_sender(port)
         s2 = wait_warning(eng, "udp1", "no_signal", False, s1)
+        # the count goes on across the reconnects (one counter per source, never reset)
+        wait_until(lambda: eng.cmd("health")["sources"]["main"]["frames_total"] > before + 10,
+                   30, "frames counted across reconnects")
         sender.stop()
         sender = ts_udp_sender(port, pattern="smpte", still=True)  # a still picture
         wait_warning(eng, "udp1", "frozen_frame", True, s2, timeout_s=90)
@@ -86,6 +91,13 @@ def test_slots_missed_while_the_source_is_gone_are_published(env):
         wait_warning(eng, "miss1", "slot_missed", False, seq, timeout_s=60)
         n = eng.status()["status"]["slots_filled"]
         wait_until(lambda: eng.status()["status"]["slots_filled"] > n + 1, 60, "more slots")
+        statuses = eng.sub.of("status", "miss1")
+        times = [m["stream_time_s"] for m in statuses if m["stream_time_s"] is not None]
+        # between slots the gate passes nothing: the clock still never goes back when the
+        # no_signal statuses start (it once fell back to the last slot frame's time)
+        assert times == sorted(times) and len(times) > 5
+        # a moving picture (test pattern 'ball') is never 'frozen_frames'
+        assert "frozen_frames" not in statuses[-1]["flags"], statuses[-1]["flags"]
     finally:
         sender.stop()
         eng.stop()
@@ -121,8 +133,10 @@ def test_srt_source(env, engine_mode):
                 "framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
                 f"key-int-max=15 ! mpegtsmux ! srtsink uri=srt://{host}:{port}?mode={sender_mode}"
                 " wait-for-connection=false")
-    sender = Sender(pipeline)
+    # the engine first: an SRT caller gives up after its 3 s connect timeout, and the
+    # engine's source worker may take longer than that to start listening on a busy machine
     eng = Engine(env, f"srt://{host}:{port}?mode={engine_mode}")
+    sender = Sender(pipeline)
     try:
         wait_until(lambda: eng.stream_time() > 0.5, 90, "video over SRT")
         assert eng.status()["source"]["state"] == "playing"
@@ -197,3 +211,104 @@ def test_a_sender_that_restarts_its_clock_is_followed_after_three_frames():
     before = r.last_us
     _offer(r, 3 / 30)
     assert r.last_us == before + 33_333
+
+
+# -- source workers: a native fault of one source is that source's fault -------------------
+def short_ts(path) -> str:
+    """A 6 s MPEG-TS file from ffmpeg's own test source and H.264 encoder."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=320x240:rate=30", "-t", "6", "-c:v", "libx264", "-g", "15",
+                    "-pix_fmt", "yuv420p", "-f", "mpegts", str(path)], check=True, timeout=120)
+    return str(path)
+
+
+def ffmpeg_srt(ts: str, url: str):
+    import subprocess
+
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", ts, "-c", "copy", "-f",
+                             "mpegts", url], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("engine_mode", ["listener", "caller"])
+def test_an_srt_sender_that_leaves_is_a_source_fault_not_the_engines(env, tmp_path,
+                                                                        engine_mode):
+    """The issue's SRT cases: ffmpeg (libsrt) sends a short file and leaves; the engine (as
+    listener: exit 134 once; as caller: exit 139) now lives on, the source re-opens, and a
+    second send is received."""
+    ts = short_ts(tmp_path / "short.ts")
+    port = free_port()
+    host = "127.0.0.1"
+    ff_mode = "caller" if engine_mode == "listener" else "listener"
+    url = f"srt://{host}:{port}?mode={ff_mode}" + ("&pkt_size=1316" if ff_mode == "caller"
+                                                   else "")
+    eng = Engine(env, f"srt://{host}:{port}?mode={engine_mode}")
+    ff = ffmpeg_srt(ts, url)
+    try:
+        wait_until(lambda: eng.stream_time() > 0.5, 90, "video over SRT from ffmpeg")
+        assert eng.cmd("start_exam", exam="srt1", roi=ROI)["ok"]
+        ff.wait(60)  # the file ended: ffmpeg leaves
+        # the source is lost and re-opened (a new worker) while the engine answers
+        wait_until(lambda: eng.alive_or_fail() and eng.status()["source"]["reconnects"] >= 2,
+                   60, "re-opens after the sender left")
+        h = eng.cmd("health")
+        assert h["ok"] and h["sources"]["main"]["exam"] == "srt1"
+        before = eng.stream_time()
+        ff = ffmpeg_srt(ts, url)
+        wait_until(lambda: eng.alive_or_fail() and eng.stream_time() > before + 0.5, 90,
+                   "video from a second send")
+        assert eng.status()["status"]["exam"] == "srt1"
+    finally:
+        ff.kill()
+        ff.wait(10)
+        rc = eng.stop()
+    assert rc in (0, 4), eng.stderr[-3000:]  # a clean stop (the open exam: partial)
+
+
+def test_a_worker_killed_by_sigsegv_is_a_source_fault(env):
+    """Two sources, each in its own worker process; one worker is killed with SIGSEGV (what
+    a crashing decoder or capture driver does). Its exam gets no_signal, health names the
+    signal, a new worker takes over; the other source's exam keeps scoring throughout."""
+    import os
+    import signal
+
+    p1, p2 = free_port(), free_port()
+    s1, s2 = ts_udp_sender(p1), ts_udp_sender(p2)
+    eng = Engine(env, f"one=udp://127.0.0.1:{p1}", "--source", f"two=udp://127.0.0.1:{p2}")
+    try:
+        def playing(name):
+            return eng.cmd("health")["sources"][name]["up"]
+
+        wait_until(lambda: playing("one") and playing("two"), 60, "video on both sources")
+        for name in ("one", "two"):
+            assert eng.cmd("start_exam", source=name, exam=f"seg{name}", roi=ROI)["ok"]
+            assert eng.cmd("mark_arrival", source=name)["ok"]
+        wait_until(lambda: eng.cmd("status", source="two")["status"]["slots_filled"] >= 1,
+                   60, "slot on two")
+        pid = eng.cmd("health")["sources"]["one"]["worker"]["pid"]
+        assert isinstance(pid, int) and pid not in (eng.p.pid, os.getpid())
+        n2 = eng.cmd("status", source="two")["status"]["slots_filled"]
+        os.kill(pid, signal.SIGSEGV)
+        wait_warning(eng, "segone", "no_signal", True, 0, timeout_s=30)
+
+        def worker_one():
+            w = eng.cmd("health")["sources"]["one"]["worker"]
+            return w if w["last_exit"] is not None else None
+
+        w = wait_until(worker_one, 30, "health naming the worker's end")
+        assert w["last_exit"] == "signal SIGSEGV", w
+        assert "SIGSEGV" in eng.stderr
+        # a new worker for one; two scored on meanwhile and still does
+        wait_until(lambda: eng.cmd("health")["sources"]["one"]["up"], 60, "one back")
+        new = eng.cmd("health")["sources"]["one"]["worker"]["pid"]
+        assert new != pid
+        wait_until(lambda: eng.cmd("status", source="two")["status"]["slots_filled"] > n2 + 1,
+                   60, "two keeps scoring")
+        assert not any("no_signal" in m["warnings"] for m in eng.sub.of("status", "segtwo"))
+        eng.alive_or_fail()
+    finally:
+        s1.stop()
+        s2.stop()
+        eng.stop()

@@ -12,6 +12,7 @@ Every wait is on an event (a message, a status answer, a result), never a fixed 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -215,6 +216,10 @@ def test_sources_added_removed_and_the_model_reloaded_at_run_time(env, tmp_path)
         bad.write_bytes(b"not onnx at all")
         r = eng.cmd("reload_model", path=str(bad))
         assert not r["ok"] and "bad.onnx" in r["error"] and "\n" not in r["error"]
+        # a device is refused before a byte is read (it once grew the engine to 18 GB)
+        r = eng.cmd("reload_model", path="/dev/zero")
+        assert not r["ok"] and "not a regular file" in r["error"] and "\n" not in r["error"]
+        assert eng.cmd("health")["ok"]
         r = eng.cmd("reload_model", path=str(renamed_model(tmp_path / "m2.onnx")))
         assert r["ok"] and r["model"]["name"] == "cnn3d-reloaded", r
         assert eng.cmd("stop_exam", source="two")["ok"]
@@ -228,7 +233,9 @@ def test_sources_added_removed_and_the_model_reloaded_at_run_time(env, tmp_path)
 
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=20
                                       ).read().decode()
-        assert 'ceustream_source_frames_total{source="two"}' in text
+        for name in ("one", "two"):  # every source, counting
+            m = re.search(r'ceustream_source_frames_total\{source="%s"\} (\S+)' % name, text)
+            assert m and float(m.group(1)) > 0, (name, text[:2000])
         assert "ceustream_model_reloads_total" in text
 
         # removing a source stops its exam (published, partial) and leaves the other alone

@@ -145,3 +145,38 @@ def test_the_same_file_twice_is_a_plain_reload(slot, shipped, tmp_path):
     copy = shutil.copy(shipped.path, tmp_path / "same.onnx")
     slot.reload(copy)
     assert slot.describe()["generation"] == 2 and slot.describe()["sha256"] == shipped.sha256
+
+
+@pytest.mark.parametrize("path,expect", [
+    ("/dev/zero", "not a regular file"),
+    ("/tmp", "not a regular file"),
+])
+def test_a_device_or_folder_is_refused_before_reading(slot, path, expect):
+    with pytest.raises(ModelError, match=expect) as e:
+        slot.reload(path)
+    assert "\n" not in str(e.value)
+    assert slot.describe()["generation"] == 1 and slot.describe()["reloads_refused"] == 1
+
+
+def test_a_fifo_is_refused_without_opening_it(slot, tmp_path):
+    """Opening a FIFO for reading would block until a writer comes: it is never opened."""
+    import os
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match="not a regular file"):
+        slot.reload(str(fifo))
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(shipped, tmp_path):
+    cfg = config.load(env={"CEUSTREAM_ENGINE__MAX_MODEL_MB": "0.001"})  # 1000 bytes
+    s = ModelSlot.open(shipped, "onnxruntime", cfg)
+    try:
+        big = tmp_path / "big.onnx"
+        with open(big, "wb") as f:  # sparse: 2 GB that are never read
+            f.truncate(2_000_000_000)
+        with pytest.raises(ModelError, match=r"2000\.0 MB, more than engine.max_model_mb"):
+            s.reload(str(big))
+        assert s.describe()["generation"] == 1
+    finally:
+        s.close()

@@ -43,7 +43,7 @@ from .session import Event
 
 log = logging.getLogger(__name__)
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 LEGACY_RUN = "legacy"
 
 
@@ -250,7 +250,7 @@ def list_runs(root: Path) -> list[Run]:
         return []
     out: list[Run] = []
     for p in sorted(root.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", p.name):
+        if p.is_dir() and not p.name.startswith(".") and re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z", p.name):
             try:
                 out += runs(root, p.name)
             except UsageError:

@@ -33,6 +33,7 @@ from ceustream.engine.core.roi import Roi
 from ceustream.engine.core.source import DamagedStream, EndOfStream
 from ceustream.pipelines.source import redact
 
+from . import examclock
 from .history import History, Kept, to_us
 from .journal import Journal, default_dir
 from .liveexam import LiveExam
@@ -47,9 +48,18 @@ log = logging.getLogger(__name__)
 SLOT_PAD_US = 5
 
 
-#: frames in a row with times far (> 0.5 s) before the newest frame's that make a new
-#: timeline (a sender that restarted its clock); fewer are skipped as damaged
-TIMELINE_CONFIRM = 3
+#: frames in a row far back that make a new timeline (``examclock``)
+TIMELINE_CONFIRM = examclock.TIMELINE_CONFIRM
+
+
+def names(values: set[str]) -> list[str]:
+    """A sorted copy of a set another thread may be changing (retried, never an error)."""
+    for _ in range(100):
+        try:
+            return sorted(values)
+        except RuntimeError:  # "set changed size during iteration"
+            continue
+    return []
 
 
 def live_settings(cfg: dict) -> dict[str, float]:
@@ -116,11 +126,9 @@ class SourceRunner:
         self.reconnects = 0
         self.state = "opening"
         self.last_error: str | None = None
-        # the clock (µs): exam = pipeline + offset; None until a pipeline's first frame
-        self.offset_us: int | None = None
-        self.first_stream_s: float | None = None
-        self.last_us: int | None = None          # exam time of the newest frame taken
-        self.last_mono_ns: int | None = None     # when it left the decoder
+        #: the exam clock (µs), pure (``examclock.ExamClock``): fed under the lock
+        self.xclock = examclock.ExamClock()
+        self._now_lock = threading.Lock()
         self.size: tuple[int, int] | None = None
         self.warnings: set[str] = set()
         self.exam: LiveExam | None = None
@@ -139,10 +147,15 @@ class SourceRunner:
         self.lag_s: float | None = None
         self.fps: float | None = None             # measured at the gate
         self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
-        self._count = [0, 0, 0]  # [generation, frames of earlier generations, this one's]
+        #: frames that reached the gate in the pipelines closed so far (``frames_total`` is
+        #: this plus the open pipeline's: one count across reconnects)
+        self._frames_before = 0
+        self._frames_hi = 0      # the highest count reported (a counter never goes back)
+        self._count_lock = threading.Lock()  # the reader and the count change together
         self._taken = 0          # frames this pipeline handed to the engine
-        self._back: list[int] = []  # stream times (µs) of frames far back, in a row
         self.engine_dropped = 0  # frames the gate passed that the engine never took (behind)
+        #: how the last source worker process ended (``signal SIGSEGV``, ``exit code 0``)
+        self.worker_exit: str | None = None
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
             "kind": "seconds since the first frame received from the source",
@@ -158,9 +171,20 @@ class SourceRunner:
         self._quit.set()
         self._t.join(timeout_s)
         with self.lock:
-            r, self.reader = self.reader, None
+            r = self._drop_reader()
         if r is not None:
             r.close()
+
+    def _drop_reader(self) -> Any:
+        """Takes the open pipeline out (to be closed), its frames added to the count."""
+        with self._count_lock:
+            r, self.reader = self.reader, None
+            if r is not None:
+                try:
+                    self._frames_before += int(r.frames_seen())
+                except Exception:  # a pipeline that failed: its count is gone with it
+                    log.debug("source %s: no frame count from the closed pipeline", self.name)
+        return r
 
     def wait_for_video(self, timeout_s: float) -> bool:
         """True once the source delivered a frame (scripts, tests)."""
@@ -174,6 +198,25 @@ class SourceRunner:
         return False
 
     # -- the clock -------------------------------------------------------------------------
+    @property
+    def offset_us(self) -> int | None:
+        """exam = stream + offset for the open pipeline (µs); None before its first frame."""
+        return self.xclock.offset_us
+
+    @property
+    def last_us(self) -> int | None:
+        """Exam time (µs) of the newest frame taken."""
+        return self.xclock.last_us
+
+    @property
+    def last_mono_ns(self) -> int | None:
+        return self.xclock.last_mono_ns
+
+    @property
+    def first_stream_s(self) -> float | None:
+        us = self.xclock.first_stream_us
+        return None if us is None else us / 1e6
+
     def seconds_since_frame(self) -> float | None:
         r = self.reader
         arrival = r.arrival_ns() if r is not None and self.offset_us is not None else 0
@@ -181,18 +224,17 @@ class SourceRunner:
         return None if last == 0 else (time.monotonic_ns() - last) / 1e9
 
     def now_s(self) -> float | None:
-        """The exam clock now: the newest frame at the gate; while no frame comes, the last
-        one's time plus the wall time since (so countdowns keep moving)."""
+        """The exam clock now: the newest frame at the gate; while no frame comes, the newest
+        frame's time plus the wall time since (so countdowns keep moving). Never goes back
+        (``examclock.ExamClock.now_us``)."""
         since = self.seconds_since_frame()
-        if since is not None and since > self.settings["no_signal_s"] and \
-                self.last_us is not None:
-            return round(self.last_us / 1e6 + since, 6)
-        r, off = self.reader, self.offset_us
-        if r is not None and off is not None:
-            st = r.stream_ns()
-            if st is not None:
-                return max((st + 500) // 1000 + off, self.last_us or 0) / 1e6
-        return None if self.last_us is None else self.last_us / 1e6
+        silent = since is not None and since > self.settings["no_signal_s"]
+        r = self.reader
+        st = r.stream_ns() if r is not None and not silent else None
+        with self._now_lock:  # the control thread reads it too (status)
+            us = self.xclock.now_us(time.monotonic_ns(), silent,
+                                    None if st is None else (st + 500) // 1000)
+        return None if us is None else us / 1e6
 
     # -- the gate --------------------------------------------------------------------------
     def configure(self, pass_all: bool, slots_s: list[float]) -> None:
@@ -256,6 +298,11 @@ class SourceRunner:
     def _check_stall(self, opened_ns: int) -> None:
         """A pipeline without its first frame after ``open_timeout_s``, or without any frame
         for ``reopen_after_s`` since, is given up and re-opened."""
+        ready = getattr(self.reader, "ready_ns", None)
+        if ready is not None:  # a source worker: counted from when its pipeline started
+            if not ready:
+                return  # still starting (the worker's own start limit applies)
+            opened_ns = max(opened_ns, ready)
         waited = (time.monotonic_ns() - opened_ns) / 1e9
         if self.offset_us is None:
             limit = self.settings["open_timeout_s"]
@@ -293,10 +340,10 @@ class SourceRunner:
                             text, delay)
             self.last_error = text
             return False
-        with self.lock:
+        with self.lock, self._count_lock:
             self.reader = r
             self.generation += 1
-            self.offset_us = None
+            self.xclock.new_pipeline()
             self._fps = None
             self._frozen_after = 0
             self._taken = 0
@@ -307,7 +354,7 @@ class SourceRunner:
     def _lost(self, why: str, eos: bool) -> None:
         """The pipeline failed, ended or stalled: close it; re-open later (or end)."""
         with self.lock:
-            r, self.reader = self.reader, None
+            r = self._drop_reader()
             got_frames = self.offset_us is not None
             self.state = "reconnecting" if self.reopen else "ended"
             self._set_warning("no_signal", True)
@@ -315,6 +362,9 @@ class SourceRunner:
         text = redact(why)
         if r is not None:
             r.close()
+            ended = getattr(r, "exit", None)  # a source worker: how its process ended
+            if ended is not None:
+                self.worker_exit = ended
         if not self.reopen:
             log.warning("source %s: %s; the source has ended", self.name, text)
             self._gone("source_ended" if eos else "source_error")
@@ -337,24 +387,30 @@ class SourceRunner:
         pts_ns = int(round(fr.pts_s * 1e9))
         raw = (pts_ns + 500) // 1000
         mono = fr.mono_ns if fr.mono_ns is not None else time.monotonic_ns()
-        if self.offset_us is None:
-            self._first_frame(fr, raw, mono)
-        us = raw + self.offset_us
-        if self.last_us is not None and us <= self.last_us:
-            if self.last_us - us > 500_000 and self._new_timeline(raw):
-                # the stream time went back and stayed back: a new timeline (a sender that
-                # restarted its clock)
-                log.warning("source %s: stream time jumped back %.2f s; the exam clock goes on",
-                            self.name, (self.last_us - us) / 1e6)
-                self._rebase(raw, mono)
-                us = raw + self.offset_us
-            else:
-                # a repeated or out-of-order frame, or one with a time far back that the next
-                # frames do not confirm yet (a decoder fed a damaged stream puts out such
-                # frames): the earlier one stands
-                return
-        self._back = []
-        self.last_us, self.last_mono_ns = us, mono
+        clk = self.xclock
+        before_us, before_ns = clk.last_us, clk.last_mono_ns
+        was = clk.exam_us(raw)
+        us, event = clk.place(raw, mono)
+        if event == "first":
+            self.clock["first_frame_stream_s"] = self.first_stream_s
+            self.size = (fr.width, fr.height)
+            log.info("source %s: first frame (%dx%d) at stream time %.3f s: the exam clock "
+                     "starts here", self.name, fr.width, fr.height, raw / 1e6)
+        elif event == "resumed":
+            log.info("source %s: frames again after %.1f s; the exam clock goes on at %.2f s",
+                     self.name, (mono - (before_ns or mono)) / 1e9, clk.exam_us(raw) / 1e6)
+        elif event == "timeline":
+            # the stream time went back and stayed back: a new timeline (a sender that
+            # restarted its clock)
+            log.warning("source %s: stream time jumped back %.2f s; the exam clock goes on",
+                        self.name, ((before_us or 0) - (was or 0)) / 1e6)
+        if event is not None:
+            self._apply_gate()
+        if us is None:
+            # a repeated or out-of-order frame, or one with a time far back that the next
+            # frames do not confirm yet (a decoder fed a damaged stream puts out such frames):
+            # the earlier one stands
+            return
         self.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
         self._set_warning("no_signal", False)
         self.state = "playing"
@@ -384,38 +440,6 @@ class SourceRunner:
         if ex.stage == "ended":
             self._exam_ended()
 
-    def _first_frame(self, fr, raw: int, mono: int) -> None:
-        if self.last_us is None:
-            self.offset_us = -raw
-            self.first_stream_s = raw / 1e6
-            self.clock["first_frame_stream_s"] = self.first_stream_s
-            self.size = (fr.width, fr.height)
-            log.info("source %s: first frame (%dx%d) at stream time %.3f s: the exam clock "
-                     "starts here", self.name, fr.width, fr.height, raw / 1e6)
-        else:
-            self._rebase(raw, mono)
-            log.info("source %s: frames again after %.1f s; the exam clock goes on at %.2f s",
-                     self.name, (mono - (self.last_mono_ns or mono)) / 1e9,
-                     (raw + self.offset_us) / 1e6)
-        self._apply_gate()
-
-    def _new_timeline(self, raw: int) -> bool:
-        """A frame far back in time: a new timeline only once ``TIMELINE_CONFIRM`` frames in
-        a row came back there, each after the one before (until then they are skipped); a
-        lone frame with a wrong time never moves the exam clock."""
-        if self._back and raw <= self._back[-1]:
-            self._back = []
-        self._back.append(raw)
-        if len(self._back) < TIMELINE_CONFIRM:
-            return False
-        self._back = []
-        return True
-
-    def _rebase(self, raw: int, mono: int) -> None:
-        gap_us = max(1, (mono - (self.last_mono_ns or mono)) // 1000)
-        self.offset_us = (self.last_us or 0) + gap_us - raw
-        self._apply_gate()
-
     # -- periodic --------------------------------------------------------------------------
     def _tick(self) -> None:
         since = self.seconds_since_frame()
@@ -426,7 +450,9 @@ class SourceRunner:
             self._frozen(r, no_signal)
             st = r.stream_ns()  # every frame at the gate, passed or not
             if st is not None and not no_signal:
-                self._speed.add(r.arrival_ns(), (st + 500) // 1000 + self.offset_us)
+                arrival = r.arrival_ns()
+                self._speed.add(arrival, (st + 500) // 1000 + self.offset_us)
+                self.xclock.observe_gate((st + 500) // 1000, arrival)
         now = self.now_s()
         ex = self.exam
         if ex is not None and ex.stage != "ended":
@@ -459,6 +485,16 @@ class SourceRunner:
                 self._fps = (seen, st)
         self._set_warning("frozen_frame", bool(self._frozen_after and not no_signal and
                                                r.frozen()))
+
+    def _picture_frozen(self) -> bool:
+        """The gate has seen the whole picture byte-identical (``frozen-after`` frames)."""
+        if "frozen_frame" in self.warnings:
+            return True
+        r = self.reader
+        try:
+            return r is not None and bool(r.frozen())
+        except Exception:
+            return False
 
     def _set_warning(self, name: str, on: bool) -> None:
         if on == (name in self.warnings):
@@ -497,7 +533,9 @@ class SourceRunner:
         try:
             session = ExamSession(exam, model, backend, r, speed=0.0,
                                   frame_size=size, backend_note=note, clock=self.now_s,
-                                  source=self.name)
+                                  source=self.name,
+                                  max_copied=int(ctx.cfg["engine"]["max_copied_slots"]),
+                                  picture_frozen=self._picture_frozen)
         except BaseException:
             if lease is not None:
                 lease.release()
@@ -617,38 +655,38 @@ class SourceRunner:
 
     def numbers(self) -> dict[str, Any]:
         """The source's numbers for ``health`` and the metrics (read at any time)."""
-        r = self.reader
         ex = self.exam
-        frames = None
-        if r is not None:
-            try:
-                frames = r.frames_seen()
-                passed = r.counters()[0]
-                # the appsink holds at most max_buffers; beyond that the engine was behind and
-                # the appsink dropped them (``pipelines.live``): counted, never queued
-                held = int(getattr(r, "max_buffers", 4))
-                self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
-            except Exception:  # a pipeline being closed: no count this time
-                frames = None
-        if frames is not None:  # one count over every pipeline generation (a metrics counter)
-            if self._count[0] != self.generation:
-                self._count = [self.generation, self._count[1] + self._count[2], 0]
-            self._count[2] = frames
-            frames = self._count[1] + frames
-        return {"uri": redact(self.uri), "state": self.state, "warnings": sorted(self.warnings),
+        with self._count_lock:  # one count over every pipeline (a metrics counter)
+            r, frames = self.reader, self._frames_before
+            if r is not None:
+                try:
+                    frames += int(r.frames_seen())
+                    passed = r.counters()[0]
+                    # the appsink holds at most max_buffers; beyond that the engine was behind
+                    # and the appsink dropped them (``pipelines.live``): counted, never queued
+                    held = int(getattr(r, "max_buffers", 4))
+                    self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
+                except Exception:  # a pipeline being closed: its count is added when it is
+                    log.debug("source %s: no frame count this time", self.name)
+            self._frames_hi = frames = max(self._frames_hi, frames)
+        return {"uri": redact(self.uri), "state": self.state, "warnings": names(self.warnings),
                 "reconnects": self.reconnects, "stream_time_s": self.now_s(),
                 "fps": self.fps if "no_signal" not in self.warnings else 0.0,
                 "lag_s": self.engine_lag_s(), "frames_total": frames,
                 "frames_dropped": self.engine_dropped,
+                "worker": {"pid": getattr(r, "pid", None), "last_exit": self.worker_exit,
+                           "last_error": self.last_error},
                 "up": self.state == "playing" and "no_signal" not in self.warnings,
                 "exam": ex.s.exam if ex is not None and ex.stage != "ended" else None,
                 "phase": ex.s.phase if ex is not None else "idle"}
 
     def status(self) -> dict[str, Any]:
+        """The exam's status and the source's state; read without the runner's lock (the
+        session has its own, never held while scoring)."""
         ex = self.exam
         st = status_message(ex.s) if ex is not None else {"phase": "idle"}
         return {"status": st, "source": {
-            "name": self.name, "state": self.state, "warnings": sorted(self.warnings),
+            "name": self.name, "state": self.state, "warnings": names(self.warnings),
             "reconnects": self.reconnects, "stream_time_s": self.now_s(),
             "speed": self._speed.speed(time.monotonic_ns())}}
 
@@ -764,11 +802,11 @@ class LiveEngine:
                 len(self.snapshot()) != 1:
             return {"sources": {r.name: r.status() for r in self.snapshot()}}
         r = self.pick(req)
+        if cmd == "status":  # never waits on the source (scoring runs under its lock)
+            return r.status()
         if cmd == "start_exam":
             self._check_exam_free(req.get("exam"), r)
         with r.lock:
-            if cmd == "status":
-                return r.status()
             if cmd == "start_exam":
                 return r.start_exam(req.get("exam"), req.get("roi"))
             if cmd == "set_roi":

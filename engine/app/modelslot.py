@@ -15,6 +15,8 @@ Every generation has its own ``BatchingScorer``, so a batch never mixes two mode
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +102,24 @@ def backend_factory(name: str, cfg: dict) -> BackendFactory:
     return lambda model: backends.create(name, model, threads=threads)
 
 
+def check_model_file(path: Any, max_bytes: int) -> None:
+    """Refuses (``ModelError``, one line) anything but a regular file of at most ``max_bytes``
+    (``engine.max_model_mb``), before a byte of it is read: a device (``/dev/zero``), a FIFO,
+    a folder or a huge file never reaches the ONNX reader."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ModelError(f"reload_model: model {path}: file not found") from None
+    except OSError as e:
+        raise ModelError(f"reload_model: model {path}: {e.strerror or 'cannot be read'}") \
+            from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"reload_model: model {path}: not a regular file")
+    if st.st_size > max_bytes:
+        raise ModelError(f"reload_model: model {path}: {st.st_size / 1e6:.1f} MB, more than "
+                         f"engine.max_model_mb ({max_bytes / 1e6:g} MB)")
+
+
 class ModelSlot:
     """The engine's current model; see the module's docstring."""
 
@@ -156,6 +176,11 @@ class ModelSlot:
         keeps the old model when the file cannot be served."""
         if not isinstance(path, (str, Path)) or not str(path).strip():
             raise ModelError("reload_model: 'path' must name an ONNX file")
+        try:
+            check_model_file(path, int(float(self.cfg["engine"]["max_model_mb"]) * 1e6))
+        except ModelError:
+            self.refused += 1
+            raise
         if not self._reloading.acquire(blocking=False):
             raise ModelError("reload_model: another reload is in progress")
         try:

@@ -117,7 +117,8 @@ def replay(path: str | Path, opts: ReplayOptions, cfg: dict | None = None, publi
     journal = Journal(default_dir(cfg), exam) if opts.journal else None
     session = ExamSession(exam, model, be, opts.roi, speed=opts.speed,
                           frame_size=(info.width, info.height), backend_note=note,
-                          region=region, ref_roi=opts.ref_roi)
+                          region=region, ref_roi=opts.ref_roi,
+                          max_copied=int(cfg["engine"]["max_copied_slots"]))
     attach(session, publisher, journal, on_score)
     for fn in subscribers:
         session.subscribe(fn)

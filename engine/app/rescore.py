@@ -32,7 +32,8 @@ def rescore(root: Path, exam: str, cfg: dict, run: str | None = None) -> dict:
         if c.shape[:2] != (want.h, want.w):
             raise InputError(f"journal: exam {exam} slot {i}: a {c.shape[1]}x{c.shape[0]} crop, "
                              f"not the {want.w}x{want.h} its exam record names")
-    s = ExamSession(exam, model, be, roi, backend_note=note, region=region, ref_roi=ref)
+    s = ExamSession(exam, model, be, roi, backend_note=note, region=region, ref_roi=ref,
+                    max_copied=int(cfg["engine"]["max_copied_slots"]))
     sampler = s.set_t0(info["t0"])
     fills = []
     for i in sorted(records):

@@ -7,6 +7,16 @@ events (``started``, ``t0``, ``slot``, ``score``, ``status``, ``finished``) and 
 subscribe to them (``app.outputs``: the ZeroMQ publisher, the journal, progress lines).
 That is why a replay gives the same score as the live exam, and a rescore from the journal
 the same as both.
+
+The score first: ``score`` emits the score event (the message) as soon as the network has
+answered; the clip's analysis (the TIC reading, ``analyser``) runs after it and its reading
+follows in the next status event (``features``), so it never delays a score. A check that
+must travel with the score itself is ``check_domain`` (``core.domain``: synchronous, cheap,
+from the network's own embedding).
+
+Honest completion: a clip is FINAL only when at most ``max_copied`` of its slots are
+neighbour-filled copies (``engine.max_copied_slots``); with more, every slot decided, the
+result is partial and flagged ``slots_copied``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from ceustream.engine.core.schedule import FRAME, MISSING, NEIGHBOUR, Sampler, S
 log = logging.getLogger(__name__)
 
 VIDEO_PHASE_SLOTS = 25
+#: neighbour-filled slots a FINAL clip may hold (``engine.max_copied_slots``)
+MAX_COPIED_SLOTS = 2
 #: phases after which the exam takes no more frames or marks
 ENDED = ("complete", "partial", "stopped")
 
@@ -96,6 +108,13 @@ class ExamSession:
     region: Roi | None = None
     #: the operator's parenchyma reference box (frame pixels), inside ``region``
     ref_roi: Roi | None = None
+    #: neighbour-filled slots a FINAL clip may hold; beyond it the result is partial
+    #: (``slots_copied``)
+    max_copied: int = MAX_COPIED_SLOTS
+    #: for a live source: whether the source's whole picture is frozen now (its gate's
+    #: byte-identical frames); two slots with identical crops are ``frozen_frames`` only when
+    #: it says so (a still region of a moving picture is not frozen). None: crops decide.
+    picture_frozen: Callable[[], bool] | None = None
 
     t0: float | None = None
     injection: float | None = None
@@ -208,7 +227,8 @@ class ExamSession:
                         f.index > 0 else None
                     if f.source == FRAME and prev is not None and prev.source == FRAME and \
                             prev.pts_s != f.pts_s and self.clip.present[f.index - 1] and \
-                            np.array_equal(img, self.clip.raw[f.index - 1]):
+                            np.array_equal(img, self.clip.raw[f.index - 1]) and \
+                            self._same_picture(prev.payload, f.payload):
                         self.flags.add("frozen_frames")
                     self.clip.put(f.index, img)
                     self.around.put(f.index, f.payload)
@@ -235,8 +255,12 @@ class ExamSession:
         dom = self.check_domain(x)
         with self._lock:
             filled = self.clip.filled()
-            final = self.sampler is not None and self.sampler.done and \
+            complete = self.sampler is not None and self.sampler.done and \
                 filled == self.model.meta.frames
+            copied = self.copied_slots()
+            final = complete and copied <= self.max_copied
+            if complete and not final:
+                self.flags.add("slots_copied")
             label = self.model.meta.label_for(p) if final else None
             if dom is not None:
                 self.domain = dom
@@ -254,8 +278,8 @@ class ExamSession:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
             self.last_score = s
             self.scores.append(s)
-        self.analyse(s)
-        self.emit("score", s)
+        self.emit("score", s)  # the score leaves first (its domain decided with it) ...
+        self.analyse(s)        # ... the clip's reading follows, in the status below
         self.emit("status")  # the next slot and its countdown move on with every score
         return s
 
@@ -291,6 +315,21 @@ class ExamSession:
         (self.warnings.add if on else self.warnings.discard)("out_of_distribution")
         if on and final:
             self.flags.add("out_of_distribution")
+
+    def copied_slots(self) -> int:
+        """Slots filled with a copy of their neighbour's frame (``slot_neighbour_fill``)."""
+        if self.sampler is None:
+            return 0
+        return sum(1 for f in self.sampler.fills if f is not None and f.source == NEIGHBOUR)
+
+    def _same_picture(self, a: Any, b: Any) -> bool:
+        """Two slot frames with identical model-size crops are the same picture when their
+        full-resolution crops are identical and, for a live source, its gate saw the whole
+        picture frozen."""
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and
+                a.shape == b.shape and np.array_equal(a, b)):
+            return False
+        return self.picture_frozen is None or bool(self.picture_frozen())
 
     def analyse(self, s: Score) -> None:
         """Runs the analyser (if any) on the clip as scored; a failing analyser is logged and

@@ -292,7 +292,8 @@ def finish(result: dict[str, Any], as_json: bool) -> int:
         print_result(result)
     if not result["final"]:
         why = [f for f in result["flags"] if f in ("recording_ended_early", "recording_damaged",
-                                                   "slots_missing", "stopped_early")]
+                                                   "slots_missing", "slots_copied",
+                                                   "stopped_early")]
         dmg = result.get("damage")
         extra = f"; damaged at {dmg['at_s']:.1f} s: {dmg['error']}" if dmg and dmg.get("at_s") \
             else (f"; {dmg['error']}" if dmg else "")

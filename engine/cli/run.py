@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     common.add_zmq_options(p)
 
 
-_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)$")
+_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)\Z")
 
 
 def split_source(text: str) -> tuple[str | None, str]:
@@ -119,10 +119,13 @@ def record_path(record: str | None, generation: int, name: str | None = None) ->
 
 
 def reader_factory(source: str, branch: str | None, record: str | None,
-                   name: str | None = None):
+                   name: str | None = None, workers: bool = True):
     """A function opening the live reader for ``source`` (called again on every re-open); a
-    ``sim://`` source is the simulator's frame generator, which starts its exam again."""
+    ``sim://`` source is the simulator's frame generator, which starts its exam again.
+    ``workers`` (``live.workers``): each pipeline runs in a source worker process
+    (``pipelines.worker``), else in the engine's own process."""
     from ceustream.pipelines.live import LiveReader
+    from ceustream.pipelines.worker import WorkerReader
 
     sim = None
     if source.startswith("sim://"):
@@ -132,8 +135,10 @@ def reader_factory(source: str, branch: str | None, record: str | None,
         log.info("simulated scanner: %s", json.dumps(sim.truth))
 
     def open_reader(generation: int):
-        return LiveReader(source, branch, generator=sim,
-                          record=record_path(record, generation, name))
+        rec = record_path(record, generation, name)
+        if workers:
+            return WorkerReader(source, branch, record=rec, name=name or "main")
+        return LiveReader(source, branch, generator=sim, record=rec)
 
     return open_reader
 
@@ -200,11 +205,13 @@ def run(args) -> int:
             common.print_result(r)
         wake.set()
 
+    workers = bool(cfg["live"]["workers"])
+
     def opener(name: str, uri: str):
         """A source added over the control socket (``add_source``)."""
         if kind(uri) != "sim":
             source_description(uri)
-        return reader_factory(uri, None, None, name), reopens(uri)
+        return reader_factory(uri, None, None, name, workers), reopens(uri)
 
     eng = LiveEngine(ExamContext(cfg, model, slot.current.scorer, note, publisher=pub,
                                  journal=not args.no_journal,
@@ -215,7 +222,8 @@ def run(args) -> int:
     try:
         metrics = serve(tel, cfg)
         for name, uri in sources:  # before the control socket: its first answer knows them
-            open_reader = reader_factory(uri, branch, args.record, name if several else None)
+            open_reader = reader_factory(uri, branch, args.record, name if several else None,
+                                         workers)
             eng.add_source(name, uri, open_reader, reopens(uri))
         if metrics is not None:  # /readyz: from now on, every source is known
             from ceustream.engine.app.health import engine_readiness

@@ -27,10 +27,10 @@ _POSITIVE = {
     ("live", "no_signal_s"), ("live", "reopen_after_s"), ("live", "open_timeout_s"),
     ("live", "reopen_min_s"), ("live", "reopen_max_s"), ("live", "frozen_s"),
     ("live", "history_s"), ("live", "history_max_mb"), ("engine", "max_batch"),
-    ("engine", "slot_late_s"),
+    ("engine", "slot_late_s"), ("engine", "max_model_mb"),
 }
 _NON_NEGATIVE = {("model", "threads"), ("arrival", "min_rise"), ("replay", "seek_min_gap_s"),
-                 ("engine", "batch_window_ms")}
+                 ("engine", "batch_window_ms"), ("engine", "max_copied_slots")}
 
 
 def _defaults() -> dict[str, dict[str, Any]]:

@@ -24,14 +24,14 @@ from ceustream.engine.core import DISCLAIMER
 log = logging.getLogger(__name__)
 
 VERSION = 1
-EXAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+EXAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 PHASES = ("waiting", "pre_arrival", "video_phase", "late_phase", "complete", "partial",
           "stopped", "idle")
 COMMANDS = ("start_exam", "mark_injection", "mark_arrival", "set_roi", "stop_exam", "status",
             "add_source", "remove_source", "health", "reload_model")
 COMMAND_KEYS = ("cmd", "exam", "roi", "t", "source", "uri", "path")
 #: a source's name in the engine (commands and status name it; a metrics label)
-SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
 #: the longest source URI or model path a command may carry
 MAX_TEXT = 1024
 IDLE_EXAM = "idle"
