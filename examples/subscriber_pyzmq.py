@@ -6,8 +6,9 @@ Messages are ``[topic, JSON]`` (schema v1, ``ceustream schema score``). As the c
 policy asks, fields this client does not know are ignored, and fields added later (such as
 ``domain``) are read only when present. When the model is outside its domain (label
 "indeterminate", flag "out_of_distribution" or domain.state "out") the TIC reading is shown
-instead of the network's score. The model is trained on simulated data: the disclaimer is
-printed with every line.
+instead of the network's score (a score leaves before the clip's analysis, so its reading is
+the one before it; the status that follows carries the new one). The model is trained on
+simulated data: the disclaimer is printed with every line.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Callable, Any
 
 import numpy as np
 import zmq
@@ -82,12 +82,15 @@ class WorkerReader:
     seekable = False
 
     def __init__(self, uri: str, branch: str | None = None, record: Any = None,
-                 name: str = "source"):
+                 name: str = "source", entry: str = "ceustream.pipelines.worker"):
         from .source import kind, source_description
 
         if kind(uri) != "sim":
             source_description(uri)  # a bad URI fails here, in one line, as in-process
         self.uri = uri
+        #: the module the worker process runs (``-m``): this one, or an upper layer's that
+        #: gives it a frame generator (``engine.app.sourceworker``: the simulator)
+        self.entry = entry
         self.branch = branch
         self.record = str(record) if record else None
         self.name = name
@@ -125,7 +128,7 @@ class WorkerReader:
         self._cmd.setsockopt(zmq.LINGER, 0)
         self._cmd.setsockopt(zmq.SNDHWM, 1000)
         self._cmd.bind(cmd_ep)
-        args = [sys.executable, "-m", "ceustream.pipelines.worker", "--uri", self.uri,
+        args = [sys.executable, "-m", self.entry, "--uri", self.uri,
                 "--data", data_ep, "--cmd", cmd_ep, "--name", self.name,
                 "--parent", str(os.getpid())]
         if self.branch:
@@ -325,7 +328,8 @@ def _apply(reader: Any, cmd: dict[str, Any]) -> bool:
     return True
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace,
+          make_generator: Callable[[str], Any] | None = None) -> int:
     from .live import LiveReader
 
     ctx = zmq.Context.instance()
@@ -345,9 +349,10 @@ def serve(args: argparse.Namespace) -> int:
     sim = None
     try:
         if args.uri.startswith("sim://"):
-            from ceustream.models.simulator.scanner import SimScanner
-
-            sim = SimScanner(args.uri)
+            if make_generator is None:
+                raise InputError(f"{args.uri}: a sim:// source needs the simulator's worker "
+                                 "(python -m ceustream.engine.app.sourceworker)")
+            sim = make_generator(args.uri)
         reader = LiveReader(args.uri, args.branch, generator=sim, record=args.record)
         reader.set_pass_all(True)
         reader.open()
@@ -390,7 +395,8 @@ def serve(args: argparse.Namespace) -> int:
         cmd.close(0)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None,
+         make_generator: Callable[[str], Any] | None = None) -> int:
     ap = argparse.ArgumentParser(description="ceustream's source worker (started by the "
                                  "live engine, one per live source)")
     ap.add_argument("--uri", required=True)
@@ -406,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s %(levelname)s worker {args.name}: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when a worker ends
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    return serve(args)
+    return serve(args, make_generator)
 
 
 if __name__ == "__main__":

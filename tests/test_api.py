@@ -223,7 +223,7 @@ def test_the_subscriber_skips_what_is_not_v1_and_keeps_what_is_added(published, 
     assert [m.seq for m in got] == [3, 9]
     assert got[0].domain == ceustream.Domain("out", 5.0, 3.0, "m") and got[0].outside_domain
     assert got[0].raw["later_field"] == [1, 2]
-    assert got[0].headline().startswith("outside model domain: TIC: ")
+    assert got[0].headline().startswith("outside model domain: ")
     assert sub.invalid == 3
     assert sub.gaps == 6  # seq 2 (refused) and 4-8 (never sent) are missing from the sequence
 

@@ -74,6 +74,7 @@ def test_plain_pyzmq_subscriber(coded_mp4, tmp_path, port):
     assert all("simulated" in ln for ln in lines)
     last = lines[-1]
     if "out_of_distribution" in res["flags"]:  # the synthetic test file: the TIC reading
-        assert "outside model domain: TIC" in last and res["features"]["summary"] in last
+        # the score leaves before the clip's analysis: it carries the reading before it
+        assert "outside model domain: TIC" in last
     else:
         assert f"P(HCC) {res['score']:.3f} {res['label']}" in last

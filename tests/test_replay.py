@@ -63,7 +63,9 @@ def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4,
     assert [m["slot"] for m in scores] == list(range(30))
     assert [m["slots_filled"] for m in scores] == list(range(1, 31))
     assert all(not m["final"] and m["label"] is None for m in scores[:-1])
-    assert scores[-1]["final"] and scores[-1]["label"] in ("HCC", "non-HCC")
+    # the synthetic test file may lie outside the model's domain: then no confident label
+    want = ("indeterminate",) if scores[-1]["domain"]["state"] == "out" else ("HCC", "non-HCC")
+    assert scores[-1]["final"] and scores[-1]["label"] in want
     seqs = [m.seq for m in sub.messages if m.exam == "e2e"]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a message was lost"
     for m in scores:

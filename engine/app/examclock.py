@@ -17,6 +17,10 @@ property tests drive it through reconnects, timeline jumps and stalls.
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 #: frames in a row with times far (> ``JUMP_BACK_US``) before the newest frame's that make a
 #: new timeline (a sender that restarted its clock); fewer are skipped as damaged
 TIMELINE_CONFIRM = 3
@@ -76,6 +80,7 @@ class ExamClock:
         if len(self._back) < TIMELINE_CONFIRM:
             return False
         self._back = []
+        log.debug("a new sender timeline from stream time %d us: the exam clock runs on", raw_us)
         return True
 
     def _rebase(self, raw_us: int, mono_ns: int) -> None:

@@ -137,7 +137,9 @@ def reader_factory(source: str, branch: str | None, record: str | None,
     def open_reader(generation: int):
         rec = record_path(record, generation, name)
         if workers:
-            return WorkerReader(source, branch, record=rec, name=name or "main")
+            return WorkerReader(source, branch, record=rec, name=name or "main",
+                                entry="ceustream.engine.app.sourceworker" if sim is not None
+                                else "ceustream.pipelines.worker")
         return LiveReader(source, branch, generator=sim, record=rec)
 
     return open_reader
