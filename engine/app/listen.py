@@ -11,7 +11,6 @@ reported (``status: missing``) and its file kept in the spool.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sys
@@ -19,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Callable, Any
 
 from ceustream.engine.core.errors import CeusError
 from ceustream.engine.dicomnet import ROI_CLASSES, US_MULTIFRAME
@@ -51,9 +50,12 @@ class ListenOptions:
 
 
 class Scorer:
-    def __init__(self, opts: ListenOptions, cfg: dict):
+    def __init__(self, opts: ListenOptions, cfg: dict,
+                 emit: Callable[[dict], None] = lambda line: None):
         self.opts = opts
         self.cfg = cfg
+        #: receives each exam's result line (the CLI prints it on stdout)
+        self.emit = emit
         self.loaded = load_model_and_backend(cfg["model"]["path"] or None,
                                              cfg["model"]["backend"], cfg)
         self.labels = read_labels(opts.labels) if opts.labels else {}
@@ -158,19 +160,20 @@ class Scorer:
                 line = {"status": "error",
                         "error": f"internal error: {type(err).__name__}"}
                 log.exception("scoring a received cine failed")
-            print(json.dumps(line), flush=True)
+            self.emit(line)
             self.done += 1
             if self.opts.max_exams and self.done >= self.opts.max_exams:
                 self.stop.set()
 
 
-def run(opts: ListenOptions, cfg: dict) -> int:
-    scorer = Scorer(opts, cfg)
+def run(opts: ListenOptions, cfg: dict,
+        emit: Callable[[dict], None] = lambda line: None) -> int:
+    """Listens until stopped; ``emit`` gets the listening line and one line per exam."""
+    scorer = Scorer(opts, cfg, emit)
     lst = Listener(opts.our_aet, opts.host, opts.port, opts.spool, scorer.arrived,
                    allowed=opts.allowed, min_free_bytes=opts.min_free_bytes, tls=opts.tls)
     lst.start()
-    print(json.dumps({"listening": f"{opts.host}:{lst.port}", "aet": opts.our_aet}),
-          flush=True)
+    emit({"listening": f"{opts.host}:{lst.port}", "aet": opts.our_aet})
     worker = threading.Thread(target=scorer.run, name="listen-scorer", daemon=True)
     worker.start()
     try:

@@ -3,6 +3,8 @@ and Secondary Capture back into its study."""
 
 from __future__ import annotations
 
+import json
+
 import math
 from pathlib import Path
 
@@ -70,4 +72,7 @@ def run(args) -> int:
     opts = listen.ListenOptions(aet, args.host, args.port, Path(args.spool), allowed,
                                 int(args.min_free_gb * 1e9), store_to, args.roi, args.labels,
                                 args.max_exams, tls)
-    return listen.run(opts, common.load_config(args))
+    def emit(line: dict) -> None:  # results on stdout, one JSON object a line
+        print(json.dumps(line), flush=True)
+
+    return listen.run(opts, common.load_config(args), emit)
