@@ -241,7 +241,7 @@ class FileReader(GateReader):
         self._slots: list[float] | None = None
         self._monitor: tuple[float, float, float] | None = None
         self._carried = (0, 0)  # gate counters of pipelines replaced by stream_through
-        self._seek_arrival = 1 << 62  # no frame counts as "after the last seek" before one
+        self._seek_segments = 1 << 30  # no frame counts as "after the last seek" before one
         self._seek_target_ns: int | None = None  # stream time of the last seek's target
         self._lock = threading.Lock()
         self._build(desc, origin)
@@ -364,7 +364,9 @@ class FileReader(GateReader):
         """Flushing, accurate seek to ``t_s`` seconds from the first frame (clamped there)."""
         if self._first_ns is None:
             raise DamagedStream(f"{self.what}: seek before the first frame was read", None)
-        self._seek_arrival = self.gate.get_property("last-arrival")
+        # the gate's segment count: a seek's own frames come after its segment, and a frame
+        # the gate decided before the flush reached it is never taken for one of them
+        self._seek_segments = self.gate.get_property("segments")
         target = self._first_ns + max(to_ns(t_s), 0)
         if target > self._first_ns:
             # one nanosecond before a round time: no container timebase (90 kHz, ms, 1/fps)
@@ -439,16 +441,16 @@ class FileReader(GateReader):
                 raise DamagedStream(f"no frame for {timeout_s:.0f} s (stalled)", self.last_pts_s)
 
     def _held(self) -> bool:
-        """Seek mode: the gate holds the stream (or will at its next frame) because it saw a
-        frame after the last seek and nothing listed lies ahead: no slot pending and the
-        monitor window (if any) passed. Then no frame will come until the next seek."""
+        """Seek mode: the gate holds the stream because it saw the last seek's frames and
+        nothing listed lies ahead (no slot pending, the monitor window passed): its streaming
+        thread is parked, so every frame it passed is already in the sink, and no frame will
+        come until the next seek. (Reading "no slot pending" alone races the thread: a frame
+        decided but still on its way through the crop, or a frame decided before the seek's
+        flush, would be taken for the end.)"""
         g = self.gate
-        if not self.seek_mode or g.get_property("last-arrival") <= self._seek_arrival:
+        if not self.seek_mode or g.get_property("segments") <= self._seek_segments:
             return False
-        if g.get_property("next-slot") != -1:
-            return False
-        return g.get_property("monitor-interval") == 0 or \
-            g.get_property("last-stream-time") >= g.get_property("monitor-stop")
+        return bool(g.get_property("holding"))
 
     def stream_through(self, slots_s: list[float] | None = None,
                        monitor: tuple[float, float, float] | None = None,

@@ -57,6 +57,9 @@ enum
   PROP_FROZEN,
   PROP_NEXT_SLOT,
   PROP_HOLD_AFTER_SLOTS,
+  PROP_SEGMENTS,
+  PROP_SEGMENT_FRAMES,
+  PROP_HOLDING,
 };
 
 struct _GstCeusGate
@@ -76,6 +79,7 @@ struct _GstCeusGate
   gboolean stamp;
   gboolean hold_after_slots;
   gboolean flushing;
+  gboolean holding;             /* the streaming thread is parked in hold(): its pushes done */
   GCond cond;
   guint frozen_after;
 
@@ -87,6 +91,8 @@ struct _GstCeusGate
   guint64 dropped;
   guint64 last_st;
   guint64 last_arrival;
+  guint segments;               /* TIME segments seen: one per start and per flushing seek */
+  guint64 segment_frames;       /* frames seen since the latest segment */
   guint32 last_hash;
   guint same_count;
   gboolean frozen;
@@ -222,8 +228,11 @@ hold (GstCeusGate * self, guint64 st)
   g_mutex_lock (&self->lock);
   if (nothing_ahead (self, st) && !self->flushing)
     GST_DEBUG_OBJECT (self, "slots served, holding until the next seek");
-  while (nothing_ahead (self, st) && !self->flushing)
+  while (nothing_ahead (self, st) && !self->flushing) {
+    self->holding = TRUE;
     g_cond_wait (&self->cond, &self->lock);
+  }
+  self->holding = FALSE;
   if (self->flushing)
     ret = GST_FLOW_FLUSHING;
   g_mutex_unlock (&self->lock);
@@ -257,6 +266,7 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   g_mutex_lock (&self->lock);
   was_frozen = self->frozen;
   self->last_arrival = now;
+  self->segment_frames++;
   if (self->frozen_after > 0) {
     if (self->passed + self->dropped > 0 && hash == self->last_hash)
       self->same_count++;
@@ -388,6 +398,10 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       g_mutex_lock (&self->lock);
       gst_segment_copy_into (seg, &self->segment);
       clear_prev (self);
+      /* a seek's consumer knows its frames from the ones before it by this count: a frame
+       * decided before the flush reached the gate can never look like one after it */
+      self->segments++;
+      self->segment_frames = 0;
       /* slots before the new segment were decided in an earlier one */
       if (seg->format == GST_FORMAT_TIME)
         self->next_slot = first_slot_from (self, seg->time);
@@ -515,6 +529,15 @@ gst_ceus_gate_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LAST_ARRIVAL:
       g_value_set_uint64 (value, self->last_arrival);
       break;
+    case PROP_SEGMENTS:
+      g_value_set_uint (value, self->segments);
+      break;
+    case PROP_SEGMENT_FRAMES:
+      g_value_set_uint64 (value, self->segment_frames);
+      break;
+    case PROP_HOLDING:
+      g_value_set_boolean (value, self->holding);
+      break;
     case PROP_FROZEN:
       g_value_set_boolean (value, self->frozen);
       break;
@@ -630,6 +653,19 @@ gst_ceus_gate_class_init (GstCeusGateClass * klass)
       g_param_spec_uint64 ("last-stream-time", "Last stream time",
           "Stream time of the newest frame seen (ns; G_MAXUINT64 = none yet)", 0,
           G_MAXUINT64, G_MAXUINT64, ro));
+  g_object_class_install_property (gobject_class, PROP_HOLDING,
+      g_param_spec_boolean ("holding", "Holding",
+          "hold-after-slots: the streaming thread is parked (every frame it passed has been "
+          "pushed downstream) until a seek or new slots", FALSE,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_SEGMENTS,
+      g_param_spec_uint ("segments", "Segments",
+          "TIME segments the gate has seen (one at the start, one per flushing seek)", 0,
+          G_MAXUINT, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_SEGMENT_FRAMES,
+      g_param_spec_uint64 ("segment-frames", "Segment frames",
+          "frames the gate has seen since the latest segment", 0, G_MAXUINT64, 0,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_LAST_ARRIVAL,
       g_param_spec_uint64 ("last-arrival", "Last arrival",
           "CLOCK_MONOTONIC (ns) when the newest frame arrived; 0 = none yet", 0,
