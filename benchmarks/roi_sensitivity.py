@@ -8,7 +8,9 @@ old reading) and from a band of the frame around the ROI (the default).
 The manifest's ROIs are squares centred on the lesion, ``--manifest-side`` (2.6) radii wide:
 the centre and radius come from them. Each exam goes through the real replay path (GStreamer,
 the shipped model on ONNX Runtime), t0 as the manifest gives it. Reported per ROI side and
-reference: ROC AUC of the TIC model (``features.p_hcc``) and of the network, with bootstrap
+reference: ROC AUC of the TIC model (``features.p_hcc``), of the physiology reading
+(``core.physiology`` on the reading's LI-RADS features), of the published score and of the
+network (``score_network``), with bootstrap
 95 % CIs, and the reading's agreement with the manifest's ``aphe`` / ``washout`` /
 ``washout_degree`` columns when it has them. Prints tables and writes
 ``benchmarks/results/roi_sensitivity.json``. With a dozen exams the intervals are wide.
@@ -48,8 +50,12 @@ def run_one(path: Path, roi: list[int], t0: float, band: float, cfg, loaded) -> 
 
     r = replay(path, ReplayOptions(roi=Roi(*roi), t0=t0, journal=False, band=band), cfg,
                loaded=loaded)
+    from ceustream.engine.core import physiology
+
     f = r.get("features") or {}
-    return {"score": r["score"], "final": r["final"], "p_hcc": f.get("p_hcc"),
+    return {"score": r["score"], "score_network": r.get("score_network"),
+            "score_basis": r.get("score_basis"), "physiology": physiology.probability(f),
+            "final": r["final"], "p_hcc": f.get("p_hcc"),
             "reference": f.get("reference"), **{k: f.get(k) for k in READING},
             "category": f.get("category")}
 
@@ -94,32 +100,44 @@ def main(argv: list[str] | None = None) -> int:
     summary, trows = {}, []
     for key, out in runs.items():
         tic = auc_ci(labels, [o["p_hcc"] if o["p_hcc"] is not None else 0.5 for o in out])
-        cnn = auc_ci(labels, [o["score"] for o in out])
+        cnn = auc_ci(labels, [o["score_network"] if o.get("score_network") is not None
+                              else o["score"] for o in out])
+        phys = auc_ci(labels, [o["physiology"] if o["physiology"] is not None else 0.5
+                               for o in out])
+        pub = auc_ci(labels, [o["score"] for o in out])
         agree = {k: sum(o[k] == o["truth"].get(k) for o in out) for k in READING
                  if all(k in o["truth"] for o in out)}
-        summary[key] = {"tic": tic, "cnn": cnn, "agree": agree, "n": len(out),
+        summary[key] = {"tic": tic, "cnn": cnn, "physiology": phys, "published": pub,
+                        "agree": agree, "n": len(out),
                         "reference": sorted({str(o["reference"]) for o in out})}
         trows.append([key, f"{tic['auc']:.3f} [{tic['ci95'][0]:.2f}, {tic['ci95'][1]:.2f}]",
+                      f"{phys['auc']:.3f} [{phys['ci95'][0]:.2f}, {phys['ci95'][1]:.2f}]",
+                      f"{pub['auc']:.3f} [{pub['ci95'][0]:.2f}, {pub['ci95'][1]:.2f}]",
                       f"{cnn['auc']:.3f} [{cnn['ci95'][0]:.2f}, {cnn['ci95'][1]:.2f}]",
                       *[f"{agree.get(k, 'n/a')}/{len(out)}" for k in READING],
                       ",".join(summary[key]["reference"])])
     table(f"ROI size vs the TIC reading ({len(rows)} exams of {a.manifest}; 95 % CIs by "
           "bootstrap: wide with so few exams)",
-          ["ROI / reference", "TIC AUC [95% CI]", "CNN AUC [95% CI]", *READING, "read as"],
+          ["ROI / reference", "TIC model AUC [95% CI]", "physiology reading AUC",
+           "published score AUC", "CNN AUC", *READING, "read as"],
           trows)
-    spread = {}
-    for band in a.bands:
-        name = "ring" if band == 0 else f"band{band:g}"
-        aucs = [summary[f"{s:g}r/{name}"]["tic"]["auc"] for s in a.sides]
-        spread[name] = round(max(aucs) - min(aucs), 4)
-    print("TIC AUC spread over ROI sides " + ", ".join(f"{k}: {v:.3f}" for k, v in
-                                                       spread.items()) + "\n")
+    spread: dict[str, dict[str, float]] = {}
+    for what in ("tic", "physiology", "published"):
+        spread[what] = {}
+        for band in a.bands:
+            name = "ring" if band == 0 else f"band{band:g}"
+            aucs = [summary[f"{s:g}r/{name}"][what]["auc"] for s in a.sides]
+            spread[what][name] = round(max(aucs) - min(aucs), 4)
+        print(f"{what} AUC spread over ROI sides " + ", ".join(
+            f"{k}: {v:.3f}" for k, v in spread[what].items()))
+    print()
     for key in runs:
         if key.startswith(f"{a.manifest_side:g}r/") and "band" in key:
             table(f"per exam, ROI {key} (truth -> reading)",
-                  ["exam", "label", *READING, "p_hcc (TIC)", "CNN"],
+                  ["exam", "label", *READING, "p_hcc (TIC)", "published", "CNN"],
                   [[o["exam"], o["label"], *[f"{o['truth'].get(k, '?')} -> {o[k]}"
-                                            for k in READING], o["p_hcc"], o["score"]]
+                                            for k in READING], o["p_hcc"], o["score"],
+                    o.get("score_network")]
                    for o in runs[key]])
     write(a.out, {"manifest": str(a.manifest), "wall_s": round(time.monotonic() - started, 1),
                   "model_note": "shipped model (trained on simulated data); its TIC "

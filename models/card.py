@@ -39,6 +39,7 @@ def write_card(path: Path, ship_report: Path,
           "This card is written by `python -m ceustream.models.ship --card` from the reports "
           "of the commands named beside each number; rerun them to check any of it.", ""]
     L += domain_section(Path("benchmarks/results/domain_shift.json"))
+    L += transfer_section(Path("benchmarks/results/transfer.json"))
     L += adapt_section(Path("benchmarks/results/adapt_site.json"))
     L += ["## Headline: scores that hold on the other of this project's two renderers", "",
           "Two CEUS simulators written independently from the same literature "
@@ -175,7 +176,8 @@ def domain_section(report: Path) -> list[str]:
          "with t0 given, 0.56 (0.19-0.92) with t0 detected (`ceustream replay ... --json` on "
          "each). The cross-renderer numbers below hold between this project's two renderers "
          "only. The engine therefore checks, with every late score, whether the clip is inside "
-         "the model's domain, and outside it labels the result `indeterminate`.", "",
+         "the model's domain, and outside it labels the result `indeterminate` and publishes "
+         "the physiology reading's P(HCC) instead of the network's (next section).", "",
          f"`{REF_CMD}` gives the model a second output, `embedding` (channel means of the last "
          "convolutional block; the probabilities are unchanged), and stores in its metadata the "
          "embeddings of 600 training patients of each renderer and a threshold: the 97.5th "
@@ -209,6 +211,55 @@ def domain_section(report: Path) -> list[str]:
           "embedding passes unflagged even where the network is wrong there; twelve site exams "
           "say little about the rate on that renderer's other exams; the site exams lie only "
           "1.0-2.2 times the threshold away.", ""]
+    return L
+
+
+TRANSFER_CMD = "python -m ceustream.benchmarks.transfer"
+
+
+def transfer_section(report: Path) -> list[str]:
+    """Zero-shot transfer of the published score (``benchmarks.transfer``): outside the
+    domain it is the physiology reading's (``core.physiology``)."""
+    if not Path(report).exists():
+        return []
+    r = json.loads(Path(report).read_text())
+
+    def cell(v: dict) -> str:
+        return f"{v['auc']:.2f} ({v['ci95'][0]:.2f}-{v['ci95'][1]:.2f})"
+
+    L = ["## Outside the domain: the score the engine publishes", "",
+         "Outside its domain the network is not what the published `score` stands on: it is the "
+         "physiology reading's P(HCC) (`engine/core/physiology.py`), the TIC reading's CEUS "
+         "LI-RADS features (APHE rim / non-rim / none; washout early / late / none; washout "
+         "mild / marked) weighed by naive Bayes with likelihoods set from the published "
+         "frequencies in `shared/reference/ceus.md` (the middle of each range), fitted to no "
+         "renderer's exams, the site sample's included. `score_basis` says which one a score "
+         "is (`network`, `fusion` for a site-adapted model, `physiology`), `score_network` "
+         "keeps the network's own; the final label stays `indeterminate`.", "",
+         f"Measured by `{TRANSFER_CMD}` (ROC AUC, bootstrap 95 % CIs; twelve exams give wide "
+         "intervals):", "",
+         "| exams | n | published score | network alone | physiology reading alone |",
+         "| --- | --- | --- | --- | --- |"]
+    for mode, v in r.get("site_sample", {}).items():
+        L.append(f"| site sample (independent renderer, never trained on), {mode} | "
+                 f"{v['network']['n']} | {cell(v['published_score'])} | {cell(v['network'])} | "
+                 f"{cell(v['physiology_reading'])} |")
+    for name, v in r.get("held_out_clips", {}).items():
+        L.append(f"| held-out clips of renderer {name} (model clips, ring reference) | "
+                 f"{v['network']['n']} | - | {cell(v['network'])} | "
+                 f"{cell(v['physiology_reading'])} |")
+    fus = []
+    for name, v in r.get("held_out_clips", {}).items():
+        best = max(v.get("fusion", {}).items(), key=lambda kv: kv[1]["auc"], default=None)
+        if best:
+            fus.append(f"{name} {v['network']['auc']:.3f} → {best[1]['auc']:.3f} at {best[0]}")
+    L += ["", "Inside the domain the network stays the score: on the trained renderers it is "
+          "better than the reading (table above), and adding the reading's log-likelihood "
+          "ratio to the network's logit did not raise its ROC AUC there (best weight: "
+          + "; ".join(fus) + "). The physiology reading has no renderer of its own, so leave-one-renderer-out holds "
+          "for it by construction. What it misses: LI-RADS exceptions (non-HCC that enhance "
+          "and wash out like HCC, HCC with early or marked washout) score on the wrong side "
+          "by design, and a misread feature moves the score by its whole likelihood ratio.", ""]
     return L
 
 

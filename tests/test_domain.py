@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ceustream.engine.core import config, domain, modelmeta
+from ceustream.engine.core import config, domain, modelmeta, physiology
 from ceustream.engine.core.roi import Roi
 
 from conftest import ROOT, last_json, one_line_error, run_cli, replay_published
@@ -101,10 +101,19 @@ def test_a_site_exam_is_outside_the_domain_and_gets_no_confident_label(mode, cfg
     assert res["label"] == domain.INDETERMINATE
     assert "out_of_distribution" in res["flags"] and "out_of_distribution" in res["warnings"]
     assert res["features"]["category"]  # what still holds: the TIC reading
+    # ... and the score stands on it: the physiology reading's P(HCC) of those features
+    f = res["features"]
+    assert res["score_basis"] == "physiology"
+    assert res["score"] == pytest.approx(physiology.probability(f), abs=1e-6)
+    assert res["score_network"] is not None
     scores = [json.loads(m[1]) for m in msgs if m[0].startswith(b"score.")]
     final = [s for s in scores if s["final"]]
     assert len(final) == 1 and final[0]["label"] == domain.INDETERMINATE
     assert final[0]["domain"]["state"] == "out"
+    assert final[0]["score_basis"] == "physiology"
+    assert final[0]["score"] == pytest.approx(res["score"], abs=1e-6)
+    # the final score message carries the very reading it stands on
+    assert final[0]["features"]["summary"] == f["summary"]
     # before enough slots the domain is not decided, and no score carries a label
     early = [s for s in scores if s["slots_filled"] < domain.MIN_SLOTS]
     assert early and all(s["domain"]["state"] == "unknown" and s["label"] is None
@@ -119,6 +128,7 @@ def test_an_exam_of_a_trained_renderer_is_inside_the_domain(sim_exam, cfg):
     r = replay(path, ReplayOptions(roi=Roi(*truth["roi"]), t0=truth["t0_s"], journal=False), cfg)
     assert r["final"] and r["domain"]["state"] == "in", r["domain"]
     assert r["label"] in ("HCC", "non-HCC")
+    assert r["score_basis"] == "network" and r["score"] == r["score_network"]
     assert "out_of_distribution" not in r["flags"]
 
 

@@ -299,9 +299,11 @@ def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) 
             f"({_ci(tic, 'ROC_AUC')}).")
         parts.append(f"<p class='warn'><b>{len(ood)} of {report['scored_final']} scored exams are "
                      "outside the model's domain</b> (out-of-distribution check): their label "
-                     "is <i>indeterminate</i> and the network's score there is not to be "
-                     "trusted; the TIC reading is what holds. The metrics below still use "
-                     f"the network's scores of every exam.{tic_txt}</p>")
+                     "is <i>indeterminate</i>, the network's score there is not to be "
+                     "trusted, and their P(HCC) is the physiology reading's (the TIC "
+                     "reading's LI-RADS features weighed by published frequencies; "
+                     "<code>score_basis</code> in the results). The metrics below use the "
+                     f"published P(HCC) of every exam.{tic_txt}</p>")
     ev = report.get("evaluation")
     if ev:
         rows = "".join(f"<tr><td>{e(k)}</td><td>{v:.3f}</td><td>{_ci(ev, k)}</td></tr>"

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ceustream.engine.core import DISCLAIMER, analysis, domain, tic
+from ceustream.engine.core import DISCLAIMER, analysis, domain, physiology, tic
 from ceustream.engine.core.arrival import Arrival
 from ceustream.engine.core.clip import ClipBuffer
 from ceustream.engine.core.modelmeta import LoadedModel
@@ -67,6 +67,9 @@ class Score:
     #: the network's own P(HCC); differs from ``score`` only for a site-adapted model's
     #: fusion (``app.adapt``)
     p_network: float | None = None
+    #: what ``score`` rests on: "network", "fusion" (a site-adapted model) or "physiology"
+    #: (outside the model's domain: ``core.physiology`` on the TIC reading)
+    basis: str = "network"
 
 
 @dataclass(frozen=True)
@@ -248,11 +251,21 @@ class ExamSession:
         """Scores the clip as it stands (provisional until every slot is decided)."""
         x = self.clip.model_input()
         p_net = p = float(self.backend.infer(x)[0])
+        basis = "network"
         fusion = (self.model.meta.analysis or {}).get("fusion")
         if fusion is not None and self.clip.filled() >= analysis.MIN_SLOTS_FOR_WARNINGS:
-            p = self.fused(p_net, fusion)
-        scored_ns = time.monotonic_ns()
+            p, basis = self.fused(p_net, fusion), "fusion"
         dom = self.check_domain(x)
+        reading = None
+        if (dom or self.domain or {}).get("state") == domain.OUT:
+            # outside its domain the network is not what the score stands on: the TIC
+            # reading is (README, "What the score is worth"), so it is read now, before the
+            # score leaves, and handed to the analysis below rather than read twice
+            reading = self.read_now(slot, p_net)
+            p_phys = physiology.probability((reading or {}).get("features"))
+            if p_phys is not None:
+                p, basis = p_phys, "physiology"
+        scored_ns = time.monotonic_ns()
         with self._lock:
             filled = self.clip.filled()
             complete = self.sampler is not None and self.sampler.done and \
@@ -262,6 +275,8 @@ class ExamSession:
             if complete and not final:
                 self.flags.add("slots_copied")
             label = self.model.meta.label_for(p) if final else None
+            if reading is not None:  # the score message shows the reading it stands on
+                self.features = reading.get("features")
             if dom is not None:
                 self.domain = dom
                 self._set_ood(dom["state"] == domain.OUT, final)
@@ -273,13 +288,13 @@ class ExamSession:
                       timing={"frame_mono_ns": mono_ns, "decided_mono_ns": decided_ns,
                               "filled_mono_ns": filled_ns,
                               "scored_mono_ns": scored_ns}, domain=dict(self.domain),
-                      p_network=p_net)
+                      p_network=p_net, basis=basis)
             if mono_ns is not None:
                 s.latency_ms = (time.monotonic_ns() - mono_ns) / 1e6
             self.last_score = s
             self.scores.append(s)
-        self.emit("score", s)  # the score leaves first (its domain decided with it) ...
-        self.analyse(s)        # ... the clip's reading follows, in the status below
+        self.emit("score", s)    # the score leaves first (its domain decided with it) ...
+        self.analyse(s, reading)  # ... the clip's reading follows, in the status below
         self.emit("status")  # the next slot and its countdown move on with every score
         return s
 
@@ -331,16 +346,28 @@ class ExamSession:
             return False
         return self.picture_frozen is None or bool(self.picture_frozen())
 
-    def analyse(self, s: Score) -> None:
-        """Runs the analyser (if any) on the clip as scored; a failing analyser is logged and
-        leaves the score standing without features."""
+    def read_now(self, slot: int | None, p_net: float) -> dict[str, Any] | None:
+        """The analyser's output for the clip as it stands, read before its score (the score
+        of a clip outside the model's domain rests on it); None when it fails (logged)."""
         if self.analyser is None:
-            return
+            return None
         try:
-            out = self.analyser(self, s) or {}
+            return self.analyser(self, Score(slot, self.clip.filled(), p_net, None, False,
+                                             p_network=p_net)) or {}
         except Exception:
             log.exception("exam %s: the clip analyser failed", self.exam)
+            return None
+
+    def analyse(self, s: Score, out: dict[str, Any] | None = None) -> None:
+        """Runs the analyser (if any) on the clip as scored, or takes its output ``out`` when
+        the score was read from it already; a failing analyser is logged and leaves the score
+        standing without features."""
+        if self.analyser is None:
             return
+        if out is None:
+            out = self.read_now(s.slot, s.p_network if s.p_network is not None else s.score)
+            if out is None:
+                return
         with self._lock:
             self.features = out.get("features")
             legacy = out.get("domain")
@@ -402,6 +429,7 @@ class ExamSession:
                 "score": None if s is None else round(s.score, 6),
                 "score_network": None if s is None or s.p_network is None
                 else round(s.p_network, 6),
+                "score_basis": None if s is None else s.basis,
                 "label": None if s is None else s.label,
                 "final": bool(s and s.final),
                 "slots_filled": self.clip.filled(),
@@ -452,7 +480,7 @@ class ExamSession:
                 frame_times_s=self.frame_times(), slot_states=self.slot_states(),
                 threshold=self.model.meta.threshold, timing=dict(s.timing),
                 features=self.features, source=self.source,
-                domain=dict(s.domain) if s.domain else None)
+                domain=dict(s.domain) if s.domain else None, score_basis=s.basis)
 
     def status_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``wire.messages.status``."""
@@ -476,7 +504,8 @@ class ExamSession:
                 score=None if s is None else s.score, final=bool(s and s.final),
                 label=None if s is None else s.label, flags=sorted(self.flags),
                 features=self.features, source=self.source, stream_time_s=self.now_s(),
-                lag_s=self.lag_s, domain=dict(self.domain) if self.domain else None)
+                lag_s=self.lag_s, domain=dict(self.domain) if self.domain else None,
+                score_basis=None if s is None else s.basis)
 
     def journal_info(self) -> dict[str, Any]:
         extra = {} if self.region is None else {"region": self.region.as_list()}

@@ -239,7 +239,8 @@ def score_line(s: Any, session: Any) -> str:
         nxt = f" | next slot {st['next_slot'] + 1} due at {st['next_slot_due_s']:.1f} s"
     kind = f"FINAL {s.label}" if s.final else "provisional"
     if s.domain and s.domain.get("state") == "out":
-        kind += " (outside the model's domain)"
+        kind += " (outside the model's domain" + \
+            (": from the TIC reading)" if getattr(s, "basis", None) == "physiology" else ")")
     if s.slot is None:
         kind = "partial (not final)"
     lat = f" | {s.latency_ms:.1f} ms" if s.latency_ms is not None else ""
@@ -266,6 +267,9 @@ def print_result(r: dict[str, Any]) -> None:
         print(f"OUTSIDE THE MODEL'S DOMAIN (distance {dom['distance']:.2f} > "
               f"{dom['threshold']:.2f}, {dom['method']}): the network's label is not shown; "
               "the TIC reading below is what holds")
+    if r.get("score_basis") == "physiology" and r.get("score_network") is not None:
+        print(f"P(HCC) {score} is the physiology reading's (the TIC reading's LI-RADS features "
+              f"weighed by published frequencies); the network said {r['score_network']:.3f}")
     print(f"model {r['model']['name']} ({r['model']['sha256'][:12]}, trained on "
           f"{r['model']['trained_on']} data), backend {r['backend']['name']} "
           f"{r['backend']['precision']}")

@@ -97,7 +97,8 @@ def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, s
           frame_times_s: list[float | None], slot_states: list[str | None],
           threshold: float, timing: dict[str, int | None] | None = None,
           features: dict[str, Any] | None = None, source: str | None = None,
-          domain: dict[str, Any] | None = None) -> dict[str, Any]:
+          domain: dict[str, Any] | None = None,
+          score_basis: str | None = None) -> dict[str, Any]:
     msg = {
         "v": VERSION, "type": "score", "exam": exam, "t_wall": time.time(),
         "slot": slot, "slots_filled": slots_filled, "slots_total": slots_total,
@@ -109,6 +110,8 @@ def score(exam: str, *, slot: int | None, slots_filled: int, slots_total: int, s
     }
     if domain is not None:
         msg["domain"] = dict(domain)
+    if score_basis is not None:
+        msg["score_basis"] = score_basis
     if timing is not None:
         msg["timing"] = dict(timing)
     return msg
@@ -123,7 +126,8 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
            final: bool = False, label: str | None = None, flags: list[str] | None = None,
            heartbeat: bool = False, features: dict[str, Any] | None = None,
            source: str | None = None, stream_time_s: float | None = None,
-           lag_s: float | None = None, domain: dict[str, Any] | None = None) -> dict[str, Any]:
+           lag_s: float | None = None, domain: dict[str, Any] | None = None,
+           score_basis: str | None = None) -> dict[str, Any]:
     if phase not in PHASES:
         raise ValueError(f"phase {phase!r} is not one of {', '.join(PHASES)}")
     msg = {
@@ -140,6 +144,8 @@ def status(exam: str, *, phase: str, slots_filled: int, slots_total: int,
     }
     if domain is not None:
         msg["domain"] = dict(domain)
+    if score_basis is not None:
+        msg["score_basis"] = score_basis
     return msg
 
 
