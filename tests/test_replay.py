@@ -73,8 +73,13 @@ def test_replay_publishes_30_scores_in_order_and_final_equals_offline(coded_mp4,
         assert "simulated" in m["disclaimer"]
         assert m["timing"]["frame_mono_ns"] is not None  # stamped at decoder exit
     ref, ref_pts = offline_score(coded_mp4.path, roi, coded_mp4.arrival)
-    assert scores[-1]["score"] == pytest.approx(ref, abs=1e-6)
-    assert res["score"] == pytest.approx(ref, abs=1e-6) and res["final"]
+    # the network's own P(HCC) is the offline one; the published score is it inside the
+    # model's domain, the physiology reading's outside it (``score_basis``)
+    assert res["score_network"] == pytest.approx(ref, abs=1e-6) and res["final"]
+    assert scores[-1]["score"] == pytest.approx(res["score"], abs=1e-6)
+    assert scores[-1]["score_basis"] == res["score_basis"]
+    if res["score_basis"] == "network":
+        assert res["score"] == res["score_network"]
     assert [s["pts_s"] for s in res["slots"]] == pytest.approx(ref_pts, abs=1e-6)
 
 
@@ -189,7 +194,7 @@ def test_the_reference_band_leaves_the_network_bit_identical(coded_mp4, cfg):
 
         def keep(ev, seen=seen):
             if ev.kind == "score":
-                seen["scores"].append(ev.data.score)
+                seen["scores"].append(ev.data.p_network)  # the network's own
             elif ev.kind == "slot" and ev.data[1] is not None:
                 seen["shapes"].add(ev.data[1].shape)
         r = replay(coded_mp4.path, ReplayOptions(roi=roi, t0=coded_mp4.arrival, journal=False,
@@ -201,7 +206,8 @@ def test_the_reference_band_leaves_the_network_bit_identical(coded_mp4, cfg):
     assert s0["shapes"] == {(64, 64)} and s1["shapes"] == {(120, 128)} and \
         s2["shapes"] == {(92, 116)}
     assert len(s0["scores"]) == 30 and s0["scores"] == s1["scores"] == s2["scores"]
-    assert ring["score"] == band["score"] == ref["score"] and band["final"]
+    assert ring["score_network"] == band["score_network"] == ref["score_network"] and \
+        band["final"]
     assert [s["pts_s"] for s in ring["slots"]] == [s["pts_s"] for s in band["slots"]]
     # this recording's background is flat grey (no parenchyma enhances around the ROI): the
     # band has nothing to offer and the reading says it used the ROI's ring

@@ -75,6 +75,11 @@ class Result:
     backend: dict[str, Any]
     disclaimer: str
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the network's own P(HCC); ``score`` differs from it outside the model's domain (the
+    #: physiology reading's) or for a site-adapted model (``score_basis``)
+    score_network: float | None = None
+    #: "network", "fusion" or "physiology": what ``score`` stands on
+    score_basis: str | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Result":
@@ -85,7 +90,8 @@ class Result:
                    features=TicReading.from_json(d.get("features")),
                    domain=Domain.from_json(d.get("domain")), model=dict(d.get("model") or {}),
                    backend=dict(d.get("backend") or {}),
-                   disclaimer=str(d.get("disclaimer", "")), raw=d)
+                   disclaimer=str(d.get("disclaimer", "")), raw=d,
+                   score_network=d.get("score_network"), score_basis=d.get("score_basis"))
 
     @property
     def outside_domain(self) -> bool:
