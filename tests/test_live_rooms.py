@@ -46,6 +46,13 @@ def test_a_pipeline_is_given_up_by_the_stall_rule(waited, has_clock, since, why)
     assert stall_reason(waited, has_clock, since, 10.0, 3.0) == why
 
 
+def test_the_exam_context_is_typed():
+    """Every field of the context the exams share has a type (none is ``Any``)."""
+    hints = ExamContext.__annotations__
+    assert set(hints) >= {"cfg", "model", "backend", "publisher", "slot", "telemetry"}
+    assert not [k for k, v in hints.items() if "Any" in str(v)], hints
+
+
 # -- scoring holds no lock -----------------------------------------------------------------
 class HeldScorer:
     """The real backend, whose ``infer`` waits (an Event) once ``hold`` is set: a score
