@@ -68,6 +68,7 @@ class HealthMonitor:
         self._frames_hi = 0       # the highest total reported (a counter never goes back)
         self._taken = 0           # frames the open pipeline handed to the engine
         self._dropped = 0         # frames the gate passed that the engine never took
+        self._dropped_before = 0  # ... in the pipelines closed so far
 
     # -- the source's thread ---------------------------------------------------------------
     def beat(self) -> None:
@@ -90,6 +91,7 @@ class HealthMonitor:
             seen = 0
         with self._lock:
             self._frames_before += seen
+            self._dropped_before = self._dropped  # its drops stay counted too
 
     def took(self) -> None:
         """The engine took a frame the gate passed."""
@@ -148,7 +150,8 @@ class HealthMonitor:
                     # the appsink holds at most max_buffers; beyond that the engine was behind
                     # and the appsink dropped them (``pipelines.live``): counted, never queued
                     held = int(getattr(r, "max_buffers", 4))
-                    self._dropped = max(self._dropped, passed - self._taken - held)
+                    self._dropped = max(self._dropped,
+                                        self._dropped_before + passed - self._taken - held)
                 except Exception:  # a pipeline being closed: its count is added when it is
                     log.debug("source %s: no frame count this time", self.name)
             self._frames_hi = frames = max(self._frames_hi, frames)
