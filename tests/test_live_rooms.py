@@ -99,7 +99,8 @@ def test_commands_are_answered_while_a_score_is_inside_the_model(tmp_path):
     """A live source (videotestsrc through ceusgate, in the engine's process); the first
     slot's score is held inside the model. Meanwhile ``health`` and ``status`` answer, and
     so does a command that takes the source's own lock (``mark_injection``: refused in one
-    line, nothing changed); the source's lock is free. Released, the score is published and the exam goes on."""
+    line, nothing changed); the source's lock is free. Released, the score is published and
+    the exam goes on."""
     cfg = config.load(env={"CEUSTREAM_JOURNAL_DIR": str(tmp_path)})
     model, backend, note = load_model_and_backend(None, "onnxruntime", cfg)
     held = HeldScorer(backend)
