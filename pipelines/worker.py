@@ -57,6 +57,9 @@ HUNG_AFTER_S = 5.0
 START_LIMIT_S = 30.0
 #: frames queued between the worker and the engine at most (each side's high-water mark)
 QUEUE_FRAMES = 30
+#: a worker silent this long when it is closed (its heartbeat is every STATE_EVERY_S) is
+#: not asked to quit: it is killed at once (a stopped or wedged process reads nothing)
+SILENT_AT_CLOSE_S = 1.0
 #: a worker given this long to end after ``quit`` (a recording is finalised) before SIGKILL
 QUIT_WAIT_S = 8.0
 
@@ -149,8 +152,17 @@ class WorkerReader:
             self._send(c)
 
     def close(self) -> None:
-        """Asks the worker to end (its recording finalised), then kills it if it does not."""
+        """Asks the worker to end (its recording finalised), then kills it if it does not.
+        A worker silent for ``SILENT_AT_CLOSE_S`` (stopped, wedged: it would not read its
+        quit either) is killed at once, and its end says so."""
         p = self.proc
+        silent = self.silent_s()
+        if p is not None and p.poll() is None and self.ready_ns and silent > SILENT_AT_CLOSE_S:
+            log.warning("source %s: worker pid %d silent for %.1f s; killed", self.name, p.pid,
+                        silent)
+            p.kill()
+            p.wait(5)
+            self.exit = self.exit or f"hung ({silent:.1f} s silent), killed"
         if p is not None and p.poll() is None:
             self._send({"quit": True})
             deadline = time.monotonic() + QUIT_WAIT_S
@@ -180,6 +192,11 @@ class WorkerReader:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def silent_s(self) -> float:
+        """Seconds since the worker's last message (its state is its heartbeat, sent every
+        ``STATE_EVERY_S``)."""
+        return time.monotonic() - self._last_msg
 
     # -- frames ----------------------------------------------------------------------------
     def pull(self, timeout_s: float = 0.25) -> Frame | None:

@@ -1,12 +1,25 @@
 """The live engine: sources that outlive their faults, exams one after another on each,
 driven by control commands (ZeroMQ REP, the keyboard, or a scanner integration).
 
-A ``SourceRunner`` owns one source: its pipeline (a ``FrameSource`` re-opened with backoff,
-0.5 s doubling to 5 s, when it fails, ends or stalls), its thread, its clock, its warnings
-(``no_signal``, ``frozen_frame``) and its current exam (``liveexam.LiveExam``). Nothing a
-source does ends the engine or the exam: without frames the exam's time goes on, warnings
-are published, and slots whose tolerance passes are decided by the neighbour/missing rules.
-``LiveEngine`` holds the runners (one per source, any number) and answers commands.
+Rooms, each with one job, none reaching into another's state:
+
+- ``supervisor.Supervisor``: a source's pipeline generations (a source worker process each),
+  opened, closed and re-opened with backoff (0.5 s doubling to 5 s) when one fails, ends,
+  stalls, crashes or hangs;
+- ``examclock.ExamClock``: the source's exam clock, pure and monotone by construction;
+- ``sourcehealth.HealthMonitor``: frame rate, frozen picture, speed, lag and the frame counters
+  (cumulative across reconnects, per source in the metrics);
+- ``liveexam.LiveExam``: the exam and its commands (marks, ROI, stop), its outputs (journal,
+  model lease) and its scoring queue;
+- ``SourceRunner`` (here): the source's thread, which ties them together and owns the gate and
+  the source's warnings (``no_signal``, ``frozen_frame``); ``LiveEngine``: the table of
+  runners and the control commands.
+
+Nothing a source does ends the engine or the exam: without frames the exam's time goes on,
+warnings are published, and slots whose tolerance passes are decided by the neighbour/missing
+rules. Locks: a runner's lock guards its decisions (frames, ticks, commands); the model never
+runs under it, nor under the engine's (``LiveExam.score_pending`` runs after the lock is
+released), so ``status`` and ``health`` answer while exams score.
 
 The exam clock: seconds since the first frame the engine received from the source
 (microsecond resolution), so a recording of the exam (``--record``) replays on the same
@@ -18,30 +31,40 @@ that passed in between, and the exam clock goes on from there (always increasing
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable
 
 from ceustream.engine.core.errors import CeusError, InputError, UsageError
 from ceustream.engine.core.roi import Roi
-from ceustream.engine.core.source import DamagedStream, EndOfStream
+from ceustream.engine.core.source import DamagedStream, EndOfStream, Frame
+from ceustream.engine.wire import messages
 from ceustream.pipelines.source import redact
 
 from . import examclock
-from .history import History, Kept, to_us
+from .history import History, to_us
 from .journal import Journal, default_dir
-from .liveexam import LiveExam
-from .outputs import attach, status_message
+from .liveexam import LiveExam, Outputs
+from .outputs import attach
 from .overload import SlotWatch
 from .session import ExamSession
+from .sourcehealth import HealthMonitor, SpeedMeter
+from .supervisor import Reader, Supervisor
+
+if TYPE_CHECKING:
+    from ceustream.engine.backends import Backend
+    from ceustream.engine.core.modelmeta import LoadedModel
+    from ceustream.engine.wire.publisher import Publisher
+
+    from .modelslot import Lease, ModelSlot
+    from .session import Score
+    from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ExamContext", "LiveEngine", "SourceRunner", "SpeedMeter", "CONTROL_KINDS"]
 
 #: extra slot times listed to the gate around each slot (µs), so that a frame whose exam time
 #: rounds onto the slot cannot hide the frame after it
@@ -70,62 +93,46 @@ def live_settings(cfg: dict) -> dict[str, float]:
 @dataclass
 class ExamContext:
     """What every exam of the engine shares: model, backend, outputs, settings. With a
-    ``slot`` (``modelslot.ModelSlot``) each exam leases the model current when it starts
-    (``reload_model`` never changes a running exam) and scores through the slot's shared
-    batching scorer; ``telemetry`` (``telemetry.Telemetry``) counts what happens."""
+    ``slot`` each exam leases the model current when it starts (``reload_model`` never
+    changes a running exam) and scores through the slot's shared batching scorer;
+    ``telemetry`` counts what happens."""
 
-    cfg: dict
-    model: Any
-    backend: Any
+    cfg: dict[str, dict[str, object]]
+    model: LoadedModel | None
+    backend: Backend | None
     note: str
-    publisher: Any = None
+    publisher: Publisher | None = None
     journal: bool = True
-    on_score: Callable | None = None
-    on_done: Callable[[dict], None] | None = None
-    slot: Any = None
-    telemetry: Any = None
+    on_score: Callable[[Score, ExamSession], None] | None = None
+    on_done: Callable[[dict[str, object]], None] | None = None
+    slot: ModelSlot | None = None
+    telemetry: Telemetry | None = None
 
 
-class SpeedMeter:
-    """Stream seconds per wall second over the last few seconds (0 while nothing moves)."""
+class LeaseOutput:
+    """A model lease as an exam output: released with the exam's result (a replaced model
+    is closed with its last exam)."""
 
-    def __init__(self, window_s: float = 2.0):
-        self.window_ns = int(window_s * 1e9)
-        self._samples: deque[tuple[int, int]] = deque()
+    def __init__(self, lease: Lease):
+        self.lease = lease
 
-    def add(self, mono_ns: int, exam_us: int) -> None:
-        if self._samples and exam_us <= self._samples[-1][1]:
-            return
-        self._samples.append((mono_ns, exam_us))
-        while len(self._samples) > 2 and mono_ns - self._samples[1][0] >= self.window_ns:
-            self._samples.popleft()
-
-    def speed(self, now_ns: int) -> float:
-        if len(self._samples) < 2 or now_ns - self._samples[-1][0] > 1_000_000_000:
-            return 0.0
-        (w0, s0), (w1, s1) = self._samples[0], self._samples[-1]
-        if w1 - w0 < 200_000_000:
-            return 0.0
-        return round(min((s1 - s0) * 1e3 / (w1 - w0), 10000.0), 3)
+    def close(self) -> None:
+        self.lease.release()
 
 
 class SourceRunner:
-    """One source, its pipeline generations and its exams (one at a time)."""
+    """One source: its thread, gate, warnings and current exam, over the rooms of the
+    module's docstring."""
 
-    def __init__(self, name: str, uri: str, open_reader: Callable[[int], Any],
+    def __init__(self, name: str, uri: str, open_reader: Callable[[int], Reader],
                  ctx: ExamContext, reopen: bool = True):
         self.name = name
         self.uri = uri
-        self.open_reader = open_reader
         self.ctx = ctx
-        self.reopen = reopen
         self.settings = live_settings(ctx.cfg)
         self.lock = threading.RLock()
-        self.reader: Any = None
-        self.generation = 0
-        self.reconnects = 0
-        self.state = "opening"
-        self.last_error: str | None = None
+        self.sup = Supervisor(name, uri, open_reader, self.settings, reopen)
+        self.health = HealthMonitor(name, self.settings["frozen_s"])
         #: the exam clock (µs), pure (``examclock.ExamClock``): fed under the lock
         self.xclock = examclock.ExamClock()
         self._now_lock = threading.Lock()
@@ -133,34 +140,26 @@ class SourceRunner:
         self.warnings: set[str] = set()
         self.exam: LiveExam | None = None
         self.results: list[dict] = []
-        self.ended = threading.Event()   # the source is gone for good (a file that ended)
         self._gate_cfg: tuple[bool, list[float]] = (False, [])
-        self._speed = SpeedMeter()
-        self._fps: tuple[int, int] | None = None   # (frames seen, stream ns) at the last check
-        self._frozen_after = 0
-        self._backoff = self.settings["reopen_min_s"]
-        self._retry_at = 0.0
         self._quit = threading.Event()
-        self._journal: Journal | None = None
-        self._lease: Any = None                # the running exam's model lease
-        #: how far behind its source the engine was at the newest frame it took (seconds)
-        self.lag_s: float | None = None
-        self.fps: float | None = None             # measured at the gate
-        self._beat_ns = time.monotonic_ns()       # the thread's last loop (a stuck thread)
-        #: frames that reached the gate in the pipelines closed so far (``frames_total`` is
-        #: this plus the open pipeline's: one count across reconnects)
-        self._frames_before = 0
-        self._frames_hi = 0      # the highest count reported (a counter never goes back)
-        self._count_lock = threading.Lock()  # the reader and the count change together
-        self._taken = 0          # frames this pipeline handed to the engine
-        self.engine_dropped = 0  # frames the gate passed that the engine never took (behind)
-        #: how the last source worker process ended (``signal SIGSEGV``, ``exit code 0``)
-        self.worker_exit: str | None = None
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
             "kind": "seconds since the first frame received from the source",
             "first_frame_stream_s": None, "reconnects": 0}
         self._t = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
+
+    # -- what others read ------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.sup.state
+
+    @property
+    def ended(self) -> threading.Event:
+        return self.sup.ended
+
+    @property
+    def reader(self) -> Reader | None:
+        return self.sup.reader
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,20 +170,10 @@ class SourceRunner:
         self._quit.set()
         self._t.join(timeout_s)
         with self.lock:
-            r = self._drop_reader()
+            r = self.sup.take()
+        self.health.retire(r)
         if r is not None:
             r.close()
-
-    def _drop_reader(self) -> Any:
-        """Takes the open pipeline out (to be closed), its frames added to the count."""
-        with self._count_lock:
-            r, self.reader = self.reader, None
-            if r is not None:
-                try:
-                    self._frames_before += int(r.frames_seen())
-                except Exception:  # a pipeline that failed: its count is gone with it
-                    log.debug("source %s: no frame count from the closed pipeline", self.name)
-        return r
 
     def wait_for_video(self, timeout_s: float) -> bool:
         """True once the source delivered a frame (scripts, tests)."""
@@ -218,7 +207,7 @@ class SourceRunner:
         return None if us is None else us / 1e6
 
     def seconds_since_frame(self) -> float | None:
-        r = self.reader
+        r = self.sup.reader
         arrival = r.arrival_ns() if r is not None and self.offset_us is not None else 0
         last = max(arrival, self.last_mono_ns or 0)
         return None if last == 0 else (time.monotonic_ns() - last) / 1e9
@@ -229,7 +218,7 @@ class SourceRunner:
         (``examclock.ExamClock.now_us``)."""
         since = self.seconds_since_frame()
         silent = since is not None and since > self.settings["no_signal_s"]
-        r = self.reader
+        r = self.sup.reader
         st = r.stream_ns() if r is not None and not silent else None
         with self._now_lock:  # the control thread reads it too (status)
             us = self.xclock.now_us(time.monotonic_ns(), silent,
@@ -243,7 +232,7 @@ class SourceRunner:
         self._apply_gate()
 
     def _apply_gate(self) -> None:
-        r, off = self.reader, self.offset_us
+        r, off = self.sup.reader, self.offset_us
         if r is None or off is None:
             return
         pass_all, slots = self._gate_cfg
@@ -256,63 +245,35 @@ class SourceRunner:
 
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
-        opened_ns = 0
+        sup = self.sup
         while not self._quit.is_set():
-            self._beat_ns = time.monotonic_ns()
+            self.health.beat()
             try:
-                if self.reader is None:
-                    wait = self._retry_at - time.monotonic()
-                    if self.ended.is_set() or wait > 0:
-                        self._idle(min(max(wait, 0.1), 0.5))
+                if sup.reader is None:
+                    wait = sup.wait_s()
+                    if wait is None or wait > 0:
+                        self._idle(min(max(wait or 0.0, 0.1), 0.5))
                         continue
                     if not self._open():
                         continue
-                    opened_ns = time.monotonic_ns()
                 try:
-                    fr = self.reader.pull(0.1)
+                    fr = sup.reader.pull(0.1)
                 except (EndOfStream, DamagedStream, InputError) as e:
                     self._lost(str(e) or "the source ended", isinstance(e, EndOfStream))
                     continue
                 with self.lock:
                     if fr is not None:
-                        self._taken += 1
+                        self.health.took()
                         self._frame(fr)
                     self._tick()
-                if self.reopen:
-                    self._check_stall(opened_ns)
+                self.settle()  # the model runs here, with no lock held
+                if sup.reopen:
+                    reason = sup.stalled(self.offset_us is not None, self.seconds_since_frame())
+                    if reason is not None:
+                        self._lost(reason, False)
             except Exception:  # never let the source's thread die
                 log.exception("source %s: unexpected error (continuing)", self.name)
                 self._idle(0.5)
-
-    def _schedule_retry(self, got_frames: bool) -> float:
-        """When to try the source again: 0.5 s after a pipeline that delivered frames, then
-        doubling (1, 2, 4 s) while attempts fail, at most every ``reopen_max_s``."""
-        st = self.settings
-        if got_frames:
-            self._backoff = st["reopen_min_s"]
-        delay = self._backoff
-        self._retry_at = time.monotonic() + delay
-        self._backoff = min(delay * 2, st["reopen_max_s"])
-        return delay
-
-    def _check_stall(self, opened_ns: int) -> None:
-        """A pipeline without its first frame after ``open_timeout_s``, or without any frame
-        for ``reopen_after_s`` since, is given up and re-opened."""
-        ready = getattr(self.reader, "ready_ns", None)
-        if ready is not None:  # a source worker: counted from when its pipeline started
-            if not ready:
-                return  # still starting (the worker's own start limit applies)
-            opened_ns = max(opened_ns, ready)
-        waited = (time.monotonic_ns() - opened_ns) / 1e9
-        if self.offset_us is None:
-            limit = self.settings["open_timeout_s"]
-            if waited > limit:
-                self._lost(f"no frame within {limit:g} s of opening", False)
-            return
-        limit = self.settings["reopen_after_s"]
-        since = self.seconds_since_frame()
-        if since is not None and since > limit:
-            self._lost(f"no frame for {limit:g} s", False)
 
     def _idle(self, seconds: float) -> None:
         """Waits (the source is gone) while the exam's time goes on."""
@@ -320,70 +281,47 @@ class SourceRunner:
         while not self._quit.is_set() and time.monotonic() < deadline:
             with self.lock:
                 self._tick()
+            self.settle()
             self._quit.wait(0.1)
 
     def _open(self) -> bool:
-        try:
-            r = self.open_reader(self.generation)
-            r.set_pass_all(True)  # until its first frame sets the clock; then the exam's wishes
-            r.open()
-        except CeusError as e:
-            text = redact(str(e))
-            self.state = "reconnecting"
-            if not self.reopen:
-                log.error("source %s: cannot open (%s)", self.name, text)
+        r = self.sup.open()
+        if r is None:
+            if not self.sup.reopen:
                 self._gone("source_error")
-                return False
-            delay = self._schedule_retry(False)
-            if self.last_error != text:
-                log.warning("source %s: cannot open (%s); retrying in %.1f s", self.name,
-                            text, delay)
-            self.last_error = text
             return False
-        with self.lock, self._count_lock:
-            self.reader = r
-            self.generation += 1
+        with self.lock, self._now_lock:
+            self.sup.install(r)
             self.xclock.new_pipeline()
-            self._fps = None
-            self._frozen_after = 0
-            self._taken = 0
-            self.state = "opening"
-        log.info("source %s: pipeline %d opened", self.name, self.generation)
+            self.health.new_pipeline()
         return True
 
     def _lost(self, why: str, eos: bool) -> None:
-        """The pipeline failed, ended or stalled: close it; re-open later (or end)."""
+        """The pipeline failed, ended, stalled, or its worker crashed or hung: close it;
+        re-open later (or end)."""
         with self.lock:
-            r = self._drop_reader()
+            r = self.sup.take(lost=True)
             got_frames = self.offset_us is not None
-            self.state = "reconnecting" if self.reopen else "ended"
             self._set_warning("no_signal", True)
             self._set_warning("frozen_frame", False)
-        text = redact(why)
+        self.health.retire(r)
         if r is not None:
             r.close()
-            ended = getattr(r, "exit", None)  # a source worker: how its process ended
-            if ended is not None:
-                self.worker_exit = ended
-        if not self.reopen:
-            log.warning("source %s: %s; the source has ended", self.name, text)
+        if not self.sup.closed(r, why, got_frames):
             self._gone("source_ended" if eos else "source_error")
             return
-        delay = self._schedule_retry(got_frames)
-        if got_frames or text != self.last_error:  # a failing source is not logged each try
-            log.warning("source %s: %s; re-opening in %.1f s", self.name, text, delay)
-        self.last_error = text
-        self.reconnects += 1
-        self.clock["reconnects"] = self.reconnects
+        self.clock["reconnects"] = self.sup.reconnects
 
     def _gone(self, reason: str) -> None:
         with self.lock:
-            if self.exam is not None and self.exam.stage != "ended":
-                self._finish(reason)
-            self.ended.set()
+            ex = self.open_exam()
+            if ex is not None:
+                ex.finish(reason)
+        self.settle()
+        self.sup.ended.set()
 
     # -- frames ----------------------------------------------------------------------------
-    def _frame(self, fr) -> None:
+    def _frame(self, fr: Frame) -> None:
         pts_ns = int(round(fr.pts_s * 1e9))
         raw = (pts_ns + 500) // 1000
         mono = fr.mono_ns if fr.mono_ns is not None else time.monotonic_ns()
@@ -411,86 +349,37 @@ class SourceRunner:
             # frames do not confirm yet (a decoder fed a damaged stream puts out such frames):
             # the earlier one stands
             return
-        self.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
+        lag = self.health.lag(mono)
         self._set_warning("no_signal", False)
-        self.state = "playing"
-        ex = self.exam
-        if ex is None or ex.stage == "ended":
+        self.sup.playing()
+        ex = self.open_exam()
+        if ex is None:
             return
-        s = ex.s
-        if s.frame_size is None:  # the exam started before the first frame
-            s.frame_size = (fr.width, fr.height)
-            try:
-                s.roi.check_inside(fr.width, fr.height, "the video frame")
-            except CeusError as e:
-                log.error("exam %s: %s; set_roi to a box inside the frame", s.exam, e)
-                s.frame_size = None
-                self._set_warning("roi_outside_frame", True)
-                return
-            self._set_warning("roi_outside_frame", False)
-            s.announce()
-        if (fr.width, fr.height) != tuple(s.frame_size):
-            self._set_warning("source_changed", True)
-            return
-        self._set_warning("source_changed", False)
-        s.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
-        roi = s.roi
-        crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
-        ex.feed(Kept(us, crop, fr.mono_ns))
-        if ex.stage == "ended":
-            self._exam_ended()
+        for name, on in ex.take_frame(fr, us, lag).items():
+            self._set_warning(name, on)
 
     # -- periodic --------------------------------------------------------------------------
     def _tick(self) -> None:
+        r = self.sup.reader
         since = self.seconds_since_frame()
-        no_signal = self.reader is None or since is None or since > self.settings["no_signal_s"]
+        no_signal = r is None or since is None or since > self.settings["no_signal_s"]
         self._set_warning("no_signal", no_signal)
-        r = self.reader
         if r is not None and self.offset_us is not None:
-            self._frozen(r, no_signal)
+            self._set_warning("frozen_frame", self.health.observe(r, self.offset_us, no_signal))
             st = r.stream_ns()  # every frame at the gate, passed or not
             if st is not None and not no_signal:
-                arrival = r.arrival_ns()
-                self._speed.add(arrival, (st + 500) // 1000 + self.offset_us)
-                self.xclock.observe_gate((st + 500) // 1000, arrival)
-        now = self.now_s()
-        ex = self.exam
-        if ex is not None and ex.stage != "ended":
-            ex.s.speed = 0.0 if no_signal else self._speed.speed(time.monotonic_ns())
-            lag = self.engine_lag_s()  # status carries it (also between slot frames)
-            if lag is not None:
-                ex.s.lag_s = lag
-            if now is not None:
-                ex.tick(now, no_signal)
-            if ex.stage == "ended":
-                self._exam_ended()
-
-    def _frozen(self, r, no_signal: bool) -> None:
-        """Sets the gate's frozen-after from the measured frame rate, then reads it."""
-        seen, st = r.frames_seen(), r.stream_ns()
-        if not self._frozen_after:  # until measured: the caps' frame rate, else 30 fps
-            self._frozen_after = max(2, int(math.ceil((r.nominal_fps() or 30.0) *
-                                                      self.settings["frozen_s"])))
-            r.set_frozen_after(self._frozen_after)
-        if st is not None:
-            if self._fps is None or st < self._fps[1] or seen < self._fps[0]:
-                self._fps = (seen, st)
-            elif st - self._fps[1] >= 1_000_000_000 and seen > self._fps[0]:
-                fps = (seen - self._fps[0]) * 1e9 / (st - self._fps[1])
-                self.fps = round(fps, 3)
-                n = max(2, int(math.ceil(fps * self.settings["frozen_s"])))
-                if abs(n - self._frozen_after) > max(1, self._frozen_after // 10):
-                    self._frozen_after = n
-                    r.set_frozen_after(n)
-                self._fps = (seen, st)
-        self._set_warning("frozen_frame", bool(self._frozen_after and not no_signal and
-                                               r.frozen()))
+                self.xclock.observe_gate((st + 500) // 1000, r.arrival_ns())
+        ex = self.open_exam()
+        if ex is not None:
+            # status carries the lag (also between slot frames)
+            ex.progress(self.now_s(), 0.0 if no_signal else self.health.speed(),
+                        self.health.engine_lag_s(r is not None), no_signal)
 
     def _picture_frozen(self) -> bool:
         """The gate has seen the whole picture byte-identical (``frozen-after`` frames)."""
         if "frozen_frame" in self.warnings:
             return True
-        r = self.reader
+        r = self.sup.reader
         try:
             return r is not None and bool(r.frozen())
         except Exception:
@@ -502,13 +391,36 @@ class SourceRunner:
         (self.warnings.add if on else self.warnings.discard)(name)
         log.info("source %s: %s %s", self.name, name, "raised" if on else "cleared")
         ex = self.exam
-        if ex is not None and ex.stage != "ended":
-            ex.s.set_warning(name, on)
+        if ex is not None:
+            ex.set_warning(name, on)
 
-    # -- exams (under the lock) ------------------------------------------------------------
+    # -- scoring (no lock held) ------------------------------------------------------------
+    def settle(self) -> None:
+        """Scores what the current exam decided and hands its result on when it is out
+        (``LiveExam.score_pending``). Called with no lock held: by the source's thread after
+        each frame or tick, and by a command that needs the result (stop_exam)."""
+        ex = self.exam
+        if ex is None:
+            return
+        res = ex.score_pending()
+        if res is None:
+            return
+        self.results.append(res)
+        if self.ctx.on_done:
+            try:
+                self.ctx.on_done(res)
+            except Exception:
+                log.exception("exam %s: the result callback failed", ex.exam_id)
+
+    def busy(self) -> bool:
+        """An exam is open, or its result is not handed on yet."""
+        ex = self.exam
+        return ex is not None and (ex.open or not ex.reported)
+
+    # -- exams -----------------------------------------------------------------------------
     def open_exam(self) -> LiveExam | None:
         ex = self.exam
-        return ex if ex is not None and ex.stage != "ended" else None
+        return ex if ex is not None and ex.open else None
 
     def need_exam(self) -> LiveExam:
         ex = self.open_exam()
@@ -516,10 +428,29 @@ class SourceRunner:
             raise UsageError("no exam running: send start_exam first")
         return ex
 
+    def command(self, req: dict[str, Any]) -> dict[str, Any]:
+        """An exam command for this source (``LiveEngine.handle``): decided under the
+        runner's lock; what it leaves to score is scored after it, never under it."""
+        cmd = req["cmd"]
+        if cmd == "start_exam":
+            self.settle()  # an exam that ended a moment ago: its result is handed on first
+            with self.lock:
+                return self.start_exam(req.get("exam"), req.get("roi"))
+        if cmd == "stop_exam":
+            return self.stop_exam()
+        with self.lock:
+            if cmd == "set_roi":
+                return self.set_roi(req["roi"])
+            if cmd == "mark_injection":
+                return self.mark_injection(req.get("t"))
+            if cmd == "mark_arrival":
+                return self.mark_arrival(req.get("t"))
+        raise UsageError(f"unknown command {cmd!r}")
+
     def start_exam(self, exam: str | None, roi: list[int] | None) -> dict[str, Any]:
         ctx = self.ctx
         if self.open_exam() is not None:
-            raise UsageError(f"exam {self.exam.s.exam} is running: stop_exam first")
+            raise UsageError(f"exam {self.exam.exam_id} is running: stop_exam first")
         if roi is None:
             raise UsageError("start_exam needs roi [x, y, w, h] (or run with --roi)")
         r = Roi(*roi)
@@ -540,49 +471,40 @@ class SourceRunner:
             if lease is not None:
                 lease.release()
             raise
-        self._lease = lease
+        outputs: list[Outputs] = [] if lease is None else [LeaseOutput(lease)]
         session.info["clock"] = self.clock
         session.info["source"] = self.name
         jr = None
         if ctx.journal:
             jr = Journal(default_dir(ctx.cfg), exam,
-                         on_error=lambda text, s=session: self._journal_error(s, text))
+                         on_error=lambda text, s=session: journal_error(s, text))
+            outputs.insert(0, jr)  # the journal is closed before the model is released
         attach(session, ctx.publisher, jr, ctx.on_score)
         if ctx.telemetry is not None:
             ctx.telemetry.watch(session)
         session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
-        self._journal = jr
         st = self.settings
         hist = History(st["history_s"], int(st["history_max_mb"] * 1e6))
         session.warnings.update(self.warnings)
-        self.exam = LiveExam(session, ctx.cfg, self, hist)
+        self.exam = LiveExam(session, ctx.cfg, self, hist, outputs)
         session.start()
         log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
         return {"exam": exam, "phase": session.phase}
 
-    def _journal_error(self, session: ExamSession, text: str) -> None:
-        session.flags.add("journal_error")
-        session.set_warning("journal_error", True)
-
     def set_roi(self, roi: list[int]) -> dict[str, Any]:
         ex = self.need_exam()
-        if ex.stage != "waiting":
-            raise UsageError("the ROI is fixed once contrast is being watched")
         r = Roi(*roi)
         size = self.frame_size()
-        if size is not None:
+        if size is not None and ex.stage == "waiting":
             r.check_inside(size[0], size[1], "the video frame")
-        ex.s.roi = r
-        ex.roi_changed()
-        ex.s.announce()
-        return {"roi": r.as_list()}
+        return ex.set_roi(r)
 
     def frame_size(self) -> tuple[int, int] | None:
         """(width, height) of the video: of the newest frame, else of the caps the pipeline
         negotiated (known before a frame reaches the engine)."""
         if self.size is not None:
             return self.size
-        r = self.reader
+        r = self.sup.reader
         return r.frame_size() if r is not None else None
 
     def _mark_time(self, t: float | None, what: str) -> tuple[float, float | None]:
@@ -598,11 +520,9 @@ class SourceRunner:
         t, now = self._mark_time(t, "mark_injection")
         t = ex.mark_injection(t, now)
         log.info("exam %s: injection marked at %.2f s%s; watching for contrast arrival",
-                 ex.s.exam, t, "" if now is None or now - t < 1.0 else
+                 ex.exam_id, t, "" if now is None or now - t < 1.0 else
                  f" ({now - t:.1f} s ago: from the kept frames)")
-        if ex.stage == "ended":
-            self._exam_ended()
-        return {"exam": ex.s.exam, "injection": t}
+        return {"exam": ex.exam_id, "injection": t}
 
     def mark_arrival(self, t: float | None) -> dict[str, Any]:
         ex = self.need_exam()
@@ -610,85 +530,50 @@ class SourceRunner:
         if now is not None and t == now:
             t = now + 0.02  # without a time: the next frame is slot 0
         t = ex.mark_arrival(t, now)
-        log.info("exam %s: contrast arrival marked: t0 = %.2f s", ex.s.exam, t)
-        if ex.stage == "ended":
-            self._exam_ended()
-        return {"exam": ex.s.exam, "t0": t}
+        log.info("exam %s: contrast arrival marked: t0 = %.2f s", ex.exam_id, t)
+        return {"exam": ex.exam_id, "t0": t}
 
     def stop_exam(self, reason: str = "stopped_early") -> dict[str, Any]:
-        ex = self.need_exam()
-        self._finish(reason)
-        return {"exam": ex.s.exam, "result": self.results[-1] if self.results else None}
-
-    def _finish(self, reason: str | None) -> None:
-        ex = self.exam
-        ex.finish(reason)
-        self._exam_ended()
-
-    def _exam_ended(self) -> None:
-        ex = self.exam
-        if ex is None or ex.result is None or ex.reported:
-            return
-        ex.reported = True
-        self.configure(False, [])
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        if self._lease is not None:  # a replaced model is closed with its last exam
-            self._lease.release()
-            self._lease = None
-        self.results.append(ex.result)
-        if self.ctx.on_done:
-            try:
-                self.ctx.on_done(ex.result)
-            except Exception:
-                log.exception("exam %s: the result callback failed", ex.s.exam)
-
-    def engine_lag_s(self) -> float | None:
-        """How far the engine is behind this source now: the lag at the newest frame taken,
-        or, when the source's thread has not come round for a while (stuck in scoring),
-        the time since it last did."""
-        stuck = (time.monotonic_ns() - self._beat_ns) / 1e9
-        if self.reader is not None and stuck > 0.5:
-            return round(max(self.lag_s or 0.0, stuck), 4)
-        return None if self.lag_s is None else round(self.lag_s, 4)
+        """Closes the exam and waits for its result (its decided slots scored first: by
+        this thread, or by the source's, whichever comes first; no lock held)."""
+        with self.lock:
+            ex = self.need_exam()
+            ex.finish(reason)
+        self.settle()
+        return {"exam": ex.exam_id, "result": ex.result}
 
     def numbers(self) -> dict[str, Any]:
-        """The source's numbers for ``health`` and the metrics (read at any time)."""
-        ex = self.exam
-        with self._count_lock:  # one count over every pipeline (a metrics counter)
-            r, frames = self.reader, self._frames_before
-            if r is not None:
-                try:
-                    frames += int(r.frames_seen())
-                    passed = r.counters()[0]
-                    # the appsink holds at most max_buffers; beyond that the engine was behind
-                    # and the appsink dropped them (``pipelines.live``): counted, never queued
-                    held = int(getattr(r, "max_buffers", 4))
-                    self.engine_dropped = max(self.engine_dropped, passed - self._taken - held)
-                except Exception:  # a pipeline being closed: its count is added when it is
-                    log.debug("source %s: no frame count this time", self.name)
-            self._frames_hi = frames = max(self._frames_hi, frames)
-        return {"uri": redact(self.uri), "state": self.state, "warnings": names(self.warnings),
-                "reconnects": self.reconnects, "stream_time_s": self.now_s(),
-                "fps": self.fps if "no_signal" not in self.warnings else 0.0,
-                "lag_s": self.engine_lag_s(), "frames_total": frames,
-                "frames_dropped": self.engine_dropped,
-                "worker": {"pid": getattr(r, "pid", None), "last_exit": self.worker_exit,
-                           "last_error": self.last_error},
-                "up": self.state == "playing" and "no_signal" not in self.warnings,
-                "exam": ex.s.exam if ex is not None and ex.stage != "ended" else None,
-                "phase": ex.s.phase if ex is not None else "idle"}
+        """The source's numbers for ``health`` and the metrics (read at any time, no lock)."""
+        ex, sup = self.exam, self.sup
+        r = sup.reader
+        frames, dropped = self.health.totals(r)
+        warnings = names(self.warnings)
+        return {"uri": redact(self.uri), "state": sup.state, "warnings": warnings,
+                "reconnects": sup.reconnects, "stream_time_s": self.now_s(),
+                "fps": self.health.fps if "no_signal" not in warnings else 0.0,
+                "lag_s": self.health.engine_lag_s(r is not None), "frames_total": frames,
+                "frames_dropped": dropped,
+                "worker": {"pid": getattr(r, "pid", None), "last_exit": sup.worker_exit,
+                           "last_error": sup.last_error},
+                "up": sup.state == "playing" and "no_signal" not in warnings,
+                "exam": ex.exam_id if ex is not None and ex.open else None,
+                "phase": ex.phase if ex is not None else "idle"}
 
     def status(self) -> dict[str, Any]:
         """The exam's status and the source's state; read without the runner's lock (the
         session has its own, never held while scoring)."""
         ex = self.exam
-        st = status_message(ex.s) if ex is not None else {"phase": "idle"}
+        st = messages.status(**ex.status_fields()) if ex is not None else {"phase": "idle"}
         return {"status": st, "source": {
-            "name": self.name, "state": self.state, "warnings": names(self.warnings),
-            "reconnects": self.reconnects, "stream_time_s": self.now_s(),
-            "speed": self._speed.speed(time.monotonic_ns())}}
+            "name": self.name, "state": self.sup.state, "warnings": names(self.warnings),
+            "reconnects": self.sup.reconnects, "stream_time_s": self.now_s(),
+            "speed": self.health.speed()}}
+
+
+def journal_error(session: ExamSession, text: str) -> None:
+    """The journal could not write: the exam says so (flag and warning) and goes on."""
+    session.flags.add("journal_error")
+    session.set_warning("journal_error", True)
 
 
 #: source kinds a control peer may add at run time (``add_source``): live inputs only. A
@@ -737,9 +622,11 @@ class LiveEngine:
             if r is None:
                 raise UsageError(f"no source named {name!r} (sources: {self._names()})")
         result = None
-        with r.lock:
-            if r.open_exam() is not None:
+        if r.open_exam() is not None:
+            try:
                 result = r.stop_exam("source_removed")["result"]
+            except UsageError:  # it ended on its own meanwhile
+                r.settle()
         with self._lock:
             self.runners.pop(name, None)
         if self.ctx.telemetry is not None:
@@ -774,7 +661,7 @@ class LiveEngine:
             if exam is not None and req["cmd"] != "start_exam":
                 for r in self.runners.values():
                     ex = r.exam
-                    if ex is not None and ex.s.exam == exam:
+                    if ex is not None and ex.exam_id == exam:
                         return r
                 if len(self.runners) != 1:
                     raise UsageError(f"no exam {exam!r} on any source")
@@ -806,18 +693,7 @@ class LiveEngine:
             return r.status()
         if cmd == "start_exam":
             self._check_exam_free(req.get("exam"), r)
-        with r.lock:
-            if cmd == "start_exam":
-                return r.start_exam(req.get("exam"), req.get("roi"))
-            if cmd == "set_roi":
-                return r.set_roi(req["roi"])
-            if cmd == "mark_injection":
-                return r.mark_injection(req.get("t"))
-            if cmd == "mark_arrival":
-                return r.mark_arrival(req.get("t"))
-            if cmd == "stop_exam":
-                return r.stop_exam()
-        raise UsageError(f"unknown command {cmd!r}")
+        return r.command(req)
 
     def _check_exam_free(self, exam: str | None, target: SourceRunner) -> None:
         """An exam id is one exam: its topics (``score.<exam>``) never mix two sources."""
@@ -825,7 +701,7 @@ class LiveEngine:
             return
         for r in self.snapshot():
             ex = r.open_exam()
-            if r is not target and ex is not None and ex.s.exam == exam:
+            if r is not target and ex is not None and ex.exam_id == exam:
                 raise UsageError(f"exam {exam} is running on source {r.name}: exam ids are "
                                  "unique across sources")
 
@@ -884,7 +760,7 @@ class LiveEngine:
 
     # -- the end ---------------------------------------------------------------------------
     def busy(self) -> bool:
-        return any(r.open_exam() is not None for r in self.snapshot())
+        return any(r.busy() for r in self.snapshot())
 
     def all_ended(self) -> bool:
         """Every source has ended for good (files that ended; live sources never do)."""
@@ -896,9 +772,13 @@ class LiveEngine:
         published."""
         out = []
         for r in self.snapshot():
-            with r.lock:
-                if r.open_exam() is not None:
+            if r.open_exam() is not None:
+                try:
                     out.append(r.stop_exam(reason)["result"])
+                    continue
+                except UsageError:  # it ended on its own meanwhile
+                    pass
+            r.settle()
         return out
 
     def close(self) -> None:

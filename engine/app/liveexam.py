@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections import deque
 from typing import Any, Protocol
 
 import numpy as np
 
 from ceustream.engine.core.arrival import Arrival, ArrivalDetector
-from ceustream.engine.core.errors import UsageError
+from ceustream.engine.core.errors import CeusError, UsageError
+from ceustream.engine.core.roi import Roi
 from ceustream.engine.core.schedule import FRAME
+from ceustream.engine.core.source import Frame
 
 from .collect import HOLD_S, monitor_interval
 from .history import History, Kept, MonitorPicker, slot_us, to_us
@@ -73,12 +77,29 @@ def rise_threshold(values: list[float], det: ArrivalDetector) -> float:
     return max(det.k_sigma * sigma, det.min_rise)
 
 
+class Outputs(Protocol):
+    """What an exam holds open while it runs (its journal, its model lease): closed once its
+    result is out."""
+
+    def close(self) -> None: ...
+
+
 class LiveExam:
     """The frame-by-frame state of one live exam (``stage``: waiting, detecting, collecting,
-    ended). Not thread-safe: its source's runner calls it under the runner's lock."""
+    ended) and the commands on it. Its decisions are not thread-safe: its source's runner
+    calls them under the runner's lock. Scoring is not among them: a decided slot is queued
+    (``_decided``) and put into the clip and scored by ``score_pending``, which the runner
+    calls after releasing its lock, so that no source's or engine's lock is ever held while
+    the model runs; the exam's own ``_score_lock`` only keeps its scores in order."""
 
-    def __init__(self, session: ExamSession, cfg: dict, gate: Gate, history: History):
+    def __init__(self, session: ExamSession, cfg: dict, gate: Gate, history: History,
+                 outputs: list[Outputs] | None = None):
         self.s = session
+        self.outputs = list(outputs or [])
+        #: ("add", fills, mono_ns) and ("finish", reason), in decision order
+        self._pending: deque[tuple] = deque()
+        self._score_lock = threading.Lock()
+        self._report_lock = threading.Lock()
         self.cfg = cfg
         self.gate = gate
         self.history = history
@@ -151,7 +172,7 @@ class LiveExam:
                                 self.s.exam, ", ".join(str(i + 1) for i in missed))
                     self.s.set_warning("slot_missed", True)
             if fills:
-                self.s.add(fills)
+                self._decided(fills)
             self._check_done()
 
     # -- marks -----------------------------------------------------------------------------
@@ -277,7 +298,7 @@ class LiveExam:
                 self._offer(f, check=False)
         fills = sampler.cutoff(self.until)
         if fills:
-            self.s.add(fills)
+            self._decided(fills)
         for f in pending:
             self._offer(f, check=False)
         self.window = []
@@ -318,7 +339,7 @@ class LiveExam:
         if fills:
             if any(f.source == FRAME for f in fills):
                 self.s.set_warning("slot_missed", False)
-            self.s.add(fills, k.mono_ns)
+            self._decided(fills, k.mono_ns)
         if check:
             self._check_done()
 
@@ -332,12 +353,121 @@ class LiveExam:
             self.finish("slots_missing")
 
     # -- the end ---------------------------------------------------------------------------
-    def finish(self, reason: str | None) -> dict[str, Any]:
-        """Closes the exam (undecided slots missing) and returns its result."""
-        if self.result is not None:
-            return self.result
+    def finish(self, reason: str | None) -> None:
+        """Closes the exam: no more frames or marks; its result (undecided slots missing)
+        follows from ``score_pending``, after the slots decided before it are scored."""
+        if self.stage == "ended":
+            return
         self.stage = "ended"
         self.history.clear()
         self.gate.configure(False, [])
-        self.result = self.s.finish(reason)
+        self._pending.append(("finish", reason))
+
+    # -- scoring (outside the runner's lock) -----------------------------------------------
+    def _decided(self, fills: list, mono_ns: int | None = None) -> None:
+        """Decided slots: queued for ``score_pending`` (never scored under a lock)."""
+        self._pending.append(("add", fills, mono_ns))
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def score_pending(self) -> dict[str, Any] | None:
+        """Puts the decided slots into the clip and scores them, in order; closes the exam
+        when its finish is reached. Returns the result the first time it is complete and not
+        yet handed on (``take_result``), else None. Called by any thread holding no lock;
+        the exam's scores stay in decision order."""
+        with self._score_lock:
+            while self._pending:
+                job = self._pending.popleft()
+                if job[0] == "add":
+                    self.s.add(job[1], job[2])
+                elif self.result is None:
+                    self.result = self.s.finish(job[1])
+        return self.take_result()
+
+    def take_result(self) -> dict[str, Any] | None:
+        """The result, once: the first caller after it is complete gets it (the others
+        None), and the exam's outputs (journal, model lease) are closed."""
+        with self._report_lock:
+            if self.result is None or self.reported:
+                return None
+            self.reported = True
+        for o in self.outputs:
+            try:
+                o.close()
+            except Exception:
+                log.exception("exam %s: closing an output failed", self.s.exam)
+        self.outputs = []
         return self.result
+
+    # -- what the source's runner reads and tells (it never reaches into the session) ------
+    @property
+    def exam_id(self) -> str:
+        return self.s.exam
+
+    @property
+    def phase(self) -> str:
+        return self.s.phase
+
+    @property
+    def open(self) -> bool:
+        return self.stage != "ended"
+
+    def status_fields(self) -> dict[str, Any]:
+        return self.s.status_fields()
+
+    def set_warning(self, name: str, on: bool) -> None:
+        """A source warning (no_signal, frozen_frame, ...) while the exam is open."""
+        if self.stage != "ended":
+            self.s.set_warning(name, on)
+
+    def progress(self, now_s: float | None, speed: float, lag_s: float | None,
+                 no_signal: bool) -> None:
+        """The source's clock moved (a frame, or time without one)."""
+        if self.stage == "ended":
+            return
+        self.s.speed = speed
+        if lag_s is not None:
+            self.s.lag_s = lag_s
+        if now_s is not None:
+            self.tick(now_s, no_signal)
+
+    def take_frame(self, fr: Frame, us: int, lag_s: float) -> dict[str, bool]:
+        """A frame of the source at exam time ``us`` (µs); returns the source warnings it
+        decides (``roi_outside_frame``, ``source_changed``)."""
+        s = self.s
+        if self.stage == "ended":
+            return {}
+        out: dict[str, bool] = {}
+        if s.frame_size is None:  # the exam started before the first frame
+            s.frame_size = (fr.width, fr.height)
+            try:
+                s.roi.check_inside(fr.width, fr.height, "the video frame")
+            except CeusError as e:
+                log.error("exam %s: %s; set_roi to a box inside the frame", s.exam, e)
+                s.frame_size = None
+                return {"roi_outside_frame": True}
+            out["roi_outside_frame"] = False
+            s.announce()
+        if (fr.width, fr.height) != tuple(s.frame_size):
+            out["source_changed"] = True
+            return out
+        out["source_changed"] = False
+        s.lag_s = lag_s
+        roi = s.roi
+        crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+        self.feed(Kept(us, crop, fr.mono_ns))
+        return out
+
+    @property
+    def roi(self) -> Roi:
+        return self.s.roi
+
+    def set_roi(self, r: Roi) -> dict[str, Any]:
+        """A new ROI, before any mark (checked against the frame by the caller)."""
+        if self.stage != "waiting":
+            raise UsageError("the ROI is fixed once contrast is being watched")
+        self.s.roi = r
+        self.roi_changed()
+        self.s.announce()
+        return {"roi": r.as_list()}
