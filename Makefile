@@ -67,7 +67,7 @@ asan: venv-test
 
 # the Python API's reference, from its docstrings (README "Python API"): docs/api/index.html
 API_MODULES := ceustream '!ceustream.benchmarks' '!ceustream.models' '!ceustream.pipelines' \
-	'!ceustream.engine' ceustream.engine.app.api ceustream.engine.wire.subscriber \
+	'!ceustream.engine' ceustream.engine.app.api ceustream.engine.app.embed ceustream.engine.wire.subscriber \
 	ceustream.engine.wire.types ceustream.engine.wire.schemas ceustream.engine.app.health \
 	ceustream.engine.core.errors
 docs: venv
