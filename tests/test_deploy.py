@@ -94,3 +94,62 @@ def test_the_shipped_settings_and_arguments_are_valid():
 
     args = build_parser().parse_args(["run", "-q", *env["CEUSTREAM_RUN_ARGS"].split()])
     assert args.source == ["scanner1=udp://0.0.0.0:5000"] and args.metrics == "127.0.0.1:9108"
+
+
+def deb_depends() -> set[str]:
+    """The package names in deploy/build-deb.sh's control file (Depends)."""
+    import re
+
+    text = (ROOT / "deploy" / "build-deb.sh").read_text()
+    block = re.search(r"^Depends: (.*?)\n(?=\S)", text, re.S | re.M).group(1)
+    return {re.split(r"[\s(]", d.strip())[0] for d in block.replace("\n", " ").split(",")}
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None or shutil.which("readelf") is None,
+                    reason="needs Debian's dpkg and binutils")
+def test_the_deb_depends_on_every_library_the_plugin_links():
+    """`make deb`'s Depends name the Debian package of every shared library the built
+    GStreamer plugin links directly (readelf NEEDED, resolved by ldconfig, owned per dpkg):
+    what dpkg-shlibdeps would say. The package itself is built and installed on a clean
+    Debian 12 by `make deb-check` (minutes, root, podman): not part of the tests."""
+    import os
+
+    from ceustream.pipelines.gst import plugin_dirs
+
+    dirs = plugin_dirs()
+    assert dirs, "the plugin is not built (pip install . / ceustream install-plugin)"
+    plugin = dirs[0] / "libgstceus.so"
+    needed = [ln.split("[", 1)[1].rstrip("]") for ln in subprocess.run(
+        ["readelf", "-d", str(plugin)], capture_output=True, text=True, check=True
+    ).stdout.splitlines() if "(NEEDED)" in ln]
+    assert "libgstreamer-1.0.so.0" in needed and "libzmq.so.5" in needed
+    cache = {}
+    for ln in subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[1:]:
+        name, _, path = ln.strip().partition(" => ")
+        if "x86-64" in name or "x86_64" in path:
+            cache.setdefault(name.split()[0], path.strip())
+    depends = deb_depends()
+    missing = []
+    for lib in needed:
+        path = os.path.realpath(cache[lib])
+        owners = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
+        if owners.returncode != 0:  # a merged-/usr path dpkg knows under /lib
+            owners = subprocess.run(["dpkg-query", "-S", path.removeprefix("/usr")],
+                                    capture_output=True, text=True)
+        # "libglib2.0-0:amd64: /usr/lib/..." (or "a:amd64, b:amd64: path")
+        head = owners.stdout.splitlines()[0].rsplit(": ", 1)[0] if owners.stdout else ""
+        pkgs = {p.strip().split(":")[0] for p in head.split(",") if p.strip()}
+        if not pkgs & depends:
+            missing.append(f"{lib} ({', '.join(sorted(pkgs)) or 'no package'})")
+    assert not missing, f"Depends lacks: {missing}"
+    # the interpreter the package's virtualenv is made with, and PyGObject from Debian
+    assert {"python3", "python3-gi", "gir1.2-gstreamer-1.0"} <= depends
+
+
+def test_build_deb_script_is_valid_and_refuses_unknown_options():
+    script = ROOT / "deploy" / "build-deb.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    p = subprocess.run(["bash", str(script), "--nonsense"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().startswith("build-deb: usage:")
