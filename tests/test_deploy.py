@@ -153,3 +153,27 @@ def test_build_deb_script_is_valid_and_refuses_unknown_options():
     p = subprocess.run(["bash", str(script), "--nonsense"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and p.stderr.strip().startswith("build-deb: usage:")
+
+
+def test_the_nvidia_containerfile_builds_on_the_cpu_image():
+    """deploy/Containerfile.nvidia (not built here: no GPU, no NVIDIA index): its base is the
+    CPU image `make image` tags, it installs the TensorRT wheel for a CUDA major and the
+    cuda-python the backend imports (cuda.bindings, not pycuda), and runs as the non-root
+    user like the CPU image (whose HEALTHCHECK it inherits)."""
+    import re
+    import tomllib
+
+    nv = (ROOT / "deploy" / "Containerfile.nvidia").read_text()
+    cpu = (ROOT / "deploy" / "Containerfile").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG BASE=localhost/ceustream:{version}\nFROM ${{BASE}}" in nv
+    assert "IMAGE=localhost/ceustream:$VERSION" in (ROOT / "deploy" / "build-image.sh").read_text()
+    code = [ln for ln in nv.splitlines() if ln.strip() and not ln.startswith("#")]
+    run = " ".join(ln for ln in code if "pip install" in ln or ln.startswith(" "))
+    assert '"tensorrt-cu${CUDA_MAJOR}>=10.14"' in run and '"cuda-python>=12.6' in run
+    assert "pycuda" not in run
+    backend = (ROOT / "engine" / "backends" / "tensorrt.py").read_text()
+    assert "from cuda.bindings import runtime" in backend and "import tensorrt" in backend
+    users = [ln.split()[1] for ln in code if ln.startswith("USER ")]
+    assert users[-1] == "ceustream" and re.search(r"^USER ceustream$", cpu, re.M)
+    assert "HEALTHCHECK" in cpu and "HEALTHCHECK" not in "\n".join(code)
