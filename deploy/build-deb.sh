@@ -61,6 +61,8 @@ install -m 644 deploy/systemd/ceustream.sysusers "$ROOT/usr/lib/sysusers.d/ceust
 install -m 644 deploy/systemd/config.toml deploy/systemd/ceustream.env "$ROOT/etc/ceustream/"
 install -m 644 LICENSE "$ROOT/usr/share/doc/ceustream/copyright"
 gzip -9n -c CHANGELOG.md > "$ROOT/usr/share/doc/ceustream/changelog.gz"
+printf 'ceustream (%s-1) bookworm; urgency=medium\n\n  * Packaged by deploy/build-deb.sh; the changes are in changelog.gz.\n\n -- the ceustream developers <ceustream@ceustream.invalid>  %s\n' \
+    "$VERSION" "$(date -R)" | gzip -9n > "$ROOT/usr/share/doc/ceustream/changelog.Debian.gz"
 printf '/etc/ceustream/config.toml\n/etc/ceustream/ceustream.env\n' > "$ROOT/DEBIAN/conffiles"
 cat > "$ROOT/DEBIAN/postinst" <<EOF
 #!/bin/sh
@@ -92,12 +94,7 @@ Version: $VERSION-1
 Architecture: $ARCH
 Maintainer: the ceustream developers <ceustream@ceustream.invalid>
 Installed-Size: $SIZE_KB
-Depends: python3 (>= $PYVER), python3 (<< ${PYVER%.*}.$(( ${PYVER#*.} + 1 ))), python3-gi (>= 3.42), python3-cairo,
- gir1.2-gstreamer-1.0, gir1.2-gst-plugins-base-1.0, gstreamer1.0-tools,
- gstreamer1.0-plugins-base, gstreamer1.0-plugins-good, gstreamer1.0-plugins-bad,
- gstreamer1.0-plugins-ugly, gstreamer1.0-libav, libgstreamer1.0-0, libgstreamer-plugins-base1.0-0,
- libglib2.0-0, libc6, libzmq5, libjson-glib-1.0-0, libcairo2, libpango-1.0-0, libpangocairo-1.0-0,
- fonts-dejavu-core
+Depends: python3 (>= $PYVER), python3 (<< ${PYVER%.*}.$(( ${PYVER#*.} + 1 ))), python3-gi (>= 3.42), python3-cairo, gir1.2-gstreamer-1.0, gir1.2-gst-plugins-base-1.0, gstreamer1.0-tools, gstreamer1.0-plugins-base, gstreamer1.0-plugins-good, gstreamer1.0-plugins-bad, gstreamer1.0-plugins-ugly, gstreamer1.0-libav, libgstreamer1.0-0, libgstreamer-plugins-base1.0-0, libglib2.0-0, libc6, libzmq5, libjson-glib-1.0-0, libcairo2, libpango-1.0-0, libpangocairo-1.0-0, fonts-dejavu-core
 Recommends: systemd
 Section: science
 Priority: optional
