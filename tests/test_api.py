@@ -275,15 +275,19 @@ def test_schema_command(tmp_path):
 def test_engine_in_process_with_a_live_test_source(port):
     """``ceustream.Engine`` with GStreamer's live test pattern (real pipeline in a source
     worker, real ONNX Runtime): refused commands raise one line and change nothing; an
-    exam marked now gets its first scores; a second client drives it over the control
-    socket; stopping gives a flagged partial result; closing ends it for good."""
+    exam marked now gets its first scores; a second client reads it over the control
+    socket, a third receives the same scores from its PUB socket; stopping gives a flagged partial result; closing ends it for good."""
+    from conftest import free_port
+
     ctl = f"tcp://127.0.0.1:{port}"
+    pub = f"tcp://127.0.0.1:{free_port()}"
     cfg = config.load(env={})
     with pytest.raises(ceustream.UsageError, match="bogus"):
         ceustream.Engine({"cam": "bogus://x"}, config=cfg)
     with pytest.raises(ceustream.UsageError, match="source name"):
         ceustream.Engine({"bad name": "test://smpte"}, config=cfg)
-    with ceustream.Engine({"cam": "test://smpte"}, config=cfg, control=ctl) as eng:
+    with ceustream.Engine({"cam": "test://smpte"}, config=cfg, control=ctl, publish=pub) as eng, \
+            ceustream.Collector(pub) as sub:
         assert eng.wait_for_video(60), "no video from videotestsrc"
         with pytest.raises(ceustream.UsageError, match="no exam running"):
             eng.mark_arrival()
@@ -299,6 +303,8 @@ def test_engine_in_process_with_a_live_test_source(port):
         # another process's view of the same engine: the control socket
         answer = ceustream.control(ctl, {"cmd": "status"}, timeout_s=10)
         assert answer["ok"] and answer["status"]["exam"] == "emb1", answer
+        # the published messages (a second client): the exam's status heartbeat first
+        assert sub.wait_for(lambda m: m.exam == "emb1", 30), "no message on the PUB socket"
         t0 = eng.mark_arrival()
         assert t0 >= 0 and eng.stream_time() >= 0
         seen = []
@@ -308,6 +314,9 @@ def test_engine_in_process_with_a_live_test_source(port):
                 break
         assert [s.slots_filled for s in seen] == [1, 2] and not any(s.final for s in seen)
         assert all(s.exam == "emb1" and 0.0 <= s.score <= 1.0 for s in seen)
+        got = sub.wait_for(lambda m: isinstance(m, ceustream.ScoreMessage)
+                           and m.slots_filled == 2, 30)
+        assert got and got.score == pytest.approx(seen[1].score, abs=1e-6)
         r = eng.stop_exam()
         assert isinstance(r, ceustream.Result) and r.exam == "emb1"
         assert not r.final and "stopped_early" in r.flags and 2 <= r.slots_filled < 30
