@@ -106,6 +106,7 @@ Description: streaming CEUS inference engine (simulated-data model; not a medica
  simulated data only: not a medical device, not for diagnosis.
 EOF
 dpkg-deb --root-owner-group -Zgzip -z6 --build "$ROOT" "$DEB" >/dev/null
+rm -rf "$OUT"  # the staging tree (490 MiB, absolute links): only the package is kept
 echo "build-deb: $DEB: $(du -h "$DEB" | cut -f1) ($(( SIZE_KB / 1024 )) MiB installed) in $("$SYSPY" -c "print(f'{$(now) - $t:.0f}')") s"
 fi
 

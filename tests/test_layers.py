@@ -67,7 +67,8 @@ def test_a_broken_layer_is_caught(tmp_path, victim, line):
     """The contract is not vacuous: a copy of the tree with one upward import breaks it."""
     copy = tmp_path / "tree"
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "build", ".git", "tests",
-                                                                "*.onnx", "__pycache__"))
+                                                                "*.onnx", "__pycache__",
+                                                                "dist", "out"))
     f = copy / victim
     f.write_text(line + f.read_text())
     pkg = tmp_path / "pkg" / "ceustream"
