@@ -3,6 +3,7 @@
 #   make test   -> the same plus the test and training extras, then the whole test suite
 # Other targets: make bench | make paper | make gpu-check | make asan | make clean
 #                make docs (API reference -> docs/api/) | make image (OCI image, minutes; root)
+#                make deb (Debian package -> dist/, minutes) | make deb-check (apt-installs it on a clean Debian 12; root)
 
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -23,8 +24,11 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	orthanc orthanc-dicomweb dcmtk libgdcm-tools dicom3tools
 # systemd-analyze / systemd-sysusers check the service files (tests/test_deploy.py)
 APT_PKGS += systemd
+# `make deb`: dpkg-architecture/dpkg-deb, readelf (tests/test_deploy.py), Debian's PyGObject for the package's venv
+APT_PKGS += dpkg-dev binutils python3-gi
 
-.PHONY: demo test system venv venv-test bench paper gpu-check asan clean docs image overlay-frames
+.PHONY: demo test system venv venv-test bench paper gpu-check asan clean docs image overlay-frames \
+	deb deb-check
 
 demo: venv
 	$(VENV)/bin/ceustream demo
@@ -67,7 +71,7 @@ asan: venv-test
 
 # the Python API's reference, from its docstrings (README "Python API"): docs/api/index.html
 API_MODULES := ceustream '!ceustream.benchmarks' '!ceustream.models' '!ceustream.pipelines' \
-	'!ceustream.engine' ceustream.engine.app.api ceustream.engine.wire.subscriber \
+	'!ceustream.engine' ceustream.engine.app.api ceustream.engine.app.embed ceustream.engine.wire.subscriber \
 	ceustream.engine.wire.types ceustream.engine.wire.schemas ceustream.engine.app.health \
 	ceustream.engine.core.errors
 docs: venv
@@ -80,6 +84,16 @@ image: venv
 	@for p in podman mmdebstrap; do command -v $$p >/dev/null || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q podman mmdebstrap; break; }; done
 	nice -n 10 $(SUDO) env PYTHON=$(PY) bash deploy/build-image.sh
+
+# the Debian package (README "Install as a Debian package"): a virtualenv in /opt/ceustream over
+# Debian's python3 and GStreamer, the plugin in the system plugin folder, the service files
+deb: venv
+	nice -n 10 env PYTHON=$(PY) bash deploy/build-deb.sh
+# apt installs dist/ceustream_*.deb on a clean Debian 12 (podman, root), runs a replay, purges it
+deb-check: deb
+	@command -v podman >/dev/null || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q podman mmdebstrap; }
+	nice -n 10 $(SUDO) env PYTHON=$(PY) bash deploy/build-deb.sh --check-only
 
 # the README's overlay frames, full size, into a git-ignored folder
 overlay-frames: venv-test

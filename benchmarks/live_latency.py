@@ -1,4 +1,4 @@
-"""Issue 10 benchmark: live latency per stage, one 720p30 source at real time.
+"""Live latency per stage, one 720p30 source at real time (the live-latency benchmark).
 
 A simulated exam recorded at 1280x720, 30 fps (H.264, MPEG-TS; made once) is streamed in real
 time by a real sender (`gst-launch-1.0 filesrc ! tsparse alignment=7 ! udpsink`) to `ceustream run

@@ -8,7 +8,10 @@ Reads ``runs/ship/report.json`` (``python -m ceustream.models.ship``) and
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SHIP_CMD = "python -m ceustream.models.ship"
 CROSS_CMD = "python -m ceustream.benchmarks.cross_renderer"
@@ -160,6 +163,7 @@ def write_card(path: Path, ship_report: Path,
           "network's embedding); it does not say the score is wrong, nor that an in-domain "
           "score is right.", ""]
     Path(path).write_text("\n".join(L))
+    log.info("model card written: %s", path)
     return Path(path)
 
 

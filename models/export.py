@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import numpy as np
 
 from ceustream.engine.core.errors import InputError
 from ceustream.engine.core.modelmeta import ModelMeta, write
+
+log = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -72,6 +75,7 @@ def atomic_save(model, path: Path) -> None:
     tmp = path.with_suffix(".onnx.tmp")
     onnx.save(model, str(tmp))
     tmp.replace(path)
+    log.info("model written: %s (%d bytes)", path, path.stat().st_size)
 
 
 def fp16_model(model):

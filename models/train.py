@@ -11,6 +11,7 @@ numbers may be optimistic for that reason.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -21,6 +22,9 @@ from typing import Callable
 import numpy as np
 
 from .metrics import evaluate, roc_auc
+
+#: the module's logger (``fit`` takes a progress callable named ``log``)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -208,6 +212,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
                         "history": history, "best": list(best), "best_state": best_state,
                         "rng_seed": cfg.seed, "config": cfg.__dict__}, tmp)
             os.replace(tmp, ckpt)
+            logger.debug("checkpoint after epoch %d: %s", epoch + 1, ckpt)
     if best_state is not None and cfg.keep == "best":
         net.load_state_dict(best_state)
     net.eval()
@@ -234,6 +239,7 @@ def expand_minority(x: np.ndarray, y: np.ndarray, extra: dict[int, list[np.ndarr
 
 def save_history(history: list[dict], path: Path) -> None:
     path.write_text(json.dumps(history, indent=1))
+    logger.debug("training history (%d epochs): %s", len(history), path)
 
 
 def summarize(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:

@@ -250,6 +250,9 @@ def test_the_api_reference_builds_from_the_docstrings(tmp_path):
     for name in ceustream.__all__:
         assert f'id="{name}"' in page or f">{name}<" in page, name
     assert (tmp_path / "ceustream" / "engine" / "wire" / "subscriber.html").is_file()
+    embed = (tmp_path / "ceustream" / "engine" / "app" / "embed.html").read_text()
+    for method in ("start_exam", "mark_injection", "mark_arrival", "scores", "result", "close"):
+        assert f'id="Engine.{method}"' in embed, method
 
 
 def test_schema_command(tmp_path):
@@ -270,3 +273,59 @@ def test_schema_command(tmp_path):
     assert p.returncode == 2 and p.stderr.startswith("ceustream: error: give NAME")
     p = cli("alarm")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_engine_in_process_with_a_live_test_source(port):
+    """``ceustream.Engine`` with GStreamer's live test pattern (real pipeline in a source
+    worker, real ONNX Runtime): refused commands raise one line and change nothing; an
+    exam marked now gets its first scores; a second client reads it over the control
+    socket, a third receives the same scores from its PUB socket; stopping gives a flagged partial result; closing ends it for good."""
+    from conftest import free_port
+
+    ctl = f"tcp://127.0.0.1:{port}"
+    pub = f"tcp://127.0.0.1:{free_port()}"
+    cfg = config.load(env={})
+    with pytest.raises(ceustream.UsageError, match="bogus"):
+        ceustream.Engine({"cam": "bogus://x"}, config=cfg)
+    with pytest.raises(ceustream.UsageError, match="source name"):
+        ceustream.Engine({"bad name": "test://smpte"}, config=cfg)
+    with ceustream.Engine({"cam": "test://smpte"}, config=cfg, control=ctl, publish=pub) as eng, \
+            ceustream.Collector(pub) as sub:
+        assert eng.wait_for_video(60), "no video from videotestsrc"
+        with pytest.raises(ceustream.UsageError, match="no exam running"):
+            eng.mark_arrival()
+        with pytest.raises(ceustream.InputError, match="outside the video frame"):
+            eng.start_exam(roi=(300, 200, 64, 64))  # the pattern is 320x240
+        with pytest.raises(ceustream.UsageError, match="roi"):
+            eng.start_exam(roi=(1, 2, 3))
+        assert eng.status()["status"]["phase"] == "idle"  # nothing was started
+        exam = eng.start_exam(roi="100,80,40,40", exam="emb1")
+        assert exam == "emb1"
+        with pytest.raises(ceustream.UsageError, match="running"):
+            eng.start_exam(roi=(100, 80, 40, 40), exam="emb2")
+        # another process's view of the same engine: the control socket
+        answer = ceustream.control(ctl, {"cmd": "status"}, timeout_s=10)
+        assert answer["ok"] and answer["status"]["exam"] == "emb1", answer
+        # the published messages (a second client): the exam's status heartbeat first
+        assert sub.wait_for(lambda m: m.exam == "emb1", 30), "no message on the PUB socket"
+        t0 = eng.mark_arrival()
+        assert t0 >= 0 and eng.stream_time() >= 0
+        seen = []
+        for s in eng.scores(timeout_s=60):
+            seen.append(s)
+            if len(seen) == 2:
+                break
+        assert [s.slots_filled for s in seen] == [1, 2] and not any(s.final for s in seen)
+        assert all(s.exam == "emb1" and 0.0 <= s.score <= 1.0 for s in seen)
+        got = sub.wait_for(lambda m: isinstance(m, ceustream.ScoreMessage)
+                           and m.slots_filled == 2, 30)
+        assert got and got.score == pytest.approx(seen[1].score, abs=1e-6)
+        r = eng.stop_exam()
+        assert isinstance(r, ceustream.Result) and r.exam == "emb1"
+        assert not r.final and "stopped_early" in r.flags and 2 <= r.slots_filled < 30
+        assert eng.result("emb1", timeout_s=5) == r and eng.results == [r]
+        # the scores of an ended exam end
+        assert [s.slots_filled for s in eng.scores("emb1", timeout_s=5)][:2] == [1, 2]
+        assert eng.health()["sources"]["cam"]["state"] == "playing"
+    with pytest.raises(ceustream.UsageError, match="closed"):
+        eng.status()

@@ -106,3 +106,21 @@ def test_only_commands_that_score_list_the_score_exit_codes():
 def test_export_says_simulated_unless_told_otherwise():
     args = build_parser().parse_args(["export", "ck.pt", "--out", "m.onnx"])
     assert args.trained_on == "simulated"
+
+
+def test_no_benchmark_help_begins_with_an_issue_number():
+    """A benchmark's --help says what it measures, not which issue asked for it (issue 22:
+    the capacity benchmark's began "Issue 13 benchmark")."""
+    import re
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    mods = sorted(p.stem for p in bench.glob("*.py") if "ArgumentParser(" in p.read_text())
+    assert "capacity" in mods and "live_latency" in mods
+    for m in mods:
+        p = subprocess.run([sys.executable, "-m", f"ceustream.benchmarks.{m}", "--help"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (m, p.stderr[-500:])
+        # the description: the first line after the usage block
+        desc = p.stdout.split("\n\n")[1] if "\n\n" in p.stdout else ""
+        assert not re.match(r"\s*issue \d+", desc, re.I), (m, desc[:200])

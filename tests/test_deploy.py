@@ -94,3 +94,86 @@ def test_the_shipped_settings_and_arguments_are_valid():
 
     args = build_parser().parse_args(["run", "-q", *env["CEUSTREAM_RUN_ARGS"].split()])
     assert args.source == ["scanner1=udp://0.0.0.0:5000"] and args.metrics == "127.0.0.1:9108"
+
+
+def deb_depends() -> set[str]:
+    """The package names in deploy/build-deb.sh's control file (Depends)."""
+    import re
+
+    text = (ROOT / "deploy" / "build-deb.sh").read_text()
+    block = re.search(r"^Depends: (.*?)\n(?=\S)", text, re.S | re.M).group(1)
+    return {re.split(r"[\s(]", d.strip())[0] for d in block.replace("\n", " ").split(",")}
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None or shutil.which("readelf") is None,
+                    reason="needs Debian's dpkg and binutils")
+def test_the_deb_depends_on_every_library_the_plugin_links():
+    """`make deb`'s Depends name the Debian package of every shared library the built
+    GStreamer plugin links directly (readelf NEEDED, resolved by ldconfig, owned per dpkg):
+    what dpkg-shlibdeps would say. The package itself is built and installed on a clean
+    Debian 12 by `make deb-check` (minutes, root, podman): not part of the tests."""
+    import os
+
+    from ceustream.pipelines.gst import plugin_dirs
+
+    dirs = plugin_dirs()
+    assert dirs, "the plugin is not built (pip install . / ceustream install-plugin)"
+    plugin = dirs[0] / "libgstceus.so"
+    needed = [ln.split("[", 1)[1].rstrip("]") for ln in subprocess.run(
+        ["readelf", "-d", str(plugin)], capture_output=True, text=True, check=True
+    ).stdout.splitlines() if "(NEEDED)" in ln]
+    assert "libgstreamer-1.0.so.0" in needed and "libzmq.so.5" in needed
+    cache = {}
+    for ln in subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[1:]:
+        name, _, path = ln.strip().partition(" => ")
+        if "x86-64" in name or "x86_64" in path:
+            cache.setdefault(name.split()[0], path.strip())
+    depends = deb_depends()
+    missing = []
+    for lib in needed:
+        path = os.path.realpath(cache[lib])
+        owners = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
+        if owners.returncode != 0:  # a merged-/usr path dpkg knows under /lib
+            owners = subprocess.run(["dpkg-query", "-S", path.removeprefix("/usr")],
+                                    capture_output=True, text=True)
+        # "libglib2.0-0:amd64: /usr/lib/..." (or "a:amd64, b:amd64: path")
+        head = owners.stdout.splitlines()[0].rsplit(": ", 1)[0] if owners.stdout else ""
+        pkgs = {p.strip().split(":")[0] for p in head.split(",") if p.strip()}
+        if not pkgs & depends:
+            missing.append(f"{lib} ({', '.join(sorted(pkgs)) or 'no package'})")
+    assert not missing, f"Depends lacks: {missing}"
+    # the interpreter the package's virtualenv is made with, and PyGObject from Debian
+    assert {"python3", "python3-gi", "gir1.2-gstreamer-1.0"} <= depends
+
+
+def test_build_deb_script_is_valid_and_refuses_unknown_options():
+    script = ROOT / "deploy" / "build-deb.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    p = subprocess.run(["bash", str(script), "--nonsense"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().startswith("build-deb: usage:")
+
+
+def test_the_nvidia_containerfile_builds_on_the_cpu_image():
+    """deploy/Containerfile.nvidia (not built here: no GPU, no NVIDIA index): its base is the
+    CPU image `make image` tags, it installs the TensorRT wheel for a CUDA major and the
+    cuda-python the backend imports (cuda.bindings, not pycuda), and runs as the non-root
+    user like the CPU image (whose HEALTHCHECK it inherits)."""
+    import re
+    import tomllib
+
+    nv = (ROOT / "deploy" / "Containerfile.nvidia").read_text()
+    cpu = (ROOT / "deploy" / "Containerfile").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG BASE=localhost/ceustream:{version}\nFROM ${{BASE}}" in nv
+    assert "IMAGE=localhost/ceustream:$VERSION" in (ROOT / "deploy" / "build-image.sh").read_text()
+    code = [ln for ln in nv.splitlines() if ln.strip() and not ln.startswith("#")]
+    run = " ".join(ln for ln in code if "pip install" in ln or ln.startswith(" "))
+    assert '"tensorrt-cu${CUDA_MAJOR}>=10.14"' in run and '"cuda-python>=12.6' in run
+    assert "pycuda" not in run
+    backend = (ROOT / "engine" / "backends" / "tensorrt.py").read_text()
+    assert "from cuda.bindings import runtime" in backend and "import tensorrt" in backend
+    users = [ln.split()[1] for ln in code if ln.startswith("USER ")]
+    assert users[-1] == "ceustream" and re.search(r"^USER ceustream$", cpu, re.M)
+    assert "HEALTHCHECK" in cpu and "HEALTHCHECK" not in "\n".join(code)

@@ -1,5 +1,6 @@
 """Every file in examples/ runs as its docstring says: the embedding script on a real
-recording with the example settings, the plain-pyzmq subscriber against a real publisher
+recording with the example settings, the live embedding script on the simulated scanner
+(a live GStreamer source, 10x real time), the plain-pyzmq subscriber against a real publisher
 (a replay on loopback)."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_every_example_is_tested_here():
-    tested = {"embed_replay.py", "subscriber_pyzmq.py", "config.toml"}
+    tested = {"embed_replay.py", "embed_live.py", "subscriber_pyzmq.py", "config.toml"}
     assert {p.name for p in EXAMPLES.iterdir() if p.is_file()} == tested
 
 
@@ -43,6 +44,36 @@ def test_embed_replay(coded_mp4, env):
                         "--roi", "1,2,3,4", "--t0", "1"], capture_output=True, text=True,
                        timeout=120, env=env)
     assert p.returncode == 3 and p.stderr.strip().startswith("embed_replay: ")
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_embed_live(env):
+    """The command in the example's docstring, as printed there (the simulated scanner's
+    lesion and injection), run to a final result through the in-process live engine."""
+    from ceustream.models.simulator.scanner import SimScanner
+
+    doc = (EXAMPLES / "embed_live.py").read_text()
+    sim = "sim://11?speed=10&size=320x240&injection=6"
+    truth = SimScanner(sim).truth
+    roi = ",".join(map(str, truth["roi"]))
+    assert f'--source "{sim}"' in doc and f"--roi {roi} --injection 6" in doc
+    p = subprocess.run([sys.executable, str(EXAMPLES / "embed_live.py"), "--source", sim,
+                        "--roi", roi, "--injection", "6", "--config",
+                        str(EXAMPLES / "config.toml"), "--timeout", "240"],
+                       capture_output=True, text=True, timeout=400, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines[:30]] == [f"slot {i}" for i in range(30)]
+    result = json.loads(lines[-1])
+    assert result["final"] and result["slots_filled"] == 30
+    assert abs(result["t0"] - truth["t0_s"]) < 1.0 and "t0_from_injection" in result["flags"]
+    assert result["backend"]["name"] == "onnxruntime"  # the example settings were used
+    assert "simulated" in lines[-2]
+    # bad input: one line and the CLI's exit code, before any source starts
+    p = subprocess.run([sys.executable, str(EXAMPLES / "embed_live.py"), "--source",
+                        "bogus://x", "--roi", "1,2,3,4", "--t0", "1"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 2 and p.stderr.strip().startswith("embed_live: ")
     assert len(p.stderr.strip().splitlines()) == 1
 
 

@@ -110,3 +110,24 @@ def test_the_changelog_has_a_version_policy_and_this_version():
     assert "fields are only ever *added* within v1" in text
     released = ceustream.__version__
     assert f"## [{released}]" in text
+
+
+def test_every_repository_path_the_docs_name_exists():
+    """README.md and ARCHITECTURE.md name files by their path in the checkout (issue 22: the
+    README sent users to `engine/defaults.toml`, which is `engine/core/defaults.toml`);
+    generated folders (benchmark results, image output, the API reference) excepted."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    generated = ("benchmarks/results", "deploy/out", "docs/api")
+    missing = []
+    for doc in ("README.md", "ARCHITECTURE.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        for m in re.finditer(r"(?<![\w/.~-])((?:engine|pipelines|models|plugins|benchmarks|"
+                             r"tests|deploy|examples|docs)/[\w./-]*\w)", text):
+            p = m.group(1)
+            if not p.startswith(generated) and not (root / p).exists() \
+                    and not any(root.glob(p)):
+                missing.append(f"{doc}: {p}")
+    assert not missing, missing

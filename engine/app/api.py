@@ -25,7 +25,7 @@ from .session import ExamSession, Score
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Result", "SlotScore", "replay_file", "load_config"]
+__all__ = ["Result", "SlotScore", "replay_file", "load_config", "slot_score"]
 
 
 def load_config(path: str | Path | None = None) -> dict:
@@ -103,6 +103,14 @@ class Result:
                         self.domain, f"{self.slots_filled}/{self.slots_total} slots")
 
 
+def slot_score(s: Score, session: ExamSession) -> SlotScore:
+    """The typed view of a session's score event (``replay_file`` and ``Engine`` alike)."""
+    return SlotScore(exam=session.exam, slot=s.slot, slots_filled=s.slots_filled,
+                     slots_total=session.model.meta.frames, score=s.score, label=s.label,
+                     final=s.final, flags=tuple(sorted(session.flags)),
+                     features=TicReading.from_json(session.features), latency_ms=s.latency_ms)
+
+
 def replay_file(path: str | Path, roi: Roi | Sequence[int] | str, *, t0: float | None = None,
                 injection: float | None = None, config: dict | str | Path | None = None,
                 backend: str = "auto", model: str | Path | None = None,
@@ -128,12 +136,7 @@ def replay_file(path: str | Path, roi: Roi | Sequence[int] | str, *, t0: float |
                          journal=journal)
 
     def scored(s: Score, session: ExamSession) -> None:
-        if on_score is None:
-            return
-        on_score(SlotScore(exam=session.exam, slot=s.slot, slots_filled=s.slots_filled,
-                           slots_total=session.model.meta.frames, score=s.score, label=s.label,
-                           final=s.final, flags=tuple(sorted(session.flags)),
-                           features=TicReading.from_json(session.features),
-                           latency_ms=s.latency_ms))
+        if on_score is not None:
+            on_score(slot_score(s, session))
 
     return Result.from_json(replay(path, opts, cfg, on_score=scored))

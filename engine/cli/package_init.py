@@ -4,6 +4,9 @@ The Python API (kept within a major version; see CHANGELOG.md "Version policy"):
 
 - :func:`replay_file` scores a recorded exam → :class:`Result` (``on_score`` gets a
   :class:`SlotScore` after every slot);
+- :class:`Engine` runs a live engine with sources in this process (``start_exam``,
+  ``mark_injection`` / ``mark_arrival``, ``scores()``, ``result()``), the same engine as
+  ``ceustream run``;
 - :class:`Subscriber` receives a running engine's messages, validated against the schema,
   as :class:`ScoreMessage` / :class:`StatusMessage`; :class:`Collector` keeps them on a
   thread;
@@ -13,8 +16,8 @@ The Python API (kept within a major version; see CHANGELOG.md "Version policy"):
   :func:`schema_dir` (the v1 message schemas), the errors (:class:`CeusError` and its
   subclasses, each with the CLI's ``exit_code``), ``DISCLAIMER`` and ``__version__``.
 
-To run an engine with live sources, start ``ceustream run`` (a service: README "Deploy") and
-talk to it with :class:`Subscriber` and :func:`control`. The shipped weights are trained on
+An engine in another process (``ceustream run``, a service: README "Deploy") is followed
+with :class:`Subscriber` and driven with :func:`control`. The shipped weights are trained on
 simulated data; nothing here is a medical device.
 
 Installed as ``ceustream/__init__.py`` (see CMakeLists.txt); the code lives in the
@@ -34,6 +37,7 @@ _EXPORTS = {
     "Result": "ceustream.engine.app.api",
     "SlotScore": "ceustream.engine.app.api",
     "load_config": "ceustream.engine.app.api",
+    "Engine": "ceustream.engine.app.embed",
     "Subscriber": "ceustream.engine.wire.subscriber",
     "Collector": "ceustream.engine.wire.subscriber",
     "ScoreMessage": "ceustream.engine.wire.types",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -11,6 +12,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ceustream.engine.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 CONTAINERS = {
     # name: (encoder chain, muxer, extension)
@@ -131,9 +134,11 @@ def write_exam(scene, path: str | Path, *, fps: float = 30.0, duration_s: float 
             writer.push(frame, t, dur)
             if progress and i % 300 == 0:
                 progress(t / times[-1])
-    except BaseException:
+    except BaseException as e:
         writer.pipeline.set_state(writer.Gst.State.NULL)
         Path(path).unlink(missing_ok=True)
+        log.warning("recording %s abandoned (%s); the partial file is removed", path,
+                    type(e).__name__)
         raise
     writer.close()
     sx, sy = out_w / L.width, out_h / L.height
@@ -151,4 +156,6 @@ def write_exam(scene, path: str | Path, *, fps: float = 30.0, duration_s: float 
         "render_s": round(time.monotonic() - started, 2),
     }
     Path(str(path) + ".json").write_text(json.dumps(truth, indent=1, default=float))
+    log.debug("recorded %s: %d frames, %.1f s, %dx%d %s, in %.1f s", path, len(times),
+              truth["duration_s"], out_w, out_h, container, truth["render_s"])
     return truth
