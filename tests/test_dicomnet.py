@@ -43,6 +43,31 @@ def test_addresses_and_where_credentials_come_from(tmp_path):
         parse("dicomweb+http://h/x", env={"CEUSTREAM_PACS_CREDENTIALS": str(creds)})
 
 
+def test_dimse_retrieve_by_c_move_is_chosen_in_the_address(tmp_path):
+    m = parse("dimse://PACS1@10.0.0.5:104?retrieve=move&move-port=11113", "ME", env={})
+    assert (m.retrieve, m.move_port, m.port) == ("move", 11113, 104)
+    assert m.describe() == "dimse://PACS1@10.0.0.5:104?retrieve=move&move-port=11113"
+    g = parse("dimse://PACS1@10.0.0.5:104?retrieve=get", env={})
+    assert (g.retrieve, g.move_port) == ("get", None)
+    assert parse("dimse://PACS1@h:104", env={}).retrieve == "get"
+    bad = [("dimse://A@h:1?retrieve=move", "move-port=N"),
+           ("dimse://A@h:1?retrieve=move&move-port=0", "1-65535"),
+           ("dimse://A@h:1?retrieve=move&move-port=x1", "1-65535"),
+           ("dimse://A@h:1?retrieve=fetch", "retrieve=get or retrieve=move"),
+           ("dimse://A@h:1?move-port=11113", "only with retrieve=move"),
+           ("dimse://A@h:1?retrieve=move&move-port=1&move-port=2", "repeated"),
+           ("dimse://A@h:1?aet=X", "unknown"), ("dimse://A@h:1?junk", "key=value"),
+           ("dimse+tls://A@h:1?retrieve=move&move-port=5", "not offered over dimse.tls")]
+    for text, want in bad:
+        with pytest.raises(UsageError, match=want):
+            parse(text, env={})
+    ca = tmp_path / "ca.crt"
+    with pytest.raises(UsageError, match="CEUSTREAM_PACS_CA"):
+        parse("dicomweb+https://h/x", env={"CEUSTREAM_PACS_CA": str(ca)})
+    ca.write_text("x")
+    assert parse("dicomweb+https://h/x", env={"CEUSTREAM_PACS_CA": str(ca)}).ca == str(ca)
+
+
 def test_query_filters_and_checks():
     q = Query(study_date="20260101-20260131", accessions=("A1", "A2"))
     assert q.filters() == [

@@ -7,7 +7,6 @@ back from Orthanc and checked with dicom3tools' ``dciodvfy`` and dcmtk's ``dsrdu
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 from conftest import free_port, last_json, one_line_error, run_cli
 from dicomfiles import FAKE_ACCESSION, secrets_in
 from media import ROI, frame
-from pacs import OUR_AET, PASSWORD, USER, make_cine, missing_tools, start_orthanc
+from pacs import (OUR_AET, PASSWORD, USER, make_certs, make_cine, missing_tools,
+                  start_orthanc, start_tls_front)
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason="needs Debian packages: "
                                 + " ".join(missing_tools()))
@@ -104,6 +104,41 @@ def archive(tmp_path_factory, frames):
         o.stop()
 
 
+@pytest.fixture(scope="module")
+def https_front(archive):
+    """HTTPS (stunnel, a test CA's server certificate) in front of the archive's Orthanc,
+    basic auth still Orthanc's."""
+    d = archive["dir"]
+    certs = make_certs(d / "certs")
+    front = start_tls_front(d / "stunnel", archive["orthanc"].http_port, free_port(),
+                            certs["server.crt"], certs["server.key"])
+    try:
+        yield {"front": front, "certs": certs}
+    finally:
+        front.stop()
+
+
+def https_env(env: dict, https_front) -> dict:
+    """The PACS's CA the documented way (CEUSTREAM_PACS_CA), with the host's own bundle in
+    REQUESTS_CA_BUNDLE as on a Debian machine: the PACS's CA must win over it."""
+    import certifi
+
+    return dict(env, CEUSTREAM_PACS_CA=str(https_front["certs"]["ca.crt"]),
+                REQUESTS_CA_BUNDLE=certifi.where())
+
+
+def address_env(protocol: str, archive, pacs_env: dict, request) -> tuple[str, dict]:
+    o = archive["orthanc"]
+    if protocol == "dicomweb":
+        return o.dicomweb, pacs_env
+    if protocol == "dicomweb-https":
+        front = request.getfixturevalue("https_front")
+        return front["front"].dicomweb, https_env(pacs_env, front)
+    if protocol == "dimse-move":  # Orthanc's DicomModalities names OUR_AET at our_port
+        return f"{o.dimse}?retrieve=move&move-port={o.our_port}", pacs_env
+    return o.dimse, pacs_env
+
+
 @pytest.fixture
 def pacs_env(env, tmp_path):
     creds = tmp_path / "pacs.cred"
@@ -133,13 +168,14 @@ def local_score(path: Path, env: dict, injection: float) -> dict:
     return last_json(p.stdout)
 
 
-@pytest.mark.parametrize("protocol", ["dicomweb", "dimse"])
+@pytest.mark.parametrize("protocol", ["dicomweb", "dicomweb-https", "dimse", "dimse-move"])
 def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, pacs_env,
-                                                            tmp_path):
+                                                            tmp_path, request):
     o = archive["orthanc"]
     before = {s: len(sr_of_study(o, uid(s), SR_CLASS)) for s in (1, 2, 3)}
     out = tmp_path / "run"
-    p = qa(archive, pacs_env, out, o.dicomweb if protocol == "dicomweb" else o.dimse)
+    addr, run_env = address_env(protocol, archive, pacs_env, request)
+    p = qa(archive, run_env, out, addr)
     assert p.returncode == 0, p.stderr
     s = last_json(p.stdout)
     # cines A and B are in the date range, C is not; both scored, both stored back
@@ -189,11 +225,11 @@ def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, p
     assert not any(PASSWORD.encode() in q.read_bytes() for q in out.rglob("*") if q.is_file())
 
 
-@pytest.mark.parametrize("protocol", ["dicomweb", "dimse"])
-def test_replay_one_cine_from_the_pacs_scores_as_the_local_file(protocol, archive, pacs_env):
-    o = archive["orthanc"]
+@pytest.mark.parametrize("protocol", ["dicomweb", "dicomweb-https", "dimse", "dimse-move"])
+def test_replay_one_cine_from_the_pacs_scores_as_the_local_file(protocol, archive, pacs_env,
+                                                                request):
     x, y, w, h = ROI
-    addr = o.dicomweb if protocol == "dicomweb" else o.dimse
+    addr, pacs_env = address_env(protocol, archive, pacs_env, request)
     p = run_cli(["replay", addr, "--sop-uid", uid(111), "--our-aet", OUR_AET, "--roi",
                  f"{x},{y},{w},{h}", "--injection", "4", "--json", "--no-publish",
                  "--no-journal"], pacs_env)
@@ -228,6 +264,43 @@ def test_pacs_errors_are_one_line_and_name_no_credential(archive, env, pacs_env,
     p = run_cli(["qa", o.dicomweb, "--out", str(tmp_path / "o"), "--study-date", "2026-01"],
                 pacs_env)
     assert "--study-date" in one_line_error(p)
+
+
+def test_https_errors_are_one_line_and_name_no_credential(archive, https_front, pacs_env,
+                                                          tmp_path):
+    """Over HTTPS: a server certificate from another CA (or the host's bundle only), a wrong
+    password, a CA file that is not there, plain HTTP to the TLS port: one line each, no
+    traceback, the password nowhere (not even with --debug, nor in the TLS front's log)."""
+    import certifi
+
+    front = https_front["front"]
+    good = https_env(pacs_env, https_front)
+    other = make_certs(tmp_path / "other")
+    bad = tmp_path / "bad.cred"
+    bad.write_text(f"{USER}:wrong-{PASSWORD}\n")
+    cases = [
+        (dict(good, CEUSTREAM_PACS_CA=str(other["ca.crt"])), front.dicomweb, "not trusted"),
+        ({k: v for k, v in good.items() if k != "CEUSTREAM_PACS_CA"}, front.dicomweb,
+         "not trusted"),
+        (dict(good, CEUSTREAM_PACS_CREDENTIALS=str(bad)), front.dicomweb, "not authorised"),
+        (dict(good, CEUSTREAM_PACS_CA=str(tmp_path / "nope.crt")), front.dicomweb,
+         "CEUSTREAM_PACS_CA"),
+        (good, front.dicomweb.replace("https", "http"), "QIDO-RS query failed"),
+    ]
+    for e, addr, want in cases:
+        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102"],
+                    e, timeout=120)
+        assert p.returncode != 0
+        line = one_line_error(p)
+        assert want in line, line
+        assert PASSWORD not in p.stdout + p.stderr
+    # debug logging (requests/urllib3 included) with a working password: still not there
+    p = run_cli(["qa", front.dicomweb, "--out", str(tmp_path / "d"), "--study-date",
+                 "20260102", "--labels", str(archive["labels"]), "--no-store", "--jobs", "1",
+                 "--debug"], dict(good, REQUESTS_CA_BUNDLE=certifi.where()), timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert PASSWORD not in p.stdout + p.stderr
+    assert PASSWORD not in front.log.read_text(errors="replace")
 
 
 def start_listen(env, spool: Path, *extra: str) -> tuple[subprocess.Popen, int]:
@@ -319,37 +392,14 @@ def test_sr_and_sc_for_a_cine_without_type2_patient_attributes(archive, tmp_path
     assert '"Model domain")="unknown"' in dump  # an older result without a domain object
 
 
-def make_certs(d: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl."""
-    d.mkdir(parents=True, exist_ok=True)
-
-    def ossl(*a):
-        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
-
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-         "ca.crt", "-days", "2", "-subj", "/CN=test CA")
-    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-             f"{name}.csr", "-subj", f"/CN={name}")
-        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", "san.cnf")
-    (d / "server.pem").write_text((d / "server.key").read_text() + (d / "server.crt").read_text())
-    (d / "trusted.crt").write_text((d / "ca.crt").read_text() + (d / "client.crt").read_text())
-    return {k: d / f"{k}" for k in ("ca.crt", "server.pem", "server.crt", "server.key",
-                                     "trusted.crt", "client.crt", "client.key")}
-
-
 def test_dicom_tls(archive, pacs_env, tmp_path):
     """An Orthanc speaking DICOM TLS (mutual: it asks for our certificate): query and C-GET
     work over ``dimse+tls://`` with the CA and our certificate from the environment; a plain
     association to its port, or TLS without our certificate, gets one line. (Orthanc 1.10's
-    HTTPS server drops every request after the handshake with Debian 12's OpenSSL, so
-    ``dicomweb+https://`` is exercised only by requests' own TLS, not here.)"""
+    own HTTPS server drops every request after the handshake with Debian 12's OpenSSL:
+    ``dicomweb+https://`` goes through stunnel, ``https_front``.)"""
     import json
 
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl")
     c = make_certs(tmp_path / "certs")
     extra = {"DicomTlsEnabled": True, "DicomTlsCertificate": str(c["server.crt"]),
              "DicomTlsPrivateKey": str(c["server.key"]),
