@@ -176,3 +176,36 @@ def test_wado_rs_multipart_is_written_as_it_arrives():
         assert f.getvalue() == payload, size
     with pytest.raises(InputError, match="cut short"):
         write_first_part([body[:500]], b"B", io.BytesIO())
+
+
+def test_stow_rs_multipart_parts_are_split_as_they_arrive(tmp_path):
+    """Every part of a STOW-RS body to its own file, whatever the chunking, a look-alike
+    delimiter inside a payload kept; a body cut before its closing delimiter refused."""
+    import io
+
+    from ceustream.engine.dicomnet.stow import boundary_of, split_parts
+
+    one = bytes(range(256)) * 40 + b"\r\n--Bx not the end\r\n" + b"\x00" * 999
+    two = b"second"
+    body = (b"preamble\r\n--B\r\nContent-Type: application/dicom\r\n\r\n" + one
+            + b"\r\n--B\r\nContent-Type: application/dicom\r\n\r\n" + two
+            + b"\r\n--B--\r\nepilogue")
+    assert boundary_of('multipart/related; type="application/dicom"; boundary=B') == b"B"
+    assert boundary_of('multipart/related; type="application/dicom+xml"; boundary=B') is None
+    assert boundary_of("application/dicom") is None
+    for size in (1, 7, 64, 4096, len(body)):
+        src, files = io.BytesIO(body), []
+
+        def new_file():
+            files.append(tmp_path / f"p{size}_{len(files)}")
+            return open(files[-1], "wb")
+
+        assert split_parts(lambda n, src=src, size=size: src.read(min(n, size)), b"B",
+                           new_file) == 2
+        assert [f.read_bytes() for f in files] == [one, two], size
+    src = io.BytesIO(body[:700])
+    with pytest.raises(InputError, match="before its closing delimiter"):
+        split_parts(src.read, b"B", lambda: io.BytesIO())
+    bad = io.BytesIO(b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--")
+    with pytest.raises(InputError, match="not application/dicom"):
+        split_parts(bad.read, b"B", lambda: io.BytesIO())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -320,7 +321,8 @@ def start_listen(env, spool: Path, *extra: str) -> tuple[subprocess.Popen, int]:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = p.stdout.readline()  # blocks until the SCP listens (or the process ends)
     assert first, p.stderr.read()
-    return p, int(json.loads(first)["listening"].rsplit(":", 1)[1])
+    line = json.loads(first)
+    return p, int((line.get("stow") or line["listening"]).split(":")[-1].split("/")[0])
 
 
 def send(port: int, *files: Path, calling: str = "SCANNER1", propose: str = "-xr"):
@@ -357,6 +359,66 @@ def test_listen_scores_on_arrival_and_stores_back(archive, pacs_env, tmp_path):
     assert len(sr_of_study(o, uid(1), SR_CLASS)) == before + 1
     err = p.stderr.read()
     assert secrets_in(err) == [] and PASSWORD not in err
+
+
+def test_listen_takes_stow_rs_scores_and_stores_back(archive, pacs_env, tmp_path):
+    """STOW-RS into the listener with dicomweb-client (an independent client; it sends the
+    cine chunked): the GSPS, then cine A, scored and stored back into Orthanc; a SOP class it
+    does not score is listed failed (409); nothing with an identifier in the spool's names or
+    the log; curl gets 503 when the disk is nearly full, and nothing is kept."""
+    import json
+
+    import pydicom
+    import requests
+    from dicomweb_client.api import DICOMwebClient
+
+    o = archive["orthanc"]
+    before = len(sr_of_study(o, uid(1), SR_CLASS))
+    spool = tmp_path / "spool"
+    p = subprocess.Popen([sys.executable, "-m", "ceustream.engine.cli", "listen", "--aet",
+                          OUR_AET, "--port", "0", "--stow-port", "0", "--spool", str(spool),
+                          "--store-to", o.dicomweb, "--max-exams", "1"], env=pacs_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline() or "{}")
+        assert first.get("stow", "").startswith("http://127.0.0.1:"), p.stderr.read()
+        client = DICOMwebClient(first["stow"].rsplit("/studies", 1)[0], chunk_size=1 << 20)
+        sent = client.store_instances([pydicom.dcmread(archive["dir"] / "gsps.dcm")])
+        assert [str(x.ReferencedSOPInstanceUID) for x in sent.ReferencedSOPSequence] == \
+            [uid(121)]
+        other = pydicom.dcmread(archive["c"].path)
+        other.SOPClassUID = other.file_meta.MediaStorageSOPClassUID = SC_CLASS
+        with pytest.raises(requests.HTTPError) as refused:  # not a class scored here
+            client.store_instances([other])
+        assert refused.value.response.status_code == 409
+        cine = pydicom.dcmread(archive["a"].path)
+        assert len(cine.PixelData) > 1 << 20  # more than one chunk
+        client.store_instances([cine])
+        line = json.loads(p.stdout.readline())
+        assert line["status"] == "scored" and line["final"] and line["stored"], line
+        assert p.wait(60) == 0
+    finally:
+        p.kill()
+        p.wait()
+    assert len(sr_of_study(o, uid(1), SR_CLASS)) == before + 1
+    err = p.stderr.read()
+    assert secrets_in(err) == [] and PASSWORD not in err and uid(1) not in err
+    assert all(re.fullmatch(r"[0-9a-f]{32}(\.strip\.jpg|\.dcm)", f.name)
+               for f in spool.iterdir()), sorted(f.name for f in spool.iterdir())
+    full, port = start_listen(pacs_env, tmp_path / "spool2", "--min-free-gb", "100000",
+                              "--stow-port", "0")
+    try:
+        stow = f"http://127.0.0.1:{port}/studies"
+        c = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                            "-H", 'Content-Type: multipart/related; type="application/dicom"; '
+                            "boundary=XB", "--data-binary", "@" + str(archive["a"].path), stow],
+                           capture_output=True, text=True, timeout=60)
+        assert c.stdout == "503", c
+        assert not list((tmp_path / "spool2").iterdir())
+        assert full.poll() is None
+    finally:
+        full.terminate()
+        full.wait(30)
 
 
 def test_listen_refuses_associations_when_its_disk_is_nearly_full(archive, pacs_env,

@@ -46,6 +46,11 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA bundle the callers' certificates must chain to "
                    "(with it, a caller without one is refused)")
+    p.add_argument("--stow-port", type=int, default=None,
+                   help="also accept STOW-RS (POST /studies, multipart/related; "
+                   "type=application/dicom) over HTTP on this port, on --host (0: any free "
+                   "port, printed); no authentication of its own: loopback or behind a TLS "
+                   "terminator")
     p.add_argument("--max-exams", type=common.count, default=None,
                    help="stop after this many exams (default: run until interrupted)")
     common.add_model_options(p)
@@ -58,6 +63,8 @@ def run(args) -> int:
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port: 0-65535")
+    if args.stow_port is not None and not 0 <= args.stow_port < 65536:
+        raise UsageError("--stow-port: 0-65535")
     if not (math.isfinite(args.min_free_gb) and 0 <= args.min_free_gb <= 100000):
         raise UsageError("--min-free-gb: a number of GB between 0 and 100000")
     if args.roi:
@@ -71,7 +78,7 @@ def run(args) -> int:
     tls = (args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
     opts = listen.ListenOptions(aet, args.host, args.port, Path(args.spool), allowed,
                                 int(args.min_free_gb * 1e9), store_to, args.roi, args.labels,
-                                args.max_exams, tls)
+                                args.max_exams, tls, args.stow_port)
     def emit(line: dict) -> None:  # results on stdout, one JSON object a line
         print(json.dumps(line), flush=True)
 
