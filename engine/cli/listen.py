@@ -19,7 +19,8 @@ Multi-frame cine on arrival and, with --store-to, store a TID 1500 SR and a Seco
 Time, ROI from a GSPS sent before it (or --roi, or --labels). One JSON line per exam on stdout.
 The called AE title must be --aet; with --allow-aet only those callers are accepted. Below
 --min-free-gb free on the spool's disk new associations are rejected (transient) and stores
-refused (A700: out of resources), so the sender keeps its cines. PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
+refused (A700: out of resources), so the sender keeps its cines. With --stow-port it also
+takes STOW-RS (POST /studies over HTTP, same disk guard: 503). PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
 CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD)."""
 
 
