@@ -375,14 +375,29 @@ def test_listen_takes_stow_rs_scores_and_stores_back(archive, pacs_env, tmp_path
     o = archive["orthanc"]
     before = len(sr_of_study(o, uid(1), SR_CLASS))
     spool = tmp_path / "spool"
+    stow_pw = "stow-pw-8c1e-not-logged"
+    (tmp_path / "listen.cred").write_text(f"scanner:{stow_pw}\n")
     p = subprocess.Popen([sys.executable, "-m", "ceustream.engine.cli", "listen", "--aet",
                           OUR_AET, "--port", "0", "--stow-port", "0", "--spool", str(spool),
-                          "--store-to", o.dicomweb, "--max-exams", "1"], env=pacs_env,
+                          "--store-to", o.dicomweb, "--max-exams", "1"],
+                         env=dict(pacs_env, CEUSTREAM_LISTEN_CREDENTIALS=str(
+                             tmp_path / "listen.cred")),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(p.stdout.readline() or "{}")
         assert first.get("stow", "").startswith("http://127.0.0.1:"), p.stderr.read()
-        client = DICOMwebClient(first["stow"].rsplit("/studies", 1)[0], chunk_size=1 << 20)
+        root = first["stow"].rsplit("/studies", 1)[0]
+        for auth in (None, ("scanner", "wrong")):  # refused before the body is read
+            s = requests.Session()
+            s.auth = auth
+            with pytest.raises(requests.HTTPError) as no:
+                DICOMwebClient(root, session=s).store_instances(
+                    [pydicom.dcmread(archive["dir"] / "gsps.dcm")])
+            assert no.value.response.status_code == 401
+        assert not list(spool.glob("*.dcm"))
+        s = requests.Session()
+        s.auth = ("scanner", stow_pw)
+        client = DICOMwebClient(root, session=s, chunk_size=1 << 20)
         sent = client.store_instances([pydicom.dcmread(archive["dir"] / "gsps.dcm")])
         assert [str(x.ReferencedSOPInstanceUID) for x in sent.ReferencedSOPSequence] == \
             [uid(121)]
@@ -403,6 +418,7 @@ def test_listen_takes_stow_rs_scores_and_stores_back(archive, pacs_env, tmp_path
     assert len(sr_of_study(o, uid(1), SR_CLASS)) == before + 1
     err = p.stderr.read()
     assert secrets_in(err) == [] and PASSWORD not in err and uid(1) not in err
+    assert stow_pw not in err
     assert all(re.fullmatch(r"[0-9a-f]{32}(\.strip\.jpg|\.dcm)", f.name)
                for f in spool.iterdir()), sorted(f.name for f in spool.iterdir())
     full, port = start_listen(pacs_env, tmp_path / "spool2", "--min-free-gb", "100000",

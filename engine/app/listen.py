@@ -49,6 +49,7 @@ class ListenOptions:
     max_exams: int | None = None
     tls: tuple[str, str, str | None] | None = None
     stow_port: int | None = None
+    stow_credentials: Any = None  # peer.Credentials a STOW-RS request must carry
 
 
 class Scorer:
@@ -180,7 +181,8 @@ def run(opts: ListenOptions, cfg: dict,
         from ceustream.engine.dicomnet.stow import StowServer
 
         stow = StowServer(opts.host, opts.stow_port, opts.spool, scorer.arrived,
-                          min_free_bytes=opts.min_free_bytes)
+                          min_free_bytes=opts.min_free_bytes,
+                          credentials=opts.stow_credentials)
         try:
             stow.start()
         except CeusError:

@@ -4,8 +4,8 @@ and Secondary Capture back into its study."""
 from __future__ import annotations
 
 import json
-
 import math
+import os
 from pathlib import Path
 
 from ceustream.engine.core.errors import UsageError
@@ -50,8 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--stow-port", type=int, default=None,
                    help="also accept STOW-RS (POST /studies, multipart/related; "
                    "type=application/dicom) over HTTP on this port, on --host (0: any free "
-                   "port, printed); no authentication of its own: loopback or behind a TLS "
-                   "terminator")
+                   "port, printed); credentials required when CEUSTREAM_LISTEN_CREDENTIALS "
+                   "names a file (user:password or Bearer TOKEN); plain HTTP: loopback or "
+                   "behind a TLS terminator")
     p.add_argument("--max-exams", type=common.count, default=None,
                    help="stop after this many exams (default: run until interrupted)")
     common.add_model_options(p)
@@ -60,7 +61,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ceustream.engine.app import listen
     from ceustream.engine.core.roi import Roi
-    from ceustream.engine.dicomnet.peer import check_aet, parse
+    from ceustream.engine.dicomnet.peer import check_aet, parse, read_credentials_file
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port: 0-65535")
@@ -77,9 +78,13 @@ def run(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
         raise UsageError("listen: --tls-cert and --tls-key go together (--tls-ca with them)")
     tls = (args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
+    stow_credentials = None
+    if args.stow_port is not None and os.environ.get("CEUSTREAM_LISTEN_CREDENTIALS"):
+        stow_credentials = read_credentials_file(os.environ["CEUSTREAM_LISTEN_CREDENTIALS"],
+                                                 "CEUSTREAM_LISTEN_CREDENTIALS")
     opts = listen.ListenOptions(aet, args.host, args.port, Path(args.spool), allowed,
                                 int(args.min_free_gb * 1e9), store_to, args.roi, args.labels,
-                                args.max_exams, tls, args.stow_port)
+                                args.max_exams, tls, args.stow_port, stow_credentials)
     def emit(line: dict) -> None:  # results on stdout, one JSON object a line
         print(json.dumps(line), flush=True)
 

@@ -94,26 +94,27 @@ class Peer:
         return f"dimse{'+tls' if self.tls else ''}://{self.aet}@{self.host}:{self.port}{move}"
 
 
-def _read_credentials_file(path: str) -> Credentials:
+def read_credentials_file(path: str, name: str = "CEUSTREAM_PACS_CREDENTIALS") -> Credentials:
+    """A credentials file: its first line ``user:password`` or ``Bearer TOKEN``."""
     p = Path(path)
     try:
         line = p.read_text(encoding="utf-8").splitlines()[0].strip() if p.stat().st_size else ""
     except (OSError, UnicodeDecodeError, IndexError) as e:
-        raise InputError(f"CEUSTREAM_PACS_CREDENTIALS {p}: unreadable "
+        raise InputError(f"{name} {p}: unreadable "
                          f"({getattr(e, 'strerror', None) or type(e).__name__})") from None
     if line.lower().startswith("bearer "):
         return Credentials(token=line[7:].strip())
     user, sep, pw = line.partition(":")
     if not sep or not user:
-        raise InputError(f"CEUSTREAM_PACS_CREDENTIALS {p}: the first line must be "
-                         "'user:password' or 'Bearer TOKEN'")
+        raise InputError(f"{name} {p}: the first line must be 'user:password' or "
+                         "'Bearer TOKEN'")
     return Credentials(user=user, password=pw)
 
 
 def credentials_from(env: dict[str, str] | None = None) -> Credentials:
     env = os.environ if env is None else env
     if env.get("CEUSTREAM_PACS_CREDENTIALS"):
-        return _read_credentials_file(env["CEUSTREAM_PACS_CREDENTIALS"])
+        return read_credentials_file(env["CEUSTREAM_PACS_CREDENTIALS"])
     if env.get("CEUSTREAM_PACS_TOKEN"):
         return Credentials(token=env["CEUSTREAM_PACS_TOKEN"])
     if env.get("CEUSTREAM_PACS_USER"):

@@ -7,12 +7,14 @@ Like the C-STORE listener it never takes what it cannot keep: a body (with a len
 chunked as dicomweb-client sends large ones) longer than ``max_bytes`` is refused (413), and
 when the spool's disk would be left with less than ``min_free_bytes`` the request is refused
 with 503 and ``Retry-After`` (before its body is read, and every 16 MB while it is), so the
-sender keeps its instances; the parts already written are removed. An instance of a SOP class it does not
-score, or one that is not DICOM, is listed as failed in the response (PS3.18 Table 10.5.3-1:
-200 all stored, 202 some, 409 none). Nothing of a header, a path or a UID is logged.
+sender keeps its instances; the parts already written are removed. An instance of a SOP
+class it does not score, or one that is not DICOM, is listed as failed in the response
+(PS3.18 Table 10.5.3-1: 200 all stored, 202 some, 409 none). Nothing of a header, a path or a UID is logged.
 
-No authentication of its own: keep it on loopback (``--host``, the default) or behind a TLS
-terminator that asks for credentials, as one would put before a PACS.
+With ``credentials`` (``CEUSTREAM_LISTEN_CREDENTIALS``: a file whose first line is
+``user:password`` or ``Bearer TOKEN``) a request must carry them (HTTP basic or bearer),
+else 401 before its body is read. It speaks plain HTTP: keep it on loopback (``--host``, the
+default) or behind a TLS terminator, as one would put before a PACS.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def boundary_of(content_type: str) -> bytes | None:
 class StowServer:
     def __init__(self, host: str, port: int, spool: Path,
                  on_instance: Callable[[Path, str], None], *, min_free_bytes: int = 1 << 30,
-                 max_bytes: int = 4 << 30):
+                 max_bytes: int = 4 << 30, credentials=None):
         self.host, self.port = host, port
         self.spool = Path(spool)
         self.on_instance = on_instance
@@ -196,6 +198,19 @@ class StowServer:
         self.max_bytes = int(max_bytes)
         self.refused = 0
         self.httpd = None
+        self.credentials = credentials  # peer.Credentials or None
+
+    def authorised(self, header: str | None) -> bool:
+        """The Authorization header against the credentials (constant-time)."""
+        import base64
+        import hmac
+
+        c = self.credentials
+        if not c:
+            return True
+        want = (f"Bearer {c.token}" if c.token else "Basic " + base64.b64encode(
+            f"{c.user}:{c.password or ''}".encode()).decode())
+        return hmac.compare_digest((header or "").strip().encode(), want.encode())
 
     def room(self, more: int) -> bool:
         """Whether ``more`` bytes leave ``min_free_bytes`` free on the spool's disk."""
@@ -280,6 +295,11 @@ class StowServer:
                 self.wfile.write(data)
 
             def do_POST(self):  # noqa: N802 (http.server's name)
+                if not server.authorised(self.headers.get("Authorization")):
+                    log.warning("STOW-RS refused: no or wrong credentials")
+                    return self.answer(401, why="credentials required",
+                                       headers={"WWW-Authenticate":
+                                                'Basic realm="ceustream"'})
                 if not PATH_RE.match(self.path.split("?")[0]):
                     return self.answer(404, why="STOW-RS: POST /studies")
                 boundary = boundary_of(self.headers.get("Content-Type", ""))
