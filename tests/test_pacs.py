@@ -262,10 +262,12 @@ def test_pacs_errors_are_one_line_and_name_no_credential(archive, env, pacs_env,
         (pacs_env, o.dicomweb.replace("//", f"//{USER}:{PASSWORD}@"), "refused"),
         (pacs_env, f"dimse://NOSUCHAET@127.0.0.1:{o.dicom_port}", "rejected"),
         (pacs_env, f"dimse://{OUR_AET}@127.0.0.1:{free_port()}", "C-FIND failed"),
+        # C-MOVE where the PACS sends elsewhere (its modality table's port, not ours)
+        (pacs_env, f"{o.dimse}?retrieve=move&move-port={free_port()}", "C-MOVE failed"),
     ]
     for e, addr, want in cases:
-        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102"],
-                    e, timeout=120)
+        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102",
+                     "--our-aet", OUR_AET], e, timeout=120)
         assert p.returncode != 0
         line = one_line_error(p)
         assert want in line, line
@@ -297,8 +299,8 @@ def test_https_errors_are_one_line_and_name_no_credential(archive, https_front, 
         (good, front.dicomweb.replace("https", "http"), "QIDO-RS query failed"),
     ]
     for e, addr, want in cases:
-        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102"],
-                    e, timeout=120)
+        p = run_cli(["qa", addr, "--out", str(tmp_path / "o"), "--study-date", "20260102",
+                     "--our-aet", OUR_AET], e, timeout=120)
         assert p.returncode != 0
         line = one_line_error(p)
         assert want in line, line
