@@ -22,6 +22,8 @@ APT_PKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-go
 	python3-dev python3-venv fonts-dejavu-core gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
 	ffmpeg tesseract-ocr \
 	orthanc orthanc-dicomweb dcmtk libgdcm-tools dicom3tools
+# stunnel4: the tests' HTTPS terminator in front of Orthanc (dicomweb+https://); curl: a STOW-RS client
+APT_PKGS += stunnel4 curl
 # systemd-analyze / systemd-sysusers check the service files (tests/test_deploy.py)
 APT_PKGS += systemd
 # `make deb`: dpkg-architecture/dpkg-deb, readelf (tests/test_deploy.py), Debian's PyGObject for the package's venv

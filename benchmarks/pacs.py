@@ -8,7 +8,10 @@ loaded into Debian's Orthanc on loopback (DICOMweb plugin, a user and password) 
 - local: ``ceustream qa manifest.csv`` over the same DICOM files;
 - dicomweb: ``ceustream qa dicomweb+http://...`` (QIDO-RS, WADO-RS, score, STOW-RS of the SR
   and Secondary Capture), the cache emptied first;
-- dimse: the same over C-FIND / C-GET / C-STORE.
+- dimse: the same over C-FIND / C-GET / C-STORE;
+- dimse C-MOVE: the same with ``?retrieve=move`` (Orthanc sends each cine to our storage SCP);
+- dicomweb https: the DICOMweb run through Debian's ``stunnel4`` terminating TLS in front of
+  Orthanc (a CA and server certificate made by ``openssl``), when both are installed.
 
 Peak RSS is the process's own (``wait4``'s ``ru_maxrss``); ``--jobs 1`` scores inside it.
 
@@ -55,14 +58,14 @@ def rest(http: int, path: str):
         return json.loads(r.read())
 
 
-def start_orthanc(root: Path) -> tuple[subprocess.Popen, int, int]:
+def start_orthanc(root: Path, move_port: int) -> tuple[subprocess.Popen, int, int]:
     http, dicom = free_port(), free_port()
     conf = {"Name": "bench", "StorageDirectory": str(root / "db"),
             "IndexDirectory": str(root / "db"), "Plugins": [PLUGIN], "HttpPort": http,
             "DicomPort": dicom, "DicomAet": PACS_AET, "RemoteAccessAllowed": False,
             "AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD},
             "DicomCheckCalledAet": True, "DicomModalities": {"ceus": {
-                "AET": OUR_AET, "Host": "127.0.0.1", "Port": free_port(), "AllowEcho": True,
+                "AET": OUR_AET, "Host": "127.0.0.1", "Port": move_port, "AllowEcho": True,
                 "AllowFind": True, "AllowGet": True, "AllowMove": True, "AllowStore": True}},
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StorageCompression": False}
     root.mkdir(parents=True, exist_ok=True)
@@ -145,6 +148,40 @@ def make_cines(dcm: Path, n: int, size: str, fps: float, env: dict,
     return dcm
 
 
+def start_https(root: Path, backend: int) -> tuple[subprocess.Popen, int, Path] | None:
+    """stunnel4 with a test CA's server certificate in front of Orthanc's HTTP port."""
+    if not (shutil.which("stunnel4") and shutil.which("openssl")):
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+
+    def ossl(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=root)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+         "-days", "1", "-subj", "/CN=bench CA")
+    (root / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+         "-subj", "/CN=127.0.0.1")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.crt", "-days", "1", "-extfile", "san.cnf")
+    port = free_port()
+    (root / "stunnel.conf").write_text(
+        f"foreground = yes\npid =\n[dicomweb]\naccept = 127.0.0.1:{port}\n"
+        f"connect = 127.0.0.1:{backend}\ncert = {root / 'srv.crt'}\nkey = {root / 'srv.key'}\n")
+    p = subprocess.Popen(["stunnel4", str(root / "stunnel.conf")], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, port, root / "ca.crt"
+        except OSError:
+            if p.poll() is not None or time.monotonic() > deadline:
+                p.kill()
+                return None
+            time.sleep(0.05)
+
+
 def run_one(args: list[str], env: dict) -> dict:
     """``ceustream ARGS`` in a child whose peak RSS ``wait4`` reports."""
     t = time.monotonic()
@@ -194,10 +231,12 @@ def main(argv=None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         print(f"{a.n} cines, manifest.csv and labels.csv in {d}")
         return 0
-    orthanc = None
+    orthanc = tls = None
     try:
         dcm = make_cines(work / "dicom", a.n, a.size, a.fps, env, work / "sim")
-        orthanc, http, dicom = start_orthanc(work / "orthanc")
+        move_port = free_port()
+        orthanc, http, dicom = start_orthanc(work / "orthanc", move_port)
+        tls = start_https(work / "tls", http)
         subprocess.run(["/usr/bin/storescu", "-xy", "-aet", OUR_AET, "-aec", PACS_AET,
                         "127.0.0.1", str(dicom), *map(str, sorted(dcm.glob("*.dcm")))],
                        check=True, capture_output=True)
@@ -206,20 +245,29 @@ def main(argv=None) -> int:
         pacs = ["--study-date", "20260102", "--labels", str(dcm / "labels.csv")]
         res = {"local files": run_one(["qa", str(dcm / "manifest.csv"), "--out",
                                        str(work / "local"), *common], env)}
-        for name, addr, extra in (
-                ("dicomweb (QIDO/WADO/STOW)", f"dicomweb+http://127.0.0.1:{http}/dicom-web", []),
+        runs = [("dicomweb (QIDO/WADO/STOW)", f"dicomweb+http://127.0.0.1:{http}/dicom-web",
+                 [], {}),
                 ("dimse (C-FIND/C-GET/C-STORE)", f"dimse://{PACS_AET}@127.0.0.1:{dicom}",
-                 ["--our-aet", OUR_AET])):
+                 ["--our-aet", OUR_AET], {}),
+                ("dimse-move (C-FIND/C-MOVE/C-STORE)",
+                 f"dimse://{PACS_AET}@127.0.0.1:{dicom}?retrieve=move&move-port={move_port}",
+                 ["--our-aet", OUR_AET], {})]
+        if tls is not None:
+            runs.append(("dicomweb-https (stunnel TLS)",
+                         f"dicomweb+https://127.0.0.1:{tls[1]}/dicom-web", [],
+                         {"CEUSTREAM_PACS_CA": str(tls[2])}))
+        for name, addr, extra, more_env in runs:
             shutil.rmtree(work / "cache", ignore_errors=True)
             res[name] = run_one(["qa", addr, "--out", str(work / name.split()[0]), *common,
-                                 *pacs, *extra], env)
+                                 *pacs, *extra], dict(env, **more_env))
             info = json.loads((work / name.split()[0] / "pacs.json").read_text())
             res[name]["store_errors"] = sorted({e["stored"]["error"] for e in info["exams"]
                                                 if "error" in e["stored"]})
     finally:
-        if orthanc is not None:
-            orthanc.terminate()
-            orthanc.wait(30)
+        for proc in (orthanc, tls[0] if tls else None):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
     trows = []
     for name, r in res.items():

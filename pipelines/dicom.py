@@ -105,6 +105,65 @@ def quiet(path: Path):
         plog.removeFilter(grab)
 
 
+_FEED_THREADS: set[int] = set()
+_SHOW_WARNING: list[Any] = []
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the process: a pydicom warning raised on a feed thread is
+    dropped (pydicom logs each one too, and ``FeedWarnings`` makes that one line of ours);
+    every other warning goes where it went before."""
+    import threading
+
+    if threading.get_ident() in _FEED_THREADS and "pydicom" in str(filename):
+        return
+    _SHOW_WARNING[0](message, category, filename, lineno, file, line)
+
+
+class FeedWarnings(logging.Filter):
+    """pydicom's log records raised while frames are decoded on the feed thread (a decoder
+    warning, excess padding...): one line of ours each, naming the file, once per message.
+    Records from other threads pass through untouched."""
+
+    def __init__(self, name: str) -> None:
+        import threading
+
+        super().__init__()
+        self.file = name
+        self.thread = threading.get_ident()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import threading
+
+        if threading.get_ident() != self.thread:
+            return True
+        m = (record.getMessage().splitlines() or [""])[0][:160]
+        if m not in self.seen:
+            self.seen.add(m)
+            log.warning("%s: pydicom: %s", self.file, m)
+        return False
+
+
+@contextlib.contextmanager
+def feed_warnings(path: Path):
+    """Around decoding on a feed thread: pydicom's warnings become ``FeedWarnings`` lines."""
+    import warnings
+
+    if not _SHOW_WARNING:
+        _SHOW_WARNING.append(warnings.showwarning)
+        warnings.showwarning = _show_warning
+    grab = FeedWarnings(path.name)
+    plog = logging.getLogger("pydicom")
+    plog.addFilter(grab)
+    _FEED_THREADS.add(grab.thread)
+    try:
+        yield grab
+    finally:
+        _FEED_THREADS.discard(grab.thread)
+        plog.removeFilter(grab)
+
+
 def _quiet_read(pd, path: Path, **kw) -> tuple[Any, list[str]]:
     """``dcmread`` under ``quiet``: (the dataset or the exception, pydicom's messages)."""
     with quiet(path) as msgs:
@@ -370,6 +429,7 @@ class DicomReader(FeedReader):
     def __init__(self, info, *, speed: float | None = None,
                  crop: tuple[int, int, int, int] | None = None):
         path = Path(info.path)
+        self.file = path
         self.ds = read(path, pixels=True)
         d = described(self.ds, path)
         self.desc = d
@@ -378,6 +438,11 @@ class DicomReader(FeedReader):
                          first_frame_s=d["times_ns"][0] / 1e9)
 
     def _frames(self) -> Iterator[bytes]:
+        """Runs on the feed thread: pydicom's warnings there become one line each."""
+        with feed_warnings(self.file):
+            yield from self._decoded()
+
+    def _decoded(self) -> Iterator[bytes]:
         d = self.desc
         if d["jpeg"]:
             from pydicom.encaps import generate_frames

@@ -26,7 +26,8 @@ USER, PASSWORD = "qa-user", "Pw-71d3-not-in-any-log"
 PACS_AET = "ORTHANCTEST"
 OUR_AET = "CEUSTEST"
 
-TOOLS = ("Orthanc", "storescu", "dcmodify", "dcmcrle", "gdcmconv", "dciodvfy", "dsrdump")
+TOOLS = ("Orthanc", "storescu", "dcmodify", "dcmcrle", "gdcmconv", "dciodvfy", "dsrdump",
+         "stunnel4", "openssl")
 
 
 def missing_tools() -> list[str]:
@@ -169,3 +170,71 @@ def make_cine(path: Path, frames, *, study_uid: str, series_uid: str, sop_uid: s
         shutil.copy(raw, path)
     raw.unlink()
     return Cine(path, study_uid, series_uid, sop_uid, accession, arrival_s)
+
+
+@dataclass
+class TlsFront:
+    """Debian's ``stunnel4`` terminating HTTPS in front of Orthanc's HTTP port (Debian's
+    Orthanc 1.10 cannot serve HTTPS with Debian 12's OpenSSL): the way a hospital puts a
+    TLS reverse proxy before its archive."""
+
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def dicomweb(self) -> str:
+        return f"dicomweb+https://127.0.0.1:{self.port}/dicom-web"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_tls_front(root: Path, backend_port: int, port: int, cert: Path, key: Path,
+                    timeout_s: float = 30.0) -> TlsFront:
+    import socket
+
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "stunnel.conf"
+    conf.write_text(f"foreground = yes\npid =\n[dicomweb]\naccept = 127.0.0.1:{port}\n"
+                    f"connect = 127.0.0.1:{backend_port}\ncert = {cert}\nkey = {key}\n")
+    log = root / "stunnel.log"
+    proc = subprocess.Popen(["stunnel4", str(conf)], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    front = TlsFront(proc, port, log)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return front
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                front.stop()
+                raise RuntimeError("stunnel did not start: " + log.read_text()[-2000:])
+            time.sleep(0.05)
+
+
+def make_certs(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ossl(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+         "ca.crt", "-days", "2", "-subj", "/CN=test CA")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+             f"{name}.csr", "-subj", f"/CN={name}")
+        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", "san.cnf")
+    (d / "server.pem").write_text((d / "server.key").read_text() + (d / "server.crt").read_text())
+    (d / "trusted.crt").write_text((d / "ca.crt").read_text() + (d / "client.crt").read_text())
+    return {k: d / f"{k}" for k in ("ca.crt", "server.pem", "server.crt", "server.key",
+                                     "trusted.crt", "client.crt", "client.key")}

@@ -288,6 +288,27 @@ def test_pydicom_warnings_are_one_line_each(name, env):
     assert len(lines) <= 2 and len(set(lines)) == len(lines), p.stderr
 
 
+def test_a_pydicom_warning_while_frames_decode_is_one_line(tmp_path, env, frames):
+    """pydicom warns from the decoder on the feed thread (here: pixel data with excess
+    padding, noticed when the frames are iterated, not when the header is read): one log
+    line naming the file, no Python warning lines; the frames are scored as the clean file's."""
+    import pydicom
+
+    clean = write_dicom(tmp_path / "clean.dcm", frames, syntax="raw", fps=FPS)
+    ds = pydicom.dcmread(clean)
+    ds.PixelData = ds.PixelData + b"\0" * 256
+    ds.save_as(tmp_path / "padded.dcm")
+    args = ["--roi", "56,32,64,64", "--t0", str(ARRIVAL), "--no-publish", "--no-journal",
+            "--json"]
+    p = run_cli(["replay", str(tmp_path / "padded.dcm"), *args], env)
+    assert p.returncode == 0, p.stderr
+    assert "UserWarning" not in p.stderr and "warn_and_log" not in p.stderr, p.stderr
+    pad = [ln for ln in p.stderr.splitlines() if "excess padding" in ln]
+    assert len(pad) == 1 and "padded.dcm: pydicom: " in pad[0], p.stderr
+    ref = run_cli(["replay", str(clean), *args], env)
+    assert last_json(p.stdout)["score"] == last_json(ref.stdout)["score"]
+
+
 @pytest.mark.skipif(shutil.which("gdcmconv") is None, reason="GDCM's gdcmconv (libgdcm-tools)")
 def test_gdcm_lossy_jpeg_of_rgb_reads_as_its_source(tmp_path):
     """GDCM's lossy JPEG of an RGB cine keeps the header's RGB while its JPEG stream is

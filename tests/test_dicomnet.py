@@ -43,6 +43,31 @@ def test_addresses_and_where_credentials_come_from(tmp_path):
         parse("dicomweb+http://h/x", env={"CEUSTREAM_PACS_CREDENTIALS": str(creds)})
 
 
+def test_dimse_retrieve_by_c_move_is_chosen_in_the_address(tmp_path):
+    m = parse("dimse://PACS1@10.0.0.5:104?retrieve=move&move-port=11113", "ME", env={})
+    assert (m.retrieve, m.move_port, m.port) == ("move", 11113, 104)
+    assert m.describe() == "dimse://PACS1@10.0.0.5:104?retrieve=move&move-port=11113"
+    g = parse("dimse://PACS1@10.0.0.5:104?retrieve=get", env={})
+    assert (g.retrieve, g.move_port) == ("get", None)
+    assert parse("dimse://PACS1@h:104", env={}).retrieve == "get"
+    bad = [("dimse://A@h:1?retrieve=move", "move-port=N"),
+           ("dimse://A@h:1?retrieve=move&move-port=0", "1-65535"),
+           ("dimse://A@h:1?retrieve=move&move-port=x1", "1-65535"),
+           ("dimse://A@h:1?retrieve=fetch", "retrieve=get or retrieve=move"),
+           ("dimse://A@h:1?move-port=11113", "only with retrieve=move"),
+           ("dimse://A@h:1?retrieve=move&move-port=1&move-port=2", "repeated"),
+           ("dimse://A@h:1?aet=X", "unknown"), ("dimse://A@h:1?junk", "key=value"),
+           ("dimse+tls://A@h:1?retrieve=move&move-port=5", "not offered over dimse.tls")]
+    for text, want in bad:
+        with pytest.raises(UsageError, match=want):
+            parse(text, env={})
+    ca = tmp_path / "ca.crt"
+    with pytest.raises(UsageError, match="CEUSTREAM_PACS_CA"):
+        parse("dicomweb+https://h/x", env={"CEUSTREAM_PACS_CA": str(ca)})
+    ca.write_text("x")
+    assert parse("dicomweb+https://h/x", env={"CEUSTREAM_PACS_CA": str(ca)}).ca == str(ca)
+
+
 def test_query_filters_and_checks():
     q = Query(study_date="20260101-20260131", accessions=("A1", "A2"))
     assert q.filters() == [
@@ -151,3 +176,36 @@ def test_wado_rs_multipart_is_written_as_it_arrives():
         assert f.getvalue() == payload, size
     with pytest.raises(InputError, match="cut short"):
         write_first_part([body[:500]], b"B", io.BytesIO())
+
+
+def test_stow_rs_multipart_parts_are_split_as_they_arrive(tmp_path):
+    """Every part of a STOW-RS body to its own file, whatever the chunking, a look-alike
+    delimiter inside a payload kept; a body cut before its closing delimiter refused."""
+    import io
+
+    from ceustream.engine.dicomnet.stow import boundary_of, split_parts
+
+    one = bytes(range(256)) * 40 + b"\r\n--Bx not the end\r\n" + b"\x00" * 999
+    two = b"second"
+    body = (b"preamble\r\n--B\r\nContent-Type: application/dicom\r\n\r\n" + one
+            + b"\r\n--B\r\nContent-Type: application/dicom\r\n\r\n" + two
+            + b"\r\n--B--\r\nepilogue")
+    assert boundary_of('multipart/related; type="application/dicom"; boundary=B') == b"B"
+    assert boundary_of('multipart/related; type="application/dicom+xml"; boundary=B') is None
+    assert boundary_of("application/dicom") is None
+    for size in (1, 7, 64, 4096, len(body)):
+        src, files = io.BytesIO(body), []
+
+        def new_file():
+            files.append(tmp_path / f"p{size}_{len(files)}")
+            return open(files[-1], "wb")
+
+        assert split_parts(lambda n, src=src, size=size: src.read(min(n, size)), b"B",
+                           new_file) == 2
+        assert [f.read_bytes() for f in files] == [one, two], size
+    src = io.BytesIO(body[:700])
+    with pytest.raises(InputError, match="before its closing delimiter"):
+        split_parts(src.read, b"B", lambda: io.BytesIO())
+    bad = io.BytesIO(b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--")
+    with pytest.raises(InputError, match="not application/dicom"):
+        split_parts(bad.read, b"B", lambda: io.BytesIO())

@@ -1,5 +1,6 @@
-"""``ceustream listen``: scored on arrival. A C-STORE SCP (``dicomnet.listener``) receives the
-cines a scanner or the PACS routes here; each CEUS cine is scored by the same replay as a
+"""``ceustream listen``: scored on arrival. A C-STORE SCP (``dicomnet.listener``), and with
+``stow_port`` a STOW-RS endpoint (``dicomnet.stow``), receive the cines a scanner or the PACS
+routes here; each CEUS cine is scored by the same replay as a
 file (one at a time, in arrival order, on a worker thread so the SCP keeps answering), and
 its SR and Secondary Capture are stored back (``--store-to``, a PACS address) into its
 study. One JSON line per exam on stdout; nothing of the patient in it or in the log.
@@ -47,6 +48,8 @@ class ListenOptions:
     labels: str | None = None
     max_exams: int | None = None
     tls: tuple[str, str, str | None] | None = None
+    stow_port: int | None = None
+    stow_credentials: Any = None  # peer.Credentials a STOW-RS request must carry
 
 
 class Scorer:
@@ -173,7 +176,22 @@ def run(opts: ListenOptions, cfg: dict,
     lst = Listener(opts.our_aet, opts.host, opts.port, opts.spool, scorer.arrived,
                    allowed=opts.allowed, min_free_bytes=opts.min_free_bytes, tls=opts.tls)
     lst.start()
-    emit({"listening": f"{opts.host}:{lst.port}", "aet": opts.our_aet})
+    stow = None
+    if opts.stow_port is not None:
+        from ceustream.engine.dicomnet.stow import StowServer
+
+        stow = StowServer(opts.host, opts.stow_port, opts.spool, scorer.arrived,
+                          min_free_bytes=opts.min_free_bytes,
+                          credentials=opts.stow_credentials)
+        try:
+            stow.start()
+        except CeusError:
+            lst.stop()
+            raise
+    line = {"listening": f"{opts.host}:{lst.port}", "aet": opts.our_aet}
+    if stow is not None:
+        line["stow"] = f"http://{opts.host}:{stow.port}/studies"
+    emit(line)
     worker = threading.Thread(target=scorer.run, name="listen-scorer", daemon=True)
     worker.start()
     try:
@@ -184,6 +202,8 @@ def run(opts: ListenOptions, cfg: dict,
     finally:
         scorer.stop.set()
         lst.stop()
+        if stow is not None:
+            stow.stop()
         worker.join(30)
     sys.stdout.flush()
     time.sleep(0)

@@ -288,39 +288,61 @@ def store_results(archive, exams: list[PacsExam], recs: list[dict], model, thres
             log.warning("exam %s: results not written (%s)", e.exam, e.stored["error"])
 
 
+def describe_query(q: Query) -> str:
+    """What was asked of the PACS, as a report may show it: dates, and how many accession
+    numbers or UIDs (never the numbers themselves)."""
+    parts = [f"modality {q.modality}", "SOP class Ultrasound Multi-frame"]
+    if q.study_date:
+        parts.insert(0, f"study date {q.study_date}")
+    for n, what in ((len(q.accessions), "accession number(s)"),
+                    (len(q.study_uids), "Study Instance UID(s)"),
+                    (len(q.series_uids), "Series Instance UID(s)"),
+                    (len(q.sop_uids), "SOP Instance UID(s)")):
+        if n:
+            parts.append(f"{n} {what}")
+    return ", ".join(parts)
+
+
+def pacs_section(peer: Peer, opts: PacsOptions, exams: list[PacsExam]) -> dict:
+    """The report's and ``pacs.json``'s account of the round trip."""
+    return {"peer": peer.describe(), "query": describe_query(opts.query),
+            "retrieved": len(exams), "exams": [e.describe() for e in exams],
+            "store_back": opts.store_back,
+            "stored": sum(1 for e in exams if "sr" in e.stored),
+            "store_failed": sum(1 for e in exams if "error" in e.stored)}
+
+
 def run(peer: Peer, opts: PacsOptions, out: str | Path, cfg: dict, threshold: float | None,
         jobs: int | None = None) -> tuple[dict, int]:
-    """The whole round trip; returns QA's (report, exit code), with a ``pacs`` section."""
+    """The whole round trip; returns QA's (report, exit code), with a ``pacs`` section (in
+    report.json/html too: the results are stored back before the report is written)."""
     from . import qa
 
     out = Path(out)
     cache_dir = opts.cache_dir or default_cache_dir()
     cache = Cache(cache_dir, opts.cache_bytes)
     archive = open_archive(peer)
+    exams: list[PacsExam] = []
+
+    def store_and_describe(report: dict, recs: list[dict]) -> None:
+        if opts.store_back:
+            model = qa.model_only(cfg)
+            store_results(archive, exams, [r for r in recs if r.get("path")], model,
+                          report["threshold"], out)
+        report["pacs"] = pacs_section(peer, opts, exams)
+
     try:
-        exams = gather(archive, opts, cache)
+        exams[:] = gather(archive, opts, cache)
         if not exams:
             raise InputError(f"{peer.describe()}: no Ultrasound Multi-frame cine matches the "
                              "query")
         manifest = write_manifest(exams, out)
-        report, code = qa.run(manifest, out, cfg, threshold, jobs=jobs)
-        if opts.store_back:
-            recs = [json.loads(line) for line in (out / qa.RESULTS).read_text().splitlines()
-                    if line.strip()]
-            latest: dict[str, dict] = {}
-            for r in recs:
-                if r.get("path"):
-                    latest[r["path"]] = r
-            model = qa.model_only(cfg)
-            store_results(archive, exams, list(latest.values()), model,
-                          report["threshold"], out)
+        report, code = qa.run(manifest, out, cfg, threshold, jobs=jobs,
+                              before_report=store_and_describe)
     finally:
         archive.close()
         cache.pinned.clear()
-    pacs = {"peer": peer.describe(), "exams": [e.describe() for e in exams],
-            "stored": sum(1 for e in exams if "sr" in e.stored),
-            "store_failed": sum(1 for e in exams if "error" in e.stored)}
-    report["pacs"] = pacs
+    pacs = report["pacs"]
     try:
         (out / PACS_JSON).write_text(json.dumps(pacs, indent=1))
     except OSError as e:

@@ -330,9 +330,12 @@ def default_jobs() -> int:
 
 def run(manifest: str | Path, out: str | Path, cfg: dict, threshold: float | None = None,
         jobs: int | None = None, ray_address: str | None = None,
-        progress: Callable[[dict, int, int], None] | None = None) -> tuple[dict, int]:
+        progress: Callable[[dict, int, int], None] | None = None,
+        before_report: Callable[[dict, list[dict]], None] | None = None) -> tuple[dict, int]:
     """Scores every good row of ``manifest`` into ``out``; returns (report, exit code):
-    0 when every row gave a final score, 4 when any row was bad, failed or ended partial."""
+    0 when every row gave a final score, 4 when any row was bad, failed or ended partial.
+    ``before_report(report, records)`` may add to the report before it is written (the PACS
+    round trip stores the results back there and adds its ``pacs`` section)."""
     from . import report as rp
 
     m = check_manifest(manifest)
@@ -385,6 +388,8 @@ def run(manifest: str | Path, out: str | Path, cfg: dict, threshold: float | Non
     report = rp.build(m, recs, model, threshold, round(time.monotonic() - t_start, 1),
                       jobs=1 if ray_address is None and jobs <= 1 else jobs,
                       ray=ray_address)
+    if before_report is not None:
+        before_report(report, recs)
     rp.write_all(o, report, recs)
     failed = report["partial_or_failed"] + report["bad_rows"]
     return report, 0 if failed == 0 else 4

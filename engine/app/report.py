@@ -279,6 +279,29 @@ def _cell(text: Any, sort: Any = None, raw: bool = False) -> str:
     return f'<td data-sort="{key}">{body}</td>'
 
 
+def pacs_html(pacs: dict) -> str:
+    """What was queried from the PACS, retrieved and stored back (``pacs.json``'s content)."""
+    e = html.escape
+    stored = (f"{pacs['stored']} exam(s) got an SR and a Secondary Capture in their study"
+              + (f", {pacs['store_failed']} failed" if pacs.get("store_failed") else "")
+              if pacs.get("store_back", True) else "not stored back (--no-store)")
+    rows = []
+    for x in pacs.get("exams", []):
+        src = "; ".join(f"{k} from {v}" for k, v in sorted((x.get("from") or {}).items()))
+        st = x.get("stored") or {}
+        st_txt = (f"SR {st['sr']}, SC {st['sc']}" if "sr" in st else
+                  f"failed: {st['error']}" if "error" in st else "")
+        miss = "; ".join(x.get("missing") or [])
+        rows.append(f"<tr class='{'partial' if miss else ''}'>" + _cell(x.get("exam", ""))
+                    + _cell(x.get("file", "")) + _cell(src) + _cell(miss or "none")
+                    + _cell(st_txt) + "</tr>")
+    return (f"<h2>PACS</h2><p>Queried <code>{e(str(pacs.get('peer', '')))}</code> for "
+            f"{e(str(pacs.get('query', '')))}: {pacs.get('retrieved', len(rows))} cine(s) "
+            f"retrieved; {e(stored)}.</p><table class='sortable'><thead><tr><th>exam</th>"
+            "<th>file (cache)</th><th>inputs from</th><th>missing</th><th>stored back</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) -> str:
     """The self-contained HTML report."""
     e = html.escape
@@ -317,6 +340,8 @@ def page(report: dict, recs: list[dict], images: dict[str, str], run_dir: Path) 
                                for k, v in images.items()) + "</div>")
     else:
         parts.append("<h2>Metrics</h2><p>Metrics need final scores for both classes.</p>")
+    if report.get("pacs"):
+        parts.append(pacs_html(report["pacs"]))
     if report["bad"]:
         parts.append("<h2>Rows not scored</h2><table class='sortable'><thead><tr><th>row</th>"
                      "<th>file</th><th>why</th></tr></thead><tbody>" + "".join(

@@ -4,8 +4,8 @@ and Secondary Capture back into its study."""
 from __future__ import annotations
 
 import json
-
 import math
+import os
 from pathlib import Path
 
 from ceustream.engine.core.errors import UsageError
@@ -19,7 +19,8 @@ Multi-frame cine on arrival and, with --store-to, store a TID 1500 SR and a Seco
 Time, ROI from a GSPS sent before it (or --roi, or --labels). One JSON line per exam on stdout.
 The called AE title must be --aet; with --allow-aet only those callers are accepted. Below
 --min-free-gb free on the spool's disk new associations are rejected (transient) and stores
-refused (A700: out of resources), so the sender keeps its cines. PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
+refused (A700: out of resources), so the sender keeps its cines. With --stow-port it also
+takes STOW-RS (POST /studies over HTTP, same disk guard: 503). PACS credentials for --store-to as for qa (CEUSTREAM_PACS_CREDENTIALS or
 CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD)."""
 
 
@@ -46,6 +47,12 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-key", help="its private key (PEM)")
     p.add_argument("--tls-ca", help="CA bundle the callers' certificates must chain to "
                    "(with it, a caller without one is refused)")
+    p.add_argument("--stow-port", type=int, default=None,
+                   help="also accept STOW-RS (POST /studies, multipart/related; "
+                   "type=application/dicom) over HTTP on this port, on --host (0: any free "
+                   "port, printed); credentials required when CEUSTREAM_LISTEN_CREDENTIALS "
+                   "names a file (user:password or Bearer TOKEN); plain HTTP: loopback or "
+                   "behind a TLS terminator")
     p.add_argument("--max-exams", type=common.count, default=None,
                    help="stop after this many exams (default: run until interrupted)")
     common.add_model_options(p)
@@ -54,10 +61,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ceustream.engine.app import listen
     from ceustream.engine.core.roi import Roi
-    from ceustream.engine.dicomnet.peer import check_aet, parse
+    from ceustream.engine.dicomnet.peer import check_aet, parse, read_credentials_file
 
     if not 0 <= args.port < 65536:
         raise UsageError("--port: 0-65535")
+    if args.stow_port is not None and not 0 <= args.stow_port < 65536:
+        raise UsageError("--stow-port: 0-65535")
     if not (math.isfinite(args.min_free_gb) and 0 <= args.min_free_gb <= 100000):
         raise UsageError("--min-free-gb: a number of GB between 0 and 100000")
     if args.roi:
@@ -69,9 +78,13 @@ def run(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
         raise UsageError("listen: --tls-cert and --tls-key go together (--tls-ca with them)")
     tls = (args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
+    stow_credentials = None
+    if args.stow_port is not None and os.environ.get("CEUSTREAM_LISTEN_CREDENTIALS"):
+        stow_credentials = read_credentials_file(os.environ["CEUSTREAM_LISTEN_CREDENTIALS"],
+                                                 "CEUSTREAM_LISTEN_CREDENTIALS")
     opts = listen.ListenOptions(aet, args.host, args.port, Path(args.spool), allowed,
                                 int(args.min_free_gb * 1e9), store_to, args.roi, args.labels,
-                                args.max_exams, tls)
+                                args.max_exams, tls, args.stow_port, stow_credentials)
     def emit(line: dict) -> None:  # results on stdout, one JSON object a line
         print(json.dumps(line), flush=True)
 

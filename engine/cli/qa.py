@@ -54,9 +54,10 @@ def add_parser(sub) -> None:
 def add_pacs_options(p) -> None:
     g = p.add_argument_group(
         "from and back to a PACS (MANIFEST given as dicomweb+http(s)://HOST:PORT/ROOT or "
-        "dimse://AET@HOST:PORT; credentials from CEUSTREAM_PACS_CREDENTIALS (a file: "
-        "user:password or Bearer TOKEN) or CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD, "
-        "never the command line)")
+        "dimse[+tls]://AET@HOST:PORT, retrieving by C-GET, or by C-MOVE to our AE title with "
+        "dimse://AET@HOST:PORT?retrieve=move&move-port=N; CA in CEUSTREAM_PACS_CA; "
+        "credentials from CEUSTREAM_PACS_CREDENTIALS (a file: user:password or Bearer TOKEN) "
+        "or CEUSTREAM_PACS_USER/CEUSTREAM_PACS_PASSWORD, never the command line)")
     g.add_argument("--study-date", help="YYYYMMDD or YYYYMMDD-YYYYMMDD (either end open)")
     g.add_argument("--accession", action="append", default=[],
                    help="an accession number (repeat or comma-separate)")

@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON (last line)")
     p.add_argument("--no-journal", action="store_true", help="do not journal the slots")
     g = p.add_argument_group(
-        "from a PACS (FILE given as dicomweb+http(s)://HOST:PORT/ROOT or dimse://AET@HOST:PORT; "
+        "from a PACS (FILE given as dicomweb+http(s)://HOST:PORT/ROOT or "
+        "dimse[+tls]://AET@HOST:PORT[?retrieve=move&move-port=N]; "
         "credentials from CEUSTREAM_PACS_CREDENTIALS or CEUSTREAM_PACS_USER/"
         "CEUSTREAM_PACS_PASSWORD, never the command line): the query must match one cine")
     g.add_argument("--study-uid", default=None, help="its Study Instance UID")

@@ -134,6 +134,22 @@ def _json_value(item: dict, tag: str) -> str:
 
 
 # -- DICOMweb ---------------------------------------------------------------------------------
+def pinned_tls(ca: str | None, cert: tuple[str, str] | None):
+    """A requests adapter that verifies the server against ``ca`` and offers ``cert`` on
+    every request, whatever the request or the environment says."""
+    from requests.adapters import HTTPAdapter
+
+    class PinnedTLS(HTTPAdapter):
+        def send(self, request, **kw):
+            if ca:
+                kw["verify"] = ca
+            if cert:
+                kw["cert"] = cert
+            return super().send(request, **kw)
+
+    return PinnedTLS()
+
+
 class DicomWebArchive:
     def __init__(self, peer: Peer, timeout_s: float = 60.0):
         import requests
@@ -146,10 +162,11 @@ class DicomWebArchive:
             s.headers["Authorization"] = f"Bearer {c.token}"
         elif c.user:
             s.auth = (c.user, c.password or "")
-        if peer.ca:
-            s.verify = peer.ca
-        if peer.cert:
-            s.cert = peer.cert
+        if peer.ca or peer.cert:
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's
+            # ``verify`` (psf/requests#3829): the PACS's CA and our certificate are pinned
+            # on the adapter, so the environment of the host cannot swap them
+            s.mount("https://", pinned_tls(peer.ca, peer.cert))
         self.session = s
         self.client = DICOMwebClient(peer.url, session=s, timeout=timeout_s)
 
@@ -384,18 +401,9 @@ class DimseArchive:
                     out.append(InstanceRef(study_uid, seuid, str(im.SOPInstanceUID), sop_class))
         return out
 
-    def retrieve(self, ref: InstanceRef, cache: Cache) -> Path:
-        """C-GET at IMAGE level; the store sub-operation's dataset goes straight to the
-        cache file (pynetdicom hands it over already received)."""
-        from pydicom.dataset import Dataset
-        from pynetdicom import build_role, evt
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
-
-        dest = cache.path_for(ref.sop_uid)
-        if dest.is_file() and dest.stat().st_size > 0:
-            os.utime(dest)
-            return dest
-        got: dict[str, Any] = {}
+    def _store_handler(self, ref: InstanceRef, cache: Cache, dest: Path, got: dict):
+        """The C-STORE sub-operation's handler (C-GET and C-MOVE alike): the dataset asked
+        for goes to the cache file; anything else is refused."""
 
         def on_store(event):
             try:
@@ -417,29 +425,91 @@ class DimseArchive:
                 got["error"] = _one_line(e)
                 return 0xC000
 
+        return on_store
+
+    @staticmethod
+    def _identifier(ref: InstanceRef):
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = \
+            ref.study_uid, ref.series_uid, ref.sop_uid
+        return ds
+
+    def retrieve(self, ref: InstanceRef, cache: Cache) -> Path:
+        """C-GET (or C-MOVE when the address asks for it) at IMAGE level; the store
+        sub-operation's dataset goes straight to the cache file (pynetdicom hands it over
+        already received)."""
+        dest = cache.path_for(ref.sop_uid)
+        if dest.is_file() and dest.stat().st_size > 0:
+            os.utime(dest)
+            return dest
+        got: dict[str, Any] = {}
+        if self.peer.retrieve == "move":
+            what, last = "C-MOVE", self._move(ref, self._store_handler(ref, cache, dest, got))
+        else:
+            what, last = "C-GET", self._get(ref, self._store_handler(ref, cache, dest, got))
+        if "error" in got:
+            raise self._fail(what, got["error"])
+        if not got.get("ok") or not dest.is_file():
+            why = "the PACS does not know our AE title as a move destination" \
+                if last == 0xA801 else "nothing received"
+            raise self._fail(what, f"{why} (status 0x{(last or 0):04X})")
+        return dest
+
+    def _get(self, ref: InstanceRef, on_store) -> int | None:
+        from pynetdicom import build_role, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         ae.add_requested_context(ref.sop_class, storage_contexts())
         roles = [build_role(ref.sop_class, scp_role=True)]
         assoc = self._associate(ae, "C-GET", ext_neg=roles,
                                 evt_handlers=[(evt.EVT_C_STORE, on_store)])
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "IMAGE"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = \
-            ref.study_uid, ref.series_uid, ref.sop_uid
         last = None
         try:
-            for status, _ in assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet):
+            for status, _ in assoc.send_c_get(self._identifier(ref),
+                                              StudyRootQueryRetrieveInformationModelGet):
                 if status is None:
                     raise self._fail("C-GET", "no answer")
                 last = status.Status
         finally:
             assoc.release()
-        if "error" in got:
-            raise self._fail("C-GET", got["error"])
-        if not got.get("ok") or not dest.is_file():
-            raise self._fail("C-GET", f"nothing received (status 0x{(last or 0):04X})")
-        return dest
+        return last
+
+    def _move(self, ref: InstanceRef, on_store) -> int | None:
+        """C-MOVE to our own AE title: a storage SCP on ``move_port`` for the length of the
+        retrieve, accepting only the peer's AE title as caller and only the asked instance."""
+        from pynetdicom import evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
+
+        scp = self._ae()
+        scp.require_calling_aet = [self.peer.aet]
+        scp.add_supported_context(ref.sop_class, storage_contexts())
+        try:
+            server = scp.start_server(("", self.peer.move_port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        except OSError as e:
+            raise self._fail("C-MOVE", f"our storage SCP cannot listen on port "
+                             f"{self.peer.move_port} ({e.strerror or e})") from None
+        try:
+            ae = self._ae()
+            ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+            assoc = self._associate(ae, "C-MOVE")
+            last = None
+            try:
+                for status, _ in assoc.send_c_move(self._identifier(ref), self.peer.our_aet,
+                                                   StudyRootQueryRetrieveInformationModelMove):
+                    if status is None:
+                        raise self._fail("C-MOVE", "no answer")
+                    last = status.Status
+            finally:
+                assoc.release()
+        finally:
+            server.shutdown()
+        return last
 
     def store(self, datasets: list[Any]) -> None:
         ae = self._ae()

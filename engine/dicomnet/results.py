@@ -206,6 +206,9 @@ def write_sc(cine: Any, rgb: np.ndarray, res: Result, series_number: int = 9902)
     sc.ImageComments = (DISCLAIMER + f" P(HCC) {res.score:.3f}" if res.score is not None
                         else DISCLAIMER)[:10240]
     sc.BurnedInAnnotation = "YES"
-    sc.Laterality = ""  # General Series, Type 2C: the liver is not a paired organ
+    # General Series Laterality (Type 2C) is absent for an unpaired body part: the liver
+    sc.BodyPartExamined = "LIVER"
+    if "Laterality" in sc:
+        del sc.Laterality
     sc.SoftwareVersions = res.software_version[:64]
     return sc
