@@ -66,9 +66,10 @@ def test_replay_file_with_the_default_settings(coded_mp4):
     if "out_of_distribution" in r.flags:
         assert r.outside_domain and r.label == "indeterminate"
         assert r.domain is not None and r.domain.state == "out"
+        phys = f", physiology P(HCC) {r.score:.3f}" if r.score_basis == "physiology" else ""
         assert r.headline() == (f"outside model domain: TIC: {r.features.category} "
-                                f"({r.features.summary}), TIC P(HCC) {r.features.p_hcc:.3f}; "
-                                "30/30 slots")
+                                f"({r.features.summary}), TIC P(HCC) {r.features.p_hcc:.3f}"
+                                f"{phys}; 30/30 slots")
     else:
         assert r.headline() == f"P(HCC) {r.score:.3f} {r.label}; 30/30 slots"
 
@@ -93,6 +94,13 @@ def test_a_result_outside_the_model_domain_shows_the_tic_reading():
     assert out.outside_domain and out.domain == ceustream.Domain("out", 4.2, 3.0, "mahalanobis")
     assert out.headline() == ("outside model domain: TIC: LR-5-like (APHE ✓ · washout late, "
                               "mild), TIC P(HCC) 0.710; 30/30 slots")
+    # the score of an exam outside the domain is the physiology reading's: it says so
+    phys = ceustream.Result.from_json({**base, "label": "indeterminate", "score": 0.952,
+                                       "score_network": 0.31, "score_basis": "physiology",
+                                       "flags": ["out_of_distribution"]})
+    assert phys.headline() == ("outside model domain: TIC: LR-5-like (APHE ✓ · washout late, "
+                               "mild), TIC P(HCC) 0.710, physiology P(HCC) 0.952; 30/30 slots")
+    assert phys.score_network == 0.31
     old = ceustream.Result.from_json({**base, "label": "HCC"})  # before `domain` existed
     assert old.domain is None and not old.outside_domain
     assert old.headline() == "P(HCC) 0.800 HCC; 30/30 slots"

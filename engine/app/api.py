@@ -100,7 +100,8 @@ class Result:
     def headline(self) -> str:
         """One line: P(HCC) and the label, or the TIC reading "outside model domain"."""
         return headline(self.score, self.label, self.final, list(self.flags), self.features,
-                        self.domain, f"{self.slots_filled}/{self.slots_total} slots")
+                        self.domain, f"{self.slots_filled}/{self.slots_total} slots",
+                        self.score_basis)
 
 
 def slot_score(s: Score, session: ExamSession) -> SlotScore:

@@ -8,7 +8,9 @@ came later): a view then holds None, never a guess.
 How to show a score (see :meth:`ScoreMessage.headline`): a final label of ``"indeterminate"``
 or a model outside its domain (``out_of_distribution`` in the flags, ``domain.state ==
 "out"``) means the network's score is not to be shown as the reading; the TIC reading is what
-still holds, with the words "outside model domain". The shipped weights are trained on
+still holds, with the words "outside model domain". There ``score`` is the physiology
+reading's P(HCC) (``score_basis == "physiology"``: the TIC reading's LI-RADS features weighed
+by published frequencies), not the network's. The shipped weights are trained on
 simulated data: ``disclaimer`` says so and goes wherever a score is shown.
 """
 
@@ -90,13 +92,17 @@ def outside_domain(label: Any, flags: list, domain: Domain | None) -> bool:
 
 
 def headline(score: float | None, label: str | None, final: bool, flags: list,
-             features: TicReading | None, domain: Domain | None, slots: str) -> str:
+             features: TicReading | None, domain: Domain | None, slots: str,
+             basis: str | None = None) -> str:
     """One line to show, as the project's contract says: the TIC reading when the model is
-    outside its domain, else P(HCC) with its label (or "provisional")."""
+    outside its domain (with the physiology reading's P(HCC) when the score is it), else
+    P(HCC) with its label (or "provisional")."""
     if outside_domain(label, flags, domain):
         tic = "no TIC reading" if features is None else \
             f"TIC: {features.category or 'no category'} ({features.summary})" + (
                 "" if features.p_hcc is None else f", TIC P(HCC) {features.p_hcc:.3f}")
+        if basis == "physiology" and score is not None:
+            tic += f", physiology P(HCC) {score:.3f}"
         return f"outside model domain: {tic}; {slots}"
     if score is None:
         return f"no score yet; {slots}"
@@ -125,15 +131,18 @@ class ScoreMessage:
     #: CLOCK_MONOTONIC when the subscriber received it (ns)
     received_mono_ns: int = 0
     kind: str = "score"
+    #: what ``score`` stands on: "network", "fusion" or "physiology" (None: an older engine)
+    score_basis: str | None = None
 
     @property
     def outside_domain(self) -> bool:
-        """The model is outside its domain: show the TIC reading, not the score."""
+        """The model is outside its domain: show the TIC reading, not the network's score."""
         return outside_domain(self.label, list(self.flags), self.domain)
 
     def headline(self) -> str:
         return headline(self.score, self.label, self.final, list(self.flags), self.features,
-                        self.domain, f"{self.slots_filled}/{self.slots_total} slots")
+                        self.domain, f"{self.slots_filled}/{self.slots_total} slots",
+                        self.score_basis)
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,9 @@ def parse(topic: str, msg: dict[str, Any], received_mono_ns: int = 0) -> Message
             score=float(msg["score"]), label=msg.get("label"), final=bool(msg["final"]),
             flags=tuple(msg.get("flags") or ()), features=TicReading.from_json(msg.get("features")),
             domain=Domain.from_json(msg.get("domain")), disclaimer=str(msg.get("disclaimer", "")),
-            raw=msg, received_mono_ns=received_mono_ns)
+            raw=msg, received_mono_ns=received_mono_ns,
+            score_basis=msg.get("score_basis") if msg.get("score_basis") in
+            ("network", "fusion", "physiology") else None)
     if kind == "status":
         return StatusMessage(
             topic=topic, exam=msg["exam"], seq=msg["seq"], phase=msg["phase"],
