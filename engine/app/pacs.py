@@ -272,7 +272,7 @@ def store_results(archive, exams: list[PacsExam], recs: list[dict], model, thres
                          flags=list(rec.get("flags") or []), model_name=model.meta.name,
                          model_sha256=model.sha256, backend=str(rec.get("backend") or "?"),
                          software_version=f"ceustream {version}", tic=rec.get("features"),
-                         domain=rec.get("domain"))
+                         domain=rec.get("domain"), score_basis=rec.get("score_basis"))
             cine = _header(e.path)
             strip = out / rec["filmstrip"] if rec.get("filmstrip") else None
             sr = write_sr(cine, res)

@@ -87,7 +87,8 @@ def score_task(task: dict[str, Any], cfg: dict, loaded: tuple) -> dict[str, Any]
                    seek_fallback=r["replay"].get("seek_fallback"),
                    wall_s=r["replay"]["wall_s"],
                    slot_times_s=[sl.get("pts_s") for sl in r.get("slots") or []],
-                   backend=r.get("backend"), domain=r.get("domain"))
+                   backend=r.get("backend"), domain=r.get("domain"),
+                   score_network=r.get("score_network"), score_basis=r.get("score_basis"))
     except CeusError as e:
         rec.update(status="error", error=str(e), score=None, final=False)
     rec["elapsed_s"] = round(time.monotonic() - t, 3)

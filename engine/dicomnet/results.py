@@ -86,6 +86,9 @@ class Result:
     tic: dict[str, Any] | None = None
     domain: dict[str, Any] | None = None
     extra_text: list[str] = field(default_factory=list)
+    #: what ``score`` stands on: "network", "fusion" or "physiology" (outside the model's
+    #: domain: the TIC reading's LI-RADS features weighed by published frequencies)
+    score_basis: str | None = None
 
 
 def _label_code(label: str | None):
@@ -160,7 +163,10 @@ def measurement_report(cine: Any, res: Result):
         texts.append(("TICSUM", "TIC reading", str(tic["summary"])[:1024]))
     if res.label == "indeterminate" or "out_of_distribution" in res.flags:
         texts.append(("OOD", "Outside model domain", "outside model domain: the TIC reading "
-                      "is what still holds"))
+                      "is what still holds" + (
+                          "; the probability is the physiology reading's (LI-RADS features of "
+                          "the TIC reading, published frequencies), not the network's"
+                          if res.score_basis == "physiology" else "")))
     for t in res.extra_text:
         texts.append(("NOTE", "Note", t[:1024]))
     for value, meaning, text in texts:  # inside the group container (TID 1501)
