@@ -52,11 +52,32 @@ shown_seconds (gdouble c)
   return isnan (c) ? -1 : (gint) MIN (ceil (c), 1e8);
 }
 
+guint64
+hud_state_content_hash (const HudState * s)
+{
+  /* FNV-1a over the state with what changes on every message but is never drawn as such
+   * zeroed: the sequence numbers and arrival times (the countdown they give is in the key on
+   * its own, in whole seconds as shown) */
+  HudState c;
+  const guint8 *b = (const guint8 *) &c;
+  guint64 h = 1469598103934665603ull;
+  memcpy (&c, s, sizeof c);
+  c.seq = 0;
+  c.version = 0;
+  c.last_message_us = 0;
+  c.status_mono_us = 0;
+  c.next_slot_in_s = isnan (s->next_slot_in_s) ? NAN : 0;
+  for (gsize i = 0; i < sizeof c; i++)
+    h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
 gchar *
 hud_render_key (const HudState * s, const HudStyle * style, gint64 now_us, gboolean have_state)
 {
-  return g_strdup_printf ("%" G_GUINT64_FORMAT "|%d|%d|%d", s->version, have_state,
-      hud_is_stale (s, style, now_us, have_state), shown_seconds (hud_countdown (s, now_us)));
+  return g_strdup_printf ("%016" G_GINT64_MODIFIER "x|%d|%d|%d", hud_state_content_hash (s),
+      have_state, hud_is_stale (s, style, now_us, have_state),
+      shown_seconds (hud_countdown (s, now_us)));
 }
 
 static const gchar *
