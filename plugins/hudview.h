@@ -85,6 +85,7 @@ typedef struct
   HudWords label;               /* "HCC" / "non-HCC" (final), "LR-5-like" (outside), "" */
   HudWords detail;              /* "13/30" provisional; outside: "CNN 0.87 - not valid here" */
   gchar filled[16];             /* "13/30" */
+  gchar domain_words[HUD_TEXT]; /* outside, from the domain check: "domain distance 3.10 > 2.00" */
   gdouble gauge;                /* the score bar (0..1), NAN = no bar */
   gdouble threshold;
   gboolean gauge_final;
