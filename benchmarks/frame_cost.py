@@ -236,7 +236,8 @@ def main(argv=None) -> int:
     results["ceushud_I420_per_frame_wall"] = walls["I420 1920x1080@60"]
     results["ceushud_frames_in_flight_max"] = maxin[0]
     table("ceushud with a live score (CPU per frame of the whole process, renderer thread "
-          "included, best of 5; 'steady': from frame %d on, after the screen is learnt)" % STEADY,
+          "included, best of %d; 'steady': from frame %d on, after the screen is learnt)"
+          % (args.reps, STEADY),
           ["format and size", "identity us/frame", "ceushud us/frame", "added ms/frame",
            "steady added ms/frame"], rows)
     table("ceushud: time inside the element per frame, pad to pad (the streaming thread; "
@@ -249,7 +250,7 @@ def main(argv=None) -> int:
           [[k, d["p50_ms"], d["p99_ms"], d["max_ms"]] for k, d in thread_cpu.items()])
     print(f"frames inside the element at once: {maxin[0]} (in place: a frame leaves before the "
           "next enters, 0 frames of added latency)\n")
-    write("frame_cost", {"frames": n, "results": results,
+    write("frame_cost", {"frames": n, "reps": args.reps, "results": results,
                          "goals": {"ceushud_ms_per_frame_max": 1.0, "added_latency_frames": 0}})
     return 0
 
