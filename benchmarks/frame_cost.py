@@ -13,7 +13,7 @@ same run.
 Costs are CPU time of a one-thread pipeline (videotestsrc ! ELEMENT ! fakesink, no queues)
 divided by its frames, minus the same pipeline with `identity`; best of 5 runs.
 
-    python -m ceustream.benchmarks.frame_cost [--frames 1500]
+    python -m ceustream.benchmarks.frame_cost [--frames 1500] [--reps 5]
 """
 
 from __future__ import annotations
@@ -26,25 +26,45 @@ import time
 
 from .common import summary, table, write
 
+STEADY = 40  # frames: the screen analysis looks at the first 32, then the panels are re-laid out
 
-def run_pipeline(Gst, desc: str, setup=None) -> float:
-    """CPU seconds (this process) to run ``desc`` to EOS."""
+
+def run_pipeline(Gst, desc: str, setup=None, skip: int = 0, ready=None) -> float:
+    """CPU seconds (this process) to run ``desc`` to EOS; with ``skip``, from the moment the
+    sink got its ``skip``-th buffer (the overlay's steady state: screen learnt, drawn)."""
     p = Gst.parse_launch(desc)
     if setup:
         setup(p)
     bus = p.get_bus()
-    t = time.process_time()
+    t = [time.process_time()]
+    if skip:
+        count = [0]
+
+        def mark(pad, info):
+            count[0] += 1
+            if count[0] == skip:
+                # the overlay laid out for the learnt screen before counting (the renderer's
+                # one-off work at start is not a per-frame cost)
+                deadline = time.monotonic() + 5.0
+                while ready and not ready(p) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                t[0] = time.process_time()
+            return Gst.PadProbeReturn.OK
+
+        sink = p.get_by_name("out")
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, mark)
     p.set_state(Gst.State.PLAYING)
     msg = bus.timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR)
-    cpu = time.process_time() - t
+    cpu = time.process_time() - t[0]
     p.set_state(Gst.State.NULL)
     if msg.type == Gst.MessageType.ERROR:
         raise SystemExit(msg.parse_error()[0].message)
     return cpu
 
 
-def best(Gst, desc, n, setup=None, reps=5) -> float:
-    return min(run_pipeline(Gst, desc, setup) for _ in range(reps)) / n * 1e6  # us per frame
+def best(Gst, desc, n, setup=None, reps=5, skip: int = 0, ready=None) -> float:
+    """microseconds of CPU per frame, best of ``reps`` (the first ``skip`` frames not counted)"""
+    return min(run_pipeline(Gst, desc, setup, skip, ready) for _ in range(reps)) / (n - skip) * 1e6
 
 
 def main(argv=None) -> int:
@@ -53,6 +73,8 @@ def main(argv=None) -> int:
                     help="frames per pipeline run (each is run 5 times, the best kept)")
     ap.add_argument("--port", type=int, default=5797,
                     help="loopback port of the test publisher the overlay subscribes to")
+    ap.add_argument("--reps", type=int, default=5,
+                    help="runs of each overlay pipeline (the best kept)")
     args = ap.parse_args(argv)
     from ceustream.pipelines import gst
 
@@ -127,6 +149,13 @@ def main(argv=None) -> int:
             i += 1
             time.sleep(0.25)
 
+    def learnt(p):
+        import json
+
+        shown = p.get_by_name("h").get_property("shown")
+        j = json.loads(shown) if shown else {}
+        return j.get("screen_learnt", False) or j.get("where") == "beside"
+
     t = threading.Thread(target=publish, daemon=True)
     t.start()
     rows = []
@@ -142,21 +171,30 @@ def main(argv=None) -> int:
             p.get_state(Gst.CLOCK_TIME_NONE)
             time.sleep(0.8)
 
-        ident = best(Gst, f"{s2} ! identity ! fakesink", frames)
-        hud = best(Gst, f"{s2} ! ceushud endpoint={ep} ! fakesink", frames, warm)
+        reps = args.reps
+        ident = best(Gst, f"{s2} ! identity ! fakesink", frames, reps=reps)
+        hud = best(Gst, f"{s2} ! ceushud endpoint={ep} ! fakesink", frames, warm, reps=reps)
+        # steady state: after the screen is learnt (32 frames) and the panels re-laid out
+        ident_s = best(Gst, f"{s2} ! identity ! fakesink name=out", frames, reps=reps,
+                       skip=STEADY)
+        hud_s = best(Gst, f"{s2} ! ceushud name=h endpoint={ep} ! fakesink name=out", frames,
+                     warm, reps=reps, skip=STEADY, ready=learnt)
         key = f"ceushud_{fmt}" if (w, h) == (1920, 1080) else f"ceushud_{fmt}_{w}x{h}p{fps}"
         results[key] = {"identity_us_per_frame": ident, "hud_us_per_frame": hud,
                         "hud_minus_identity_us": hud - ident, "size": [w, h], "fps": fps,
-                        "canvas": w * 9 < h * 16}
+                        "canvas": w * 9 < h * 16,
+                        "steady_identity_us_per_frame": ident_s,
+                        "steady_hud_us_per_frame": hud_s,
+                        "steady_hud_minus_identity_us": hud_s - ident_s}
         rows.append([f"{fmt} {w}x{h}@{fps}" + (" -> 1920x1080 canvas" if w * 9 < h * 16 else ""),
-                     ident, hud, (hud - ident) / 1000.0])
+                     ident, hud, (hud - ident) / 1000.0, (hud_s - ident_s) / 1000.0])
     # per-frame distribution and in-flight frames, measured at the element's pads (the
     # streaming thread's own time: the renderer's thread draws off it)
-    walls = {}
+    walls, thread_cpu = {}, {}
     maxin = [0]
     for fmt, w, h, fps in (("I420", 1920, 1080, 60), ("BGRx", 1920, 1080, 60),
                            ("I420", 3840, 2160, 30), ("BGRx", 3840, 2160, 30)):
-        durs, inflight = [], [0]
+        durs, cpus, inflight = [], [], [0]
         frames = n if w == 1920 else max(n // 3, 100)
         p = Gst.parse_launch(f"videotestsrc num-buffers={frames} pattern=black ! video/x-raw,"
                              f"format={fmt},width={w},height={h},framerate={fps}/1 ! ceushud "
@@ -165,15 +203,16 @@ def main(argv=None) -> int:
         start = {}
 
         def on_sink(pad, info, start=start, inflight=inflight):
-            start[info.get_buffer().pts] = time.perf_counter_ns()
+            start[info.get_buffer().pts] = (time.perf_counter_ns(), time.thread_time_ns())
             inflight[0] += 1
             maxin[0] = max(maxin[0], inflight[0])
             return Gst.PadProbeReturn.OK
 
-        def on_src(pad, info, start=start, inflight=inflight, durs=durs):
+        def on_src(pad, info, start=start, inflight=inflight, durs=durs, cpus=cpus):
             s0 = start.pop(info.get_buffer().pts, None)
             if s0 is not None:
-                durs.append((time.perf_counter_ns() - s0) / 1e6)
+                durs.append((time.perf_counter_ns() - s0[0]) / 1e6)
+                cpus.append((time.thread_time_ns() - s0[1]) / 1e6)
             inflight[0] -= 1
             return Gst.PadProbeReturn.OK
 
@@ -186,24 +225,32 @@ def main(argv=None) -> int:
         p.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE,
                                        Gst.MessageType.EOS | Gst.MessageType.ERROR)
         p.set_state(Gst.State.NULL)
-        walls[f"{fmt} {w}x{h}@{fps}"] = summary(durs[40:])  # after the screen is learnt
+        walls[f"{fmt} {w}x{h}@{fps}"] = summary(durs[STEADY:])  # after the screen is learnt
+        thread_cpu[f"{fmt} {w}x{h}@{fps}"] = summary(cpus[STEADY:])
     stop.set()
     t.join()
     pub.close()
     ctx.term()
     results["ceushud_per_frame_wall"] = walls
+    results["ceushud_per_frame_thread_cpu"] = thread_cpu
     results["ceushud_I420_per_frame_wall"] = walls["I420 1920x1080@60"]
     results["ceushud_frames_in_flight_max"] = maxin[0]
     table("ceushud with a live score (CPU per frame of the whole process, renderer thread "
-          "included, best of 5)",
-          ["format and size", "identity us/frame", "ceushud us/frame", "added ms/frame"], rows)
+          "included, best of %d; 'steady': from frame %d on, after the screen is learnt)"
+          % (args.reps, STEADY),
+          ["format and size", "identity us/frame", "ceushud us/frame", "added ms/frame",
+           "steady added ms/frame"], rows)
     table("ceushud: time inside the element per frame, pad to pad (the streaming thread; "
           "after the screen is learnt)",
           ["format and size", "p50 ms", "p99 ms", "max ms"],
           [[k, d["p50_ms"], d["p99_ms"], d["max_ms"]] for k, d in walls.items()])
+    table("ceushud: the streaming thread's CPU time inside the element per frame (not counting "
+          "time it was preempted; after the screen is learnt)",
+          ["format and size", "p50 ms", "p99 ms", "max ms"],
+          [[k, d["p50_ms"], d["p99_ms"], d["max_ms"]] for k, d in thread_cpu.items()])
     print(f"frames inside the element at once: {maxin[0]} (in place: a frame leaves before the "
           "next enters, 0 frames of added latency)\n")
-    write("frame_cost", {"frames": n, "results": results,
+    write("frame_cost", {"frames": n, "reps": args.reps, "results": results,
                          "goals": {"ceushud_ms_per_frame_max": 1.0, "added_latency_frames": 0}})
     return 0
 

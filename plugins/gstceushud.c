@@ -139,6 +139,8 @@ struct _GstCeusHud
   guint64 ignored;
   guint64 drawn_seq;
   guint64 drawn_mono;
+  guint64 overlay_seq;          /* the newest message the current overlay shows (lock): a
+                                 * message that changes nothing drawn is shown by it too */
   gint64 last_warn_us[N_WARN];
 };
 
@@ -409,6 +411,11 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
   }
   key = hud_render_key (&st, &style, now_us, have);
   if (!redo && *last_key && g_str_equal (key, *last_key)) {
+    /* the same picture: the overlay on screen already shows this message */
+    g_mutex_lock (&self->lock);
+    if (self->overlay)
+      self->overlay_seq = st.seq;
+    g_mutex_unlock (&self->lock);
     g_free (key);
     g_free (font);
     return;
@@ -440,6 +447,8 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
   ov->seq = st.seq;
   fits = hud_render (ov, &st, &style, &geom, screen, now_us, have);
   hud_overlay_prepare (ov);
+  GST_DEBUG_OBJECT (self, "rendered %dx%d in %.2f ms (%d rectangles)", w, h,
+      (g_get_monotonic_time () - now_us) / 1000.0, ov->n_rects);
   if (!fits) {
     g_mutex_lock (&self->lock);
     warn = !self->warned_fit;
@@ -451,12 +460,13 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
               "the smallest size in the corners; layout=beside gives them room", w, h,
               hud_layout_nick (geom.mode)));
   }
-  GST_LOG_OBJECT (self, "rendered %dx%d, key %s", w, h, key);
+  GST_LOG_OBJECT (self, "key %s", key);
   g_free (font);
   g_mutex_lock (&self->lock);
   if (self->want_w == w && self->want_h == h) {
     old = self->overlay;
     self->overlay = ov;
+    self->overlay_seq = ov->seq;
   } else {
     old = ov;                   /* caps changed meanwhile: render again next tick */
     self->geometry_changed = TRUE;
@@ -530,7 +540,7 @@ gst_ceus_hud_start (GstBaseTransform * trans)
   hud_state_init (&self->state);
   self->have_state = FALSE;
   self->received = self->ignored = 0;
-  self->drawn_seq = self->drawn_mono = 0;
+  self->drawn_seq = self->drawn_mono = self->overlay_seq = 0;
   self->warned_render = FALSE;
   self->warned_fit = FALSE;
   memset (self->last_warn_us, 0, sizeof self->last_warn_us);
@@ -754,9 +764,11 @@ blend_current (GstCeusHud * self, HudFrame * f)
 {
   HudOverlay *ov = NULL;
   gboolean update;
+  guint64 seq;
   g_mutex_lock (&self->lock);
   if (self->overlay)
     ov = hud_overlay_ref (self->overlay);
+  seq = self->overlay_seq;
   g_mutex_unlock (&self->lock);
   if (!ov)
     return;                     /* nothing rendered (yet) for this size: the frame passes */
@@ -767,13 +779,13 @@ blend_current (GstCeusHud * self, HudFrame * f)
     return;
   }
   g_mutex_lock (&self->lock);
-  update = ov->seq != self->drawn_seq;
+  update = seq != self->drawn_seq;
   g_mutex_unlock (&self->lock);
   if (update) {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     g_mutex_lock (&self->lock);
-    self->drawn_seq = ov->seq;
+    self->drawn_seq = seq;
     self->drawn_mono = (guint64) ts.tv_sec * GST_SECOND + (guint64) ts.tv_nsec;
     g_mutex_unlock (&self->lock);
   }

@@ -16,46 +16,87 @@ px_at (const guint8 * base, gint stride, gint x, gint y)
   return *(const guint32 *) (base + (gsize) y * stride + (gsize) x * 4);
 }
 
+/* transparent gaps shorter than this are blended through (a transparent pixel blends to
+ * what was there); opaque stretches at least this long are copied */
+#define GAP_PX 16
+#define COPY_PX 32
+
+static void
+push_run (GArray * a, gint y, gint x, gint n, gboolean opaque)
+{
+  HudRun r = { y, x, n, opaque };
+  if (n > 0)
+    g_array_append_val (a, r);
+}
+
+/* The runs of one row of alphas: non-transparent stretches (short gaps bridged), with long
+ * opaque stretches split out to be copied. */
+static void
+row_runs (GArray * out, gint y, const guint8 * a, gint w)
+{
+  gint x = 0;
+  while (x < w) {
+    gint start, last, e, k, b;
+    while (x < w && a[x] == 0)
+      x++;
+    if (x >= w)
+      break;
+    start = last = e = x;
+    while (e < w) {
+      gint g;
+      if (a[e]) {
+        last = e++;
+        continue;
+      }
+      for (g = e; g < w && a[g] == 0 && g - e < GAP_PX; g++);
+      if (g < w && a[g] && g - e < GAP_PX) {
+        e = g;
+        continue;
+      }
+      break;
+    }
+    for (k = b = start; k <= last;) {
+      gint o = k;
+      if (a[k] != 255) {
+        k++;
+        continue;
+      }
+      while (o <= last && a[o] == 255)
+        o++;
+      if (o - k >= COPY_PX) {
+        push_run (out, y, b, k - b, FALSE);
+        push_run (out, y, k, o - k, TRUE);
+        b = o;
+      }
+      k = o;
+    }
+    push_run (out, y, b, last + 1 - b, FALSE);
+    x = last + 1;
+  }
+}
+
 void
 hud_overlay_prepare (HudOverlay * ov)
 {
   const guint8 *base;
   gint stride;
   gsize total = 0;
-
-  gsize n_spans = 0;
+  GArray *runs = g_array_new (FALSE, FALSE, sizeof (HudRun));
+  GArray *cruns = g_array_new (FALSE, FALSE, sizeof (HudRun));
 
   g_free (ov->planes);
-  g_free (ov->spans);
+  g_free (ov->runs);
+  g_free (ov->cruns);
   ov->planes = NULL;
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
     ov->plane_offset[i] = total;
     total += (gsize) r->w * r->h * 2 + (gsize) cw * ch * 3;
-    ov->span_offset[i] = n_spans;
-    n_spans += (gsize) r->h * 2;
   }
   ov->planes = g_malloc0 (total ? total : 1);
-  ov->spans = g_malloc0 (sizeof (gint) * (n_spans ? n_spans : 1));
   base = cairo_image_surface_get_data (ov->surface);
   stride = cairo_image_surface_get_stride (ov->surface);
-  /* the spans: where each row has anything to blend */
-  for (gint i = 0; i < ov->n_rects; i++) {
-    const HudRect *r = &ov->rects[i];
-    gint *sp = ov->spans + ov->span_offset[i];
-    for (gint y = 0; y < r->h; y++) {
-      const guint32 *row = (const guint32 *) (base + (gsize) (r->y + y) * stride) + r->x;
-      gint x0 = 0, x1 = r->w;
-      while (x0 < x1 && row[x0] == 0)
-        x0++;
-      while (x1 > x0 && row[x1 - 1] == 0)
-        x1--;
-      /* an empty row: (w, 0), which neither widens a union nor runs a loop */
-      sp[2 * y] = x0 < x1 ? x0 : r->w;
-      sp[2 * y + 1] = x0 < x1 ? x1 : 0;
-    }
-  }
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint cw = (r->w + 1) / 2, ch = (r->h + 1) / 2;
@@ -98,7 +139,17 @@ hud_overlay_prepare (HudOverlay * ov)
         V[cy * cw + cx] = (guint8) CLAMP (v, 0, 255);
         A2[cy * cw + cx] = (guint8) sa;
       }
+    ov->run_offset[i] = runs->len;
+    for (gint y = 0; y < r->h; y++)
+      row_runs (runs, y, A + (gsize) y * r->w, r->w);
+    ov->n_runs[i] = runs->len - ov->run_offset[i];
+    ov->crun_offset[i] = cruns->len;
+    for (gint cy = 0; cy < ch; cy++)
+      row_runs (cruns, cy, A2 + (gsize) cy * cw, cw);
+    ov->n_cruns[i] = cruns->len - ov->crun_offset[i];
   }
+  ov->runs = (HudRun *) g_array_free (runs, FALSE);
+  ov->cruns = (HudRun *) g_array_free (cruns, FALSE);
 }
 
 /* "Over" on whole 32-bit pixels, two channels per multiply (SWAR), branch-free so the
@@ -117,6 +168,21 @@ over (guint32 s, guint32 d)
   return s + (rb | ag);
 }
 
+/* Opaque runs (a panel's backdrop or tag with its text already on it) are copied, not
+ * blended: "over" with an opaque source is the source. */
+static inline void
+copy_rgb (guint32 * d, const guint32 * sp, gint n, gboolean bgr)
+{
+  if (bgr) {
+    memcpy (d, sp, (gsize) n * 4);
+    return;
+  }
+  for (gint k = 0; k < n; k++) {
+    guint32 s = sp[k];
+    d[k] = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
+  }
+}
+
 static void
 blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
 {
@@ -125,56 +191,51 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
   for (gint i = 0; i < ov->n_rects; i++) {
     const HudRect *r = &ov->rects[i];
     gint w = MIN (r->w, f->width - r->x), h = MIN (r->h, f->height - r->y);
-    const gint *span = ov->spans + ov->span_offset[i];
-    for (gint y = 0; y < h; y++) {
-      const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x;
-      guint32 *d = (guint32 *) (f->data[0] + (gsize) (r->y + y) * f->stride[0]) + r->x;
-      gint x0 = span[2 * y], x1 = MIN (span[2 * y + 1], w);
-      /* blocks of 8 pixels with nothing drawn (between letters) are skipped whole */
-      for (gint x = x0; x < x1; x += 8) {
-        gint e = MIN (x + 8, x1);
-        guint32 any = 0;
-        for (gint k = x; k < e; k++)
-          any |= sp[k];
-        if (!any)
-          continue;
-        if (bgr) {
-          for (gint k = x; k < e; k++)
-            d[k] = over (sp[k], d[k]);
-        } else {
-          for (gint k = x; k < e; k++) {
-            guint32 s = sp[k];
-            s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
-            d[k] = over (s, d[k]);
-          }
+    const HudRun *run = ov->runs + ov->run_offset[i];
+    for (gsize j = 0; j < ov->n_runs[i]; j++) {
+      gint y = run[j].y, x = run[j].x, n = MIN (run[j].n, w - x);
+      if (y >= h || n <= 0)
+        continue;
+      const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x + x;
+      guint32 *d = (guint32 *) (f->data[0] + (gsize) (r->y + y) * f->stride[0]) + r->x + x;
+      if (run[j].opaque)
+        copy_rgb (d, sp, n, bgr);
+      else if (bgr)
+        for (gint k = 0; k < n; k++)
+          d[k] = over (sp[k], d[k]);
+      else
+        for (gint k = 0; k < n; k++) {
+          guint32 s = sp[k];
+          s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
+          d[k] = over (s, d[k]);
         }
-      }
     }
   }
 }
 
+/* One plane of a rect by its runs: @src/@alpha @sw wide, the frame's pixels @pixel_step
+ * bytes apart (2 for NV12's interleaved chroma), clipped to @w x @h. */
 static void
 blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alpha, gint sw,
-    gint w, gint h, gint pixel_step, const gint * span, gint rows, gint sub)
+    gint w, gint h, gint pixel_step, const HudRun * run, gsize n_runs)
 {
-  for (gint y = 0; y < h; y++) {
-    guint8 *d = dst + (gsize) y * dstride;
-    const guint8 *s = src + (gsize) y * sw, *a = alpha + (gsize) y * sw;
-    gint r0 = y << sub, r1 = MIN ((y << sub) + sub, rows - 1);
-    gint x0 = MIN (span[2 * r0], span[2 * r1]) >> sub;
-    gint x1 = MIN ((MAX (span[2 * r0 + 1], span[2 * r1 + 1]) + sub) >> sub, w);
-    if (span[2 * r0] >= span[2 * r0 + 1] && span[2 * r1] >= span[2 * r1 + 1])
-      continue;                 /* nothing to blend in this row */
-    for (gint x = x0; x < x1; x += 16) {
-      gint e = MIN (x + 16, x1);
-      guint any = 0;
-      for (gint k = x; k < e; k++)
-        any |= a[k];
-      if (!any)
-        continue;               /* nothing drawn here (between letters) */
-      for (gint k = x; k < e; k++)
-        d[k * pixel_step] = (guint8) (s[k] + div255 (d[k * pixel_step] * (255u - a[k])));
-    }
+  for (gsize j = 0; j < n_runs; j++) {
+    gint y = run[j].y, x = run[j].x, n = MIN (run[j].n, w - x);
+    if (y >= h || n <= 0)
+      continue;
+    guint8 *d = dst + (gsize) y * dstride + (gsize) x * pixel_step;
+    const guint8 *s = src + (gsize) y * sw + x, *a = alpha + (gsize) y * sw + x;
+    if (run[j].opaque && pixel_step == 1)
+      memcpy (d, s, n);
+    else if (run[j].opaque)
+      for (gint k = 0; k < n; k++)
+        d[k * 2] = s[k];
+    else if (pixel_step == 1)
+      for (gint k = 0; k < n; k++)
+        d[k] = (guint8) (s[k] + div255 (d[k] * (255u - a[k])));
+    else
+      for (gint k = 0; k < n; k++)
+        d[k * 2] = (guint8) (s[k] + div255 (d[k * 2] * (255u - a[k])));
   }
 }
 
@@ -193,20 +254,22 @@ blend_yuv (const HudOverlay * ov, HudFrame * f)
     gint w = MIN (r->w, f->width - r->x), h = MIN (r->h, f->height - r->y);
     gint cx0 = r->x / 2, cy0 = r->y / 2;
     gint cwc = MIN (cw, fcw - cx0), chc = MIN (ch, fch - cy0);
+    const HudRun *run = ov->runs + ov->run_offset[i];
+    const HudRun *crun = ov->cruns + ov->crun_offset[i];
+    gsize nr = ov->n_runs[i], nc = ov->n_cruns[i];
     if (w <= 0 || h <= 0)
       continue;
-    const gint *span = ov->spans + ov->span_offset[i];
     blend_plane (f->data[0] + (gsize) r->y * f->stride[0] + r->x, f->stride[0], Y, A, r->w, w,
-        h, 1, span, r->h, 0);
+        h, 1, run, nr);
     if (f->format == HUD_FMT_I420) {
       blend_plane (f->data[1] + (gsize) cy0 * f->stride[1] + cx0, f->stride[1], U, A2, cw,
-          cwc, chc, 1, span, r->h, 1);
+          cwc, chc, 1, crun, nc);
       blend_plane (f->data[2] + (gsize) cy0 * f->stride[2] + cx0, f->stride[2], V, A2, cw,
-          cwc, chc, 1, span, r->h, 1);
+          cwc, chc, 1, crun, nc);
     } else {                    /* NV12: interleaved UV */
       guint8 *uv = f->data[1] + (gsize) cy0 * f->stride[1] + (gsize) cx0 * 2;
-      blend_plane (uv, f->stride[1], U, A2, cw, cwc, chc, 2, span, r->h, 1);
-      blend_plane (uv + 1, f->stride[1], V, A2, cw, cwc, chc, 2, span, r->h, 1);
+      blend_plane (uv, f->stride[1], U, A2, cw, cwc, chc, 2, crun, nc);
+      blend_plane (uv + 1, f->stride[1], V, A2, cw, cwc, chc, 2, crun, nc);
     }
   }
 }
@@ -235,14 +298,18 @@ hud_blend (const HudOverlay * ov, HudFrame * f)
       return FALSE;
   switch (f->format) {
     case HUD_FMT_BGRX:
+      if (ov->n_rects && !ov->runs)
+        return FALSE;
       blend_rgb (ov, f, TRUE);
       return TRUE;
     case HUD_FMT_RGBX:
+      if (ov->n_rects && !ov->runs)
+        return FALSE;
       blend_rgb (ov, f, FALSE);
       return TRUE;
     case HUD_FMT_I420:
     case HUD_FMT_NV12:
-      if (!ov->planes)
+      if (!ov->planes || (ov->n_rects && !ov->cruns))
         return FALSE;
       blend_yuv (ov, f);
       return TRUE;

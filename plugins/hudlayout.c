@@ -250,6 +250,9 @@ group (Ctx * c, gint g, gdouble x, gdouble y, gdouble w)
           cy += lines_of (c, v->summary, ix, cy, iw, b, FALSE, HUD_TONE_TEXT, FALSE);
         cy += lines_of (c, v->detail.text, ix, cy, iw, small_px (c), FALSE, HUD_TONE_MUTED,
             FALSE);
+        if (v->domain_words[0])
+          cy += lines_of (c, v->domain_words, ix, cy, iw, small_px (c), FALSE,
+              HUD_TONE_MUTED, FALSE);
       } else {
         gdouble px = 3.2 * b, nw = c->m (c->ctx, v->headline, px, TRUE), nh;
         gdouble side_px = v->label.text[0] ? 2.0 * b : 1.3 * b;

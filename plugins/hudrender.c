@@ -42,7 +42,8 @@ hud_overlay_unref (HudOverlay * ov)
   if (ov && g_atomic_int_dec_and_test (&ov->ref)) {
     cairo_surface_destroy (ov->surface);
     g_free (ov->planes);
-    g_free (ov->spans);
+    g_free (ov->runs);
+    g_free (ov->cruns);
     g_free (ov->shown);
     g_free (ov);
   }
@@ -117,9 +118,10 @@ rgba_of (HudTone tone, gdouble dim, gdouble c[4])
     [HUD_TONE_MUTED] = {0.72, 0.72, 0.72, 1},
     [HUD_TONE_HCC] = {1.0, 0.78, 0.25, 1},
     [HUD_TONE_NON_HCC] = {0.55, 0.82, 1.0, 1},
-    [HUD_TONE_CAUTION] = {0.72, 0.40, 0.0, 0.95},       /* deep amber: white text reads */
-    [HUD_TONE_ALERT] = {0.78, 0.1, 0.1, 0.95},
-    [HUD_TONE_NOTE] = {0.32, 0.38, 0.46, 0.95},
+    /* tags are opaque: the video thread copies them instead of blending */
+    [HUD_TONE_CAUTION] = {0.72, 0.40, 0.0, 1},  /* deep amber: white text reads */
+    [HUD_TONE_ALERT] = {0.78, 0.1, 0.1, 1},
+    [HUD_TONE_NOTE] = {0.32, 0.38, 0.46, 1},
   };
   memcpy (c, tones[tone], sizeof tones[0]);
   c[3] *= dim;

@@ -21,6 +21,12 @@ typedef struct
   gint x, y, w, h;
 } HudRect;
 
+/* @n pixels from (@x, @y) of a rectangle: copied when @opaque, else blended */
+typedef struct
+{
+  gint y, x, n, opaque;
+} HudRun;
+
 typedef enum
 {
   HUD_FMT_BGRX = 0,             /* also BGRA */
@@ -44,10 +50,13 @@ typedef struct
    * premultiplied; offsets into @planes per rect (hud_overlay_prepare) */
   guint8 *planes;
   gsize plane_offset[HUD_MAX_RECTS];
-  /* per rect row: the first and one past the last pixel that is not transparent (rows with
-   * nothing to blend have first == last), so the blend skips the empty space between lines */
-  gint *spans;
-  gsize span_offset[HUD_MAX_RECTS];
+  /* what the video thread does per frame, found once per render (hud_overlay_prepare): runs
+   * of pixels in rect coordinates, each copied (opaque) or blended; the transparent space
+   * between them (between lines and letters) is never read. @runs at full resolution (RGB
+   * and Y'), @cruns at half resolution (U', V') */
+  HudRun *runs, *cruns;
+  gsize run_offset[HUD_MAX_RECTS], n_runs[HUD_MAX_RECTS];
+  gsize crun_offset[HUD_MAX_RECTS], n_cruns[HUD_MAX_RECTS];
   gchar *shown;                 /* JSON: what the overlay says, in words (the "shown" property) */
 } HudOverlay;
 

@@ -26,6 +26,7 @@ static const gchar *const PRECISIONS[] = { "fp32", "fp16", NULL };
 static const gchar *const APHE[] = { "nonrim", "rim", "none", NULL };
 static const gchar *const WASHOUT[] = { "none", "early", "late", NULL };
 static const gchar *const DEGREE[] = { "none", "mild", "marked", NULL };
+static const gchar *const DOMAIN_STATES[] = { "in", "out", "unknown", NULL };
 static const gchar *const CATEGORY[] = { "LR-5-like", "LR-4-like", "LR-3-like",
   "LR-M-like", NULL
 };
@@ -77,6 +78,11 @@ const HudField hud_fields[] = {
   {"features.category", B, tSTR | tNUL, 0, 0, 0, FALSE, CATEGORY},
   {"features.summary", B, tSTR, 0, 0, 0, FALSE, NULL},
   {"features.p_hcc", B, tNUM | tNUL, 0, 0, 1, FALSE, NULL},
+  {"domain", B, tOBJ, 0, 0, 0, FALSE, NULL},
+  {"domain.state", B, tSTR, 0, 0, 0, FALSE, DOMAIN_STATES},
+  {"domain.distance", B, tNUM | tNUL, 0, 0, 1e9, FALSE, NULL},
+  {"domain.threshold", B, tNUM | tNUL, 0, 0, 1e9, FALSE, NULL},
+  {"domain.method", B, tSTR, 0, 0, 0, FALSE, NULL},
   {"score", S, tNUM, 0, 0, 1, TRUE, NULL},
   {"slot", S, tINT | tNUL, 0, 0, 999, FALSE, NULL},
   {"provisional", S, tBOO, 0, 0, 0, FALSE, NULL},
@@ -108,6 +114,8 @@ hud_state_init (HudState * s)
   s->speed = 0.0;
   s->features.washout_onset_s = NAN;
   s->features.p_hcc = NAN;
+  s->domain_distance = NAN;
+  s->domain_threshold = NAN;
 }
 
 /* Copies at most @size - 1 bytes of valid UTF-8, never cutting a character in half, with
@@ -399,6 +407,14 @@ read_common (JsonObject * o, HudState * s)
     s->untrained = has_string (flags, "untrained_model");
     s->partial = has_string (flags, "slots_missing");
     s->ood_flag = has_string (flags, "out_of_distribution");
+  }
+  if (member (o, "domain")) {
+    const gchar *d = get_str (o, "domain.state");
+    s->domain = !g_strcmp0 (d, "in") ? HUD_DOMAIN_IN : !g_strcmp0 (d, "out") ? HUD_DOMAIN_OUT
+        : !g_strcmp0 (d, "unknown") ? HUD_DOMAIN_UNKNOWN : HUD_DOMAIN_NONE;
+    s->domain_distance = get_num (o, "domain.distance", &v) ? v : NAN;
+    s->domain_threshold = get_num (o, "domain.threshold", &v) ? v : NAN;
+    copy_str (s->domain_method, get_str (o, "domain.method"));
   }
   if (get_num (o, "seq", &v))
     s->seq = (guint64) v;

@@ -28,6 +28,16 @@ typedef enum
   HUD_SLOT_MISSING,
 } HudSlot;
 
+/* The message's "domain" object (is the clip inside the model's domain?); NONE: no message
+ * said (an engine from before the check). */
+typedef enum
+{
+  HUD_DOMAIN_NONE = 0,
+  HUD_DOMAIN_IN,
+  HUD_DOMAIN_OUT,
+  HUD_DOMAIN_UNKNOWN,
+} HudDomain;
+
 typedef enum
 {
   HUD_APPLIED = 0,
@@ -124,6 +134,10 @@ typedef struct
   gboolean ood_flag;             /* "out_of_distribution" among the flags */
   gchar warnings[HUD_MAX_WARNINGS][HUD_STR];
   gint n_warnings;
+  HudDomain domain;             /* the latest message's "domain.state" (kept when one has none) */
+  gdouble domain_distance;      /* NAN = null */
+  gdouble domain_threshold;     /* NAN = null */
+  gchar domain_method[HUD_STR];
   HudFeatures features;
   gint64 last_message_us;       /* g_get_monotonic_time() at the last accepted message */
   guint64 seq;

@@ -52,11 +52,32 @@ shown_seconds (gdouble c)
   return isnan (c) ? -1 : (gint) MIN (ceil (c), 1e8);
 }
 
+guint64
+hud_state_content_hash (const HudState * s)
+{
+  /* FNV-1a over the state with what changes on every message but is never drawn as such
+   * zeroed: the sequence numbers and arrival times (the countdown they give is in the key on
+   * its own, in whole seconds as shown) */
+  HudState c;
+  const guint8 *b = (const guint8 *) &c;
+  guint64 h = 1469598103934665603ull;
+  memcpy (&c, s, sizeof c);
+  c.seq = 0;
+  c.version = 0;
+  c.last_message_us = 0;
+  c.status_mono_us = 0;
+  c.next_slot_in_s = isnan (s->next_slot_in_s) ? NAN : 0;
+  for (gsize i = 0; i < sizeof c; i++)
+    h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
 gchar *
 hud_render_key (const HudState * s, const HudStyle * style, gint64 now_us, gboolean have_state)
 {
-  return g_strdup_printf ("%" G_GUINT64_FORMAT "|%d|%d|%d", s->version, have_state,
-      hud_is_stale (s, style, now_us, have_state), shown_seconds (hud_countdown (s, now_us)));
+  return g_strdup_printf ("%016" G_GINT64_MODIFIER "x|%d|%d|%d", hud_state_content_hash (s),
+      have_state, hud_is_stale (s, style, now_us, have_state),
+      shown_seconds (hud_countdown (s, now_us)));
 }
 
 static const gchar *
@@ -116,7 +137,7 @@ hud_warning_words (const gchar * name, HudWords * out)
 gboolean
 hud_outside_domain (const HudState * s)
 {
-  return !g_strcmp0 (s->label, "indeterminate") || s->ood_flag
+  return s->domain == HUD_DOMAIN_OUT || !g_strcmp0 (s->label, "indeterminate") || s->ood_flag
       || hud_state_has_warning (s, "out_of_distribution");
 }
 
@@ -174,6 +195,10 @@ hud_view_build (HudView * v, const HudState * s, const HudStyle * style, gint64 
     if (f->present && f->category[0])
       words (&v->label, HUD_TONE_TEXT, "TIC %s", f->category);
     words (&v->detail, HUD_TONE_MUTED, "CNN P(HCC) %s - not valid here", v->score);
+    if (s->domain == HUD_DOMAIN_OUT && !isnan (s->domain_distance)
+        && !isnan (s->domain_threshold))
+      g_snprintf (v->domain_words, sizeof v->domain_words, "domain distance %.2f > %.2f",
+          s->domain_distance, s->domain_threshold);
     v->gauge = NAN;
   } else {
     g_snprintf (v->title, sizeof v->title, "P(HCC) - %s", kind_words);
@@ -222,6 +247,9 @@ hud_view_build (HudView * v, const HudState * s, const HudStyle * style, gint64 
       add_warning (v, HUD_TONE_ALERT, "STALE - ENGINE SILENT, SCORE NOT CURRENT");
     if (s->untrained)
       add_warning (v, HUD_TONE_CAUTION, "UNTRAINED MODEL");
+    /* a final label whose domain check had nothing to go on: said, not hidden */
+    if (s->final && s->domain == HUD_DOMAIN_UNKNOWN && !v->outside)
+      add_warning (v, HUD_TONE_CAUTION, "DOMAIN NOT CHECKED");
     for (gint i = 0; i < s->n_warnings && v->n_warnings < HUD_VIEW_MAX_WARN; i++) {
       if (!strcmp (s->warnings[i], "out_of_distribution"))
         continue;
@@ -274,6 +302,7 @@ hud_view_add_json (const HudView * v, JsonBuilder * b)
   json_builder_add_boolean_value (b, v->state == HUD_SHOW_ENDED);
   json_builder_set_member_name (b, "ood");
   json_builder_add_boolean_value (b, v->outside);
+  json_str (b, "domain", v->domain_words);
   json_builder_set_member_name (b, "cpu");
   json_builder_add_boolean_value (b, v->cpu);
   json_str (b, "summary", v->summary);

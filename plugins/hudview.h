@@ -85,6 +85,7 @@ typedef struct
   HudWords label;               /* "HCC" / "non-HCC" (final), "LR-5-like" (outside), "" */
   HudWords detail;              /* "13/30" provisional; outside: "CNN 0.87 - not valid here" */
   gchar filled[16];             /* "13/30" */
+  gchar domain_words[HUD_TEXT]; /* outside, from the domain check: "domain distance 3.10 > 2.00" */
   gdouble gauge;                /* the score bar (0..1), NAN = no bar */
   gdouble threshold;
   gboolean gauge_final;
@@ -117,7 +118,13 @@ gdouble hud_countdown (const HudState * s, gint64 now_us);
 gboolean hud_is_stale (const HudState * s, const HudStyle * style, gint64 now_us,
     gboolean have_state);
 
-/* What the picture depends on besides the state: a change means a re-render. */
+/* A hash of what the state shows: equal for two messages that differ only in their
+ * sequence numbers and arrival times (the engine repeats its status several times a second;
+ * the same picture is not drawn again for each). */
+guint64 hud_state_content_hash (const HudState * s);
+
+/* What the picture depends on: the state's content, staleness and the countdown's whole
+ * seconds; a change means a re-render. */
 gchar *hud_render_key (const HudState * s, const HudStyle * style, gint64 now_us,
     gboolean have_state);
 

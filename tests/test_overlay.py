@@ -881,6 +881,60 @@ def test_the_view_says_provisional_final_and_outside_the_model_domain(hudcheck):
         assert "OUTSIDE MODEL DOMAIN" in tags  # wrapped, whole
 
 
+def _domain(state: str, distance=None, threshold=None) -> dict:
+    return {"state": state, "distance": distance, "threshold": threshold, "method": "embedding"}
+
+
+def test_the_view_reads_the_messages_domain_object(hudcheck):
+    """The score's ``domain`` (issue 18's contract) decides "outside" on its own, even with a
+    label and no out_of_distribution flag; "in" and older messages without it keep the
+    network's label; a final label whose check had nothing to go on says so."""
+    f = features(30)
+    out_alone, out_numbers, inside, unknown, status_keeps = _view(hudcheck, [
+        final_score(0.87, "HCC", features=f, domain=_domain("out")),
+        final_score(0.87, "indeterminate", features=f, domain=_domain("out", 3.1, 2.0)),
+        final_score(0.87, "HCC", features=f, domain=_domain("in", 0.4, 2.0)),
+        final_score(0.87, "HCC", features=f, domain=_domain("unknown")),
+        # a status without the object keeps the last one's (the engine sends it once known)
+        status(n=30, phase="complete", score=0.87, final=True, label="HCC", features=f),
+    ], "auto", 1920, 1080)
+    # an engine from before the check: no domain object anywhere
+    older, = _view(hudcheck, [final_score(0.87, "HCC", features=f)], "auto", 1920, 1080)
+    for o in (out_alone, out_numbers):
+        v = o["view"]
+        assert (v["headline"], v["ood"], v["label"], v["tic_label"]) == \
+            ("OUTSIDE MODEL DOMAIN", True, "", "TIC LR-5-like")
+        assert v["gauge"] == -1
+        assert [i for i in o["items"] if i["kind"] == "number"] == []
+    assert out_alone["view"]["domain"] == ""  # distance and threshold null: nothing invented
+    # "%.2f > %.2f" of 3.1 and 2.0
+    assert out_numbers["view"]["domain"] == "domain distance 3.10 > 2.00"
+    texts = " ".join(i.get("text", "") for i in out_numbers["items"])
+    assert "domain distance 3.10 > 2.00" in texts
+    for o in (inside, older):
+        v = o["view"]
+        assert (v["headline"], v["ood"], v["label"], v["domain"]) == ("0.87", False, "HCC", "")
+        assert "DOMAIN NOT CHECKED" not in v["warnings"]
+    v = unknown["view"]
+    assert (v["headline"], v["ood"], v["label"]) == ("0.87", False, "HCC")
+    assert "DOMAIN NOT CHECKED" in v["warnings"]
+    # the status after "unknown" has no domain object: the last one holds
+    assert "DOMAIN NOT CHECKED" in status_keeps["view"]["warnings"]
+
+
+def test_the_c_reader_refuses_a_bad_domain_object(hudcheck):
+    good = final_score(0.87, "HCC", domain=_domain("in", 0.4, 2.0))
+    m = _messages()
+    lines = [good]
+    for bad in ({"state": 5}, {"distance": -1.0}, {"threshold": 2e9}, {"method": 5}):
+        lines.append((m.topic("score", "ex1").decode(),
+                      json.dumps(dict(good, seq=2, domain=dict(good["domain"], **bad)))))
+    out = _parse(hudcheck, lines)
+    assert out[0]["outcome"] == "applied"
+    for o in out[1:]:
+        assert o["outcome"] == "malformed" and "domain" in o["why"], o
+
+
 @pytest.mark.parametrize("mode,w,h,want", [
     # 4:3 in auto: 16:9 at its height (ceil(480 * 16 / 9) = 854, even), the video at the left
     ("auto", 640, 480, [854, 480, 0, 0, True, False]),
@@ -1061,6 +1115,28 @@ def test_provisional_and_outside_domain_read_right(name):
         assert want in text, f"tesseract did not read {want!r} in: {text}"
     # no confident label: HCC only inside "P(HCC)", never a word of its own
     import re
+    assert not re.search(r"(?<![\w(\[{])HCC(?![\w)\]}])", text), text
+
+
+def test_the_domain_object_alone_reads_outside_the_model_domain():
+    """A final score whose ``domain`` says "out" (no flag, no warning): tesseract reads the
+    headline, the TIC category that still holds and the check's numbers, and no HCC."""
+    _need_tesseract()
+    import re
+
+    import overlay_frames as of
+
+    src = _screens()["renderer_b_720p"]()
+    w, h = src.width, src.height
+    f = features(30)
+    dom = _domain("out", 3.1, 2.0)
+    inp, out, _ = of.run_overlay(src, [
+        status(n=30, phase="complete", score=0.87, final=True, label="indeterminate",
+               roi=list(src.roi), frame_size=[w, h], features=f, domain=dom),
+        final_score(0.87, "indeterminate", features=f, domain=dom)], "layout=auto")
+    text = _words(of.ocr(out))
+    for want in ("OUTSIDE", "DOMAIN", "LR-5-like", "distance 3.10", "not valid", "SIMULATED"):
+        assert want in text, f"tesseract did not read {want!r} in: {text}"
     assert not re.search(r"(?<![\w(\[{])HCC(?![\w)\]}])", text), text
 
 
