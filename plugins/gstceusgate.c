@@ -18,11 +18,11 @@
  * While #GstCeusGate:keep-roi names a box, the gate also keeps the luma (Y) of that box of
  * every frame in a ring, bounded by #GstCeusGate:keep-time (stream time) and
  * #GstCeusGate:keep-max-bytes (the oldest go first), so that a mark given late is served
- * from the frames that were on screen then.  The action signals "replay-monitor" and
- * "replay-slots" run the kept frames through the same selection rule the live frames take
- * (select_frame: the monitor rule, the slot rule), return the chosen crops (GRAY8, PTS =
- * stream time, GstBuffer offset 1; frames before the monitor window asked for as context:
- * offset 0) and leave the rule's state as if those frames had come live, all under one lock,
+ * from the frames that were on screen then.  The action signal "replay" sets the rule's
+ * settings (monitor window, slots) and runs the kept frames through the same selection rule the
+ * live frames take (select_frame: the monitor rule, the slot rule), returns the chosen crops
+ * (GRAY8, PTS = stream time, GstBuffer offset 1; frames asked for as context: offset 0) and
+ * leaves the rule's state as if those frames had come live, all under one lock,
  * so no live frame is missed or counted twice.  Every buffer that passes afterwards carries
  * the request's epoch (a "timestamp/x-ceus-epoch" reference timestamp), so the application
  * tells frames chosen before the request from those chosen after it.  Only 8-bit YUV and GRAY
@@ -140,6 +140,9 @@ struct _GstCeusGate
   gboolean vinfo_ok;            /* caps known and the luma readable */
   guint64 epoch;
   GstCaps *epoch_caps;
+  GstBuffer *last_buf;          /* the newest kept frame as it came (the "before" frame of a
+                                 * slot a replay leaves pending) */
+  guint64 last_buf_st;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -329,6 +332,7 @@ ring_clear (GstCeusGate * self)
   KeptFrame *k;
   while ((k = g_queue_pop_head (&self->ring)))
     kept_free (k);
+  gst_buffer_replace (&self->last_buf, NULL);
   self->ring_bytes = 0;
   self->ring_limited = FALSE;
 }
@@ -400,6 +404,8 @@ ring_add (GstCeusGate * self, GstBuffer * buf, guint64 st, guint64 arrival)
   k->crop = crop;
   g_queue_push_tail (&self->ring, k);
   self->ring_bytes += gst_buffer_get_size (crop);
+  gst_buffer_replace (&self->last_buf, buf);
+  self->last_buf_st = st;
   while ((k = g_queue_peek_head (&self->ring)) != NULL && self->ring.length > 1
       && (st - k->st > self->keep_time || self->ring_bytes > self->keep_max_bytes)) {
     if (st - k->st <= self->keep_time && !self->ring_limited) {
@@ -528,17 +534,18 @@ replay_append (GstCeusGate * self, GstBufferList * out, KeptFrame * k, guint64 k
   gst_buffer_list_add (out, b);
 }
 
-/* Runs the kept frames through select_frame, as they came; returns the chosen ones (the rule's
- * state is then what it would be had they come live).  @tail_candidate: the newest kept frame
- * is added when not chosen while a slot is pending (the live "before" frame the gate no longer
- * holds).  Called with the lock held. */
+/* Runs the kept frames from @from on through select_frame, as they came; returns the chosen
+ * ones (kept frames from @pre_from to @from as context).  The rule's state is then what it
+ * would be had they come live; when the newest kept frame was not chosen and a slot is pending,
+ * it becomes the frame held for that slot's "before", as live.  Called with the lock held. */
 static void
 replay_ring (GstCeusGate * self, GstBufferList * out, guint64 epoch, guint64 pre_from,
-    guint64 from, gboolean tail_candidate)
+    guint64 from)
 {
   KeptFrame *prev = NULL;
   gboolean before, prev_chosen = FALSE;
   const gchar *why = NULL;
+  guint walked = 0;
   for (GList * l = self->ring.head; l; l = l->next) {
     KeptFrame *k = l->data;
     gboolean pass;
@@ -547,6 +554,7 @@ replay_ring (GstCeusGate * self, GstBufferList * out, guint64 epoch, guint64 pre
         replay_append (self, out, k, 0, epoch);
       continue;
     }
+    walked++;
     pass = select_frame (self, k->st, &before, &why);
     if (before && prev && !prev_chosen)
       replay_append (self, out, prev, 1, epoch);
@@ -555,35 +563,22 @@ replay_ring (GstCeusGate * self, GstBufferList * out, guint64 epoch, guint64 pre
     prev = k;
     prev_chosen = pass;
   }
-  if (tail_candidate && prev && !prev_chosen && self->next_slot < self->slots->len)
-    replay_append (self, out, prev, 1, epoch);
+  if (walked == 0 && self->ring.length == 0)   /* nothing kept: as the slots property does */
+    self->next_slot = first_slot_from (self, self->last_st);
+  if (prev && !prev_chosen && self->next_slot < self->slots->len && self->last_buf
+      && self->last_buf_st == prev->st) {
+    self->prev = gst_buffer_ref (self->last_buf);
+    self->prev_arrival = prev->arrival;
+  }
 }
 
+/* The "replay" action signal: sets the monitor window (@interval 0: none; its rhythm goes on
+ * from @last_monitor, G_MAXUINT64: from the window's first frame) and the slots, then runs
+ * the kept past from @from through the rule. */
 static GstBufferList *
-gst_ceus_gate_replay_monitor (GstCeusGate * self, guint64 epoch, guint64 start, guint64 stop,
-    guint64 interval, guint64 pre_from)
-{
-  GstBufferList *out = gst_buffer_list_new ();
-  g_mutex_lock (&self->lock);
-  self->epoch = epoch;
-  self->monitor_start = start;
-  self->monitor_stop = stop;
-  self->monitor_interval = interval;
-  self->last_monitor = GST_CLOCK_TIME_NONE;
-  g_array_set_size (self->slots, 0);
-  self->next_slot = 0;
-  clear_prev (self);
-  replay_ring (self, out, epoch, pre_from, start, FALSE);
-  GST_DEBUG_OBJECT (self, "replay-monitor epoch %" G_GUINT64_FORMAT " from %" GST_TIME_FORMAT
-      ": %u of %u kept frames", epoch, GST_TIME_ARGS (start), gst_buffer_list_length (out),
-      self->ring.length);
-  g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
-  return out;
-}
-
-static GstBufferList *
-gst_ceus_gate_replay_slots (GstCeusGate * self, guint64 epoch, const gchar * slots)
+gst_ceus_gate_replay (GstCeusGate * self, guint64 epoch, guint64 from, guint64 pre_from,
+    guint64 start, guint64 stop, guint64 interval, guint64 last_monitor,
+    const gchar * slots)
 {
   GstBufferList *out = gst_buffer_list_new ();
   g_mutex_lock (&self->lock);
@@ -594,15 +589,17 @@ gst_ceus_gate_replay_slots (GstCeusGate * self, guint64 epoch, const gchar * slo
     return out;
   }
   self->epoch = epoch;
-  self->monitor_interval = 0;
+  self->monitor_start = start;
+  self->monitor_stop = stop;
+  self->monitor_interval = interval;
+  self->last_monitor = last_monitor;
   self->next_slot = 0;
   clear_prev (self);
-  replay_ring (self, out, epoch, GST_CLOCK_TIME_NONE, 0, TRUE);
-  if (self->ring.length == 0)   /* nothing kept: as the slots property does */
-    self->next_slot = first_slot_from (self, self->last_st);
-  GST_DEBUG_OBJECT (self, "replay-slots epoch %" G_GUINT64_FORMAT ": %u slots, %u of %u kept "
-      "frames, next slot %u", epoch, self->slots->len, gst_buffer_list_length (out),
-      self->ring.length, self->next_slot);
+  replay_ring (self, out, epoch, pre_from, from);
+  GST_DEBUG_OBJECT (self, "replay epoch %" G_GUINT64_FORMAT " from %" GST_TIME_FORMAT
+      ": %u slots, monitor every %" G_GUINT64_FORMAT " ns; %u buffers of %u kept frames, "
+      "next slot %u", epoch, GST_TIME_ARGS (from), self->slots->len, interval,
+      gst_buffer_list_length (out), self->ring.length, self->next_slot);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
   return out;
@@ -1037,29 +1034,25 @@ gst_ceus_gate_class_init (GstCeusGateClass * klass)
           G_MAXUINT64, 0, ro));
 
   /**
-   * GstCeusGate::replay-monitor:
-   * @epoch: stamped on the returned frames and every frame passed from now on
-   * @start: @stop: @interval: the monitor window (as the monitor-* properties), set at once
-   * @pre_from: kept frames from here to @start are returned too, as context (offset 0)
+   * GstCeusGate::replay:
+   * @epoch: stamped on the returned frames and on every frame passed from now on
+   * @from: kept frames from this stream time (ns) on are run through the rule
+   * @pre_from: kept frames from here to @from are returned as context (offset 0);
+   *   G_MAXUINT64: none
+   * @start: @stop: @interval: the monitor window, as the monitor-* properties (@interval 0:
+   *   no monitor)
+   * @last_monitor: the monitor frame the rhythm goes on from (G_MAXUINT64: the window's
+   *   first frame)
+   * @slots: the slots, as the slots property
    *
-   * Runs the kept past from @start through the monitor rule; returns the chosen crops.
-   * Clears the slots.
+   * Sets the rule's settings and runs the kept past from @from through it, under one lock;
+   * returns the chosen crops (GRAY8 buffers, PTS = stream time, offset 1).
    */
-  g_signal_new_class_handler ("replay-monitor", G_TYPE_FROM_CLASS (klass),
-      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_ceus_gate_replay_monitor),
-      NULL, NULL, NULL, GST_TYPE_BUFFER_LIST, 5, G_TYPE_UINT64, G_TYPE_UINT64,
-      G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64);
-  /**
-   * GstCeusGate::replay-slots:
-   * @epoch: as for replay-monitor
-   * @slots: slot times as for the slots property
-   *
-   * Sets the slots and runs the whole kept past through the slot rule; returns the chosen
-   * crops.  Stops the monitor.
-   */
-  g_signal_new_class_handler ("replay-slots", G_TYPE_FROM_CLASS (klass),
-      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_ceus_gate_replay_slots),
-      NULL, NULL, NULL, GST_TYPE_BUFFER_LIST, 2, G_TYPE_UINT64, G_TYPE_STRING);
+  g_signal_new_class_handler ("replay", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_ceus_gate_replay),
+      NULL, NULL, NULL, GST_TYPE_BUFFER_LIST, 8, G_TYPE_UINT64, G_TYPE_UINT64,
+      G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64,
+      G_TYPE_STRING);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);

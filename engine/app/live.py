@@ -34,7 +34,7 @@ from ceustream.engine.core.source import DamagedStream, EndOfStream
 from ceustream.pipelines.source import redact
 
 from . import examclock
-from .history import History, Kept, to_us
+from .history import Kept, to_us
 from .journal import Journal, default_dir
 from .liveexam import LiveExam
 from .outputs import attach, status_message
@@ -134,7 +134,15 @@ class SourceRunner:
         self.exam: LiveExam | None = None
         self.results: list[dict] = []
         self.ended = threading.Event()   # the source is gone for good (a file that ended)
-        self._gate_cfg: tuple[bool, list[float]] = (False, [])
+        #: the exam's wishes for the gate, on the exam clock (``liveexam.Gate``): applied to
+        #: each new pipeline's gate once its first frame places it on the exam clock
+        self._gate_cfg: dict[str, Any] = {"keep": None, "monitor": None, "slots": []}
+        #: the latest replay request (``ceusgate``'s epoch): frames the gate chose before it
+        #: (older epoch) are not the exam's any more; 0 for a new pipeline
+        self._epoch = 0
+        self._want_epoch = 0
+        #: a replay's frames are on their way: nothing is decided by the clock meanwhile
+        self._replaying = False
         self._speed = SpeedMeter()
         self._fps: tuple[int, int] | None = None   # (frames seen, stream ns) at the last check
         self._frozen_after = 0
@@ -236,23 +244,87 @@ class SourceRunner:
                                     None if st is None else (st + 500) // 1000)
         return None if us is None else us / 1e6
 
-    # -- the gate --------------------------------------------------------------------------
-    def configure(self, pass_all: bool, slots_s: list[float]) -> None:
-        """The exam's wishes for the gate, on the exam clock (``liveexam.Gate``)."""
-        self._gate_cfg = (pass_all, list(slots_s))
+    # -- the gate (``liveexam.Gate``, on the exam clock) ----------------------------------
+    def _stream_s(self, exam_s: float, off: int) -> float:
+        """An exam time as the open pipeline's stream time (seconds, whole µs)."""
+        return (to_us(exam_s) - off) / 1e6
+
+    def keep(self, roi: Any) -> None:
+        self._gate_cfg["keep"] = None if roi is None else (roi.x, roi.y, roi.w, roi.h)
+        r = self.reader
+        if r is not None and self.offset_us is not None:
+            self._apply_keep(r)
+
+    def _apply_keep(self, r: Any) -> None:
+        st = self.settings
+        r.set_keep(self._gate_cfg["keep"], st["history_s"], int(st["history_max_mb"] * 1e6))
+
+    def rule(self, monitor: tuple[float, float, float] | None, slots: list[float]) -> None:
+        """The gate's monitor window and slots from the next frame on (nothing replayed)."""
+        self._gate_cfg["monitor"], self._gate_cfg["slots"] = monitor, list(slots)
         self._apply_gate()
 
-    def _apply_gate(self) -> None:
+    def replay(self, monitor: tuple[float, float, float] | None, slots: list[float],
+               from_s: float | None = None, after: Kept | None = None,
+               pre_from_s: float | None = None) -> None:
+        """The gate's rule as ``rule``, run first over the kept past: from ``from_s`` (exam
+        time), or from just after the frame ``after`` (the monitor's rhythm going on from it),
+        with the kept frames from ``pre_from_s`` as context. Frames the gate chose before this
+        request are not the exam's any more (the epoch)."""
+        self._gate_cfg["monitor"], self._gate_cfg["slots"] = monitor, list(slots)
         r, off = self.reader, self.offset_us
         if r is None or off is None:
             return
-        pass_all, slots = self._gate_cfg
+        self._epoch += 1
+        self._want_epoch = self._epoch
+        self._replaying = True
+        last = None
+        if after is not None and after.stream_ns is not None:
+            from_ns = after.stream_ns + 1
+            last = after.stream_ns if monitor is not None else None
+        else:
+            from_ns = max(0, to_us(from_s or 0.0) - off) * 1000
+        mon = None if monitor is None else (
+            max(0.0, self._stream_s(monitor[0], off)), self._stream_s(monitor[1], off),
+            monitor[2])
+        pre = None if pre_from_s is None else max(0, to_us(pre_from_s) - off) * 1000
+        r.replay(self._epoch, from_ns, pre, mon, last, self._slot_times(off))
+
+    def close_gate(self) -> None:
+        self._gate_cfg = {"keep": None, "monitor": None, "slots": []}
+        self._apply_gate()
+
+    def kept_from_s(self) -> float | None:
+        r, off = self.reader, self.offset_us
+        if r is None or off is None:
+            return None
+        from_ns, _ = r.kept()
+        return None if from_ns is None else ((from_ns + 500) // 1000 + off) / 1e6
+
+    def kept_limited(self) -> bool:
+        r = self.reader
+        return r is not None and r.kept()[1]
+
+    def _slot_times(self, off: int) -> list[float]:
         times = []
-        for s in slots:
+        for s in self._gate_cfg["slots"]:
             us = to_us(s) - off
             times += [(us - SLOT_PAD_US) / 1e6, (us + SLOT_PAD_US) / 1e6]
-        r.set_slots(sorted(t for t in times if t >= 0))
-        r.set_pass_all(pass_all)
+        return sorted(t for t in times if t >= 0)
+
+    def _apply_gate(self) -> None:
+        """The exam's wishes as they stand (no replay) on the open pipeline's gate."""
+        r, off = self.reader, self.offset_us
+        if r is None or off is None:
+            return
+        r.set_slots(self._slot_times(off))
+        mon = self._gate_cfg["monitor"]
+        if mon is None:
+            r.stop_monitor()
+        else:
+            r.set_monitor(max(0.0, self._stream_s(mon[0], off)), self._stream_s(mon[1], off),
+                          mon[2])
+        r.set_pass_all(False)
 
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -304,6 +376,8 @@ class SourceRunner:
                 return  # still starting (the worker's own start limit applies)
             opened_ns = max(opened_ns, ready)
         waited = (time.monotonic_ns() - opened_ns) / 1e9
+        if self._replaying:
+            return  # frames (a replay's) are coming; the worker's own hang limit applies
         if self.offset_us is None:
             limit = self.settings["open_timeout_s"]
             if waited > limit:
@@ -344,6 +418,8 @@ class SourceRunner:
             self.reader = r
             self.generation += 1
             self.xclock.new_pipeline()
+            self._want_epoch = 0  # a new gate: what it passes is the exam's wishes as they stand
+            self._replaying = False
             self._fps = None
             self._frozen_after = 0
             self._taken = 0
@@ -386,6 +462,14 @@ class SourceRunner:
     def _frame(self, fr) -> None:
         pts_ns = int(round(fr.pts_s * 1e9))
         raw = (pts_ns + 500) // 1000
+        if getattr(fr, "epoch", 0) < self._want_epoch:
+            return  # chosen by the gate before the exam's latest request: not the exam's
+        if getattr(fr, "past", "") == "end":
+            self._replaying = False
+            return
+        if getattr(fr, "past", ""):
+            self._past_frame(fr, raw, pts_ns)
+            return
         mono = fr.mono_ns if fr.mono_ns is not None else time.monotonic_ns()
         clk = self.xclock
         before_us, before_ns = clk.last_us, clk.last_mono_ns
@@ -406,6 +490,7 @@ class SourceRunner:
                         self.name, ((before_us or 0) - (was or 0)) / 1e6)
         if event is not None:
             self._apply_gate()
+            self._apply_keep(self.reader)  # a new pipeline, or a new timeline: kept anew
         if us is None:
             # a repeated or out-of-order frame, or one with a time far back that the next
             # frames do not confirm yet (a decoder fed a damaged stream puts out such frames):
@@ -436,7 +521,23 @@ class SourceRunner:
         s.lag_s = max(0.0, (time.monotonic_ns() - mono) / 1e9)
         roi = s.roi
         crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
-        ex.feed(Kept(us, crop, fr.mono_ns))
+        ex.feed(Kept(us, crop, fr.mono_ns, stream_ns=pts_ns))
+        if ex.stage == "ended":
+            self._exam_ended()
+
+    def _past_frame(self, fr, raw: int, pts_ns: int) -> None:
+        """A kept frame the gate replayed for a late mark: on the exam clock by the open
+        pipeline's offset (it was on screen before the newest frame; the clock is not
+        moved)."""
+        us = self.xclock.exam_us(raw)
+        ex = self.exam
+        if us is None or ex is None or ex.stage == "ended" or ex.s.frame_size is None:
+            return
+        roi = ex.s.roi
+        crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+        if crop.shape != (roi.h, roi.w):
+            return  # kept for another ROI (the gate's keep-roi changed meanwhile)
+        ex.feed(Kept(us, crop, fr.mono_ns, context=fr.past == "context", stream_ns=pts_ns))
         if ex.stage == "ended":
             self._exam_ended()
 
@@ -444,6 +545,9 @@ class SourceRunner:
     def _tick(self) -> None:
         since = self.seconds_since_frame()
         no_signal = self.reader is None or since is None or since > self.settings["no_signal_s"]
+        # a replay's frames on their way carry the gate's state as it was when each was sent:
+        # its clock reads late until they are through, not a source without signal
+        no_signal = no_signal and not (self._replaying and self.reader is not None)
         self._set_warning("no_signal", no_signal)
         r = self.reader
         if r is not None and self.offset_us is not None:
@@ -461,6 +565,8 @@ class SourceRunner:
             if lag is not None:
                 ex.s.lag_s = lag
             if now is not None:
+                # (while a replay's frames are on their way, the clock is ahead of them: a slot
+                # is not missed, a window not over, for want of frames still coming)
                 ex.tick(now, no_signal)
             if ex.stage == "ended":
                 self._exam_ended()
@@ -552,10 +658,8 @@ class SourceRunner:
             ctx.telemetry.watch(session)
         session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
         self._journal = jr
-        st = self.settings
-        hist = History(st["history_s"], int(st["history_max_mb"] * 1e6))
         session.warnings.update(self.warnings)
-        self.exam = LiveExam(session, ctx.cfg, self, hist)
+        self.exam = LiveExam(session, ctx.cfg, self)
         session.start()
         log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
         return {"exam": exam, "phase": session.phase}
@@ -630,7 +734,7 @@ class SourceRunner:
         if ex is None or ex.result is None or ex.reported:
             return
         ex.reported = True
-        self.configure(False, [])
+        self.close_gate()
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -675,6 +779,7 @@ class SourceRunner:
                 "lag_s": self.engine_lag_s(), "frames_total": frames,
                 "frames_dropped": self.engine_dropped,
                 "worker": {"pid": getattr(r, "pid", None), "last_exit": self.worker_exit,
+                           "ready": bool(getattr(r, "ready_ns", 0)),
                            "last_error": self.last_error},
                 "up": self.state == "playing" and "no_signal" not in self.warnings,
                 "exam": ex.s.exam if ex is not None and ex.stage != "ended" else None,
