@@ -91,7 +91,12 @@ class FramePusher:
         for t, rgb in self.gen.frames():
             if self._stop.is_set():
                 return
-            wait = t_start + t / self.gen.speed - time.monotonic()
+            now = time.monotonic()
+            wait = t_start + t / self.gen.speed - now
+            if wait < -0.1:
+                # behind (a busy machine): go on from here at the set pace, never faster, as a
+                # scanner that cannot catch up on frames it did not show in time
+                t_start, wait = now - t / self.gen.speed, 0.0
             if wait > 0 and self._stop.wait(wait):
                 return
             buf = Gst.Buffer.new_wrapped(np.ascontiguousarray(rgb).tobytes())
@@ -318,6 +323,11 @@ class LiveReader(GateReader):
     def arrival_ns(self) -> int:
         """CLOCK_MONOTONIC (ns) of the newest frame at the gate; 0 before any."""
         return int(self.gate.get_property("last-arrival"))
+
+    def gate_silent_s(self) -> float | None:
+        """How long the gate has seen no frame (None before any)."""
+        a = self.arrival_ns()
+        return None if a == 0 else max(0, time.monotonic_ns() - a) / 1e9
 
     def stream_ns(self) -> int | None:
         """Stream time (ns) of the newest frame at the gate (None before any)."""

@@ -299,6 +299,12 @@ class WorkerReader:
                                "monitor": None if monitor is None else list(monitor),
                                "slots": [float(t) for t in slots_s]}})
 
+    def gate_silent_s(self) -> float | None:
+        """How long the gate had seen no frame when the worker last reported (None before
+        any frame): silence measured in the worker, not stretched by a late report."""
+        now, arrival = self._state.get("now_ns"), self._state.get("arrival_ns")
+        return None if not now or not arrival else max(0, now - arrival) / 1e9
+
     def kept(self) -> tuple[int | None, bool]:
         v = self._state.get("kept_from_ns")
         return (None if v is None else int(v)), bool(self._state.get("kept_limited", False))
@@ -347,7 +353,8 @@ def _state(reader: Any) -> dict[str, Any]:
             "stream_ns": reader.stream_ns(), "frozen": reader.frozen(),
             "nominal_fps": reader.nominal_fps(), "frame_size": reader.frame_size(),
             "max_buffers": int(getattr(reader, "max_buffers", 30)),
-            "kept_from_ns": kept_from, "kept_limited": limited}
+            "kept_from_ns": kept_from, "kept_limited": limited,
+            "now_ns": time.monotonic_ns()}
 
 
 def _apply(reader: Any, cmd: dict[str, Any]) -> bool:

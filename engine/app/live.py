@@ -490,7 +490,8 @@ class SourceRunner:
                         self.name, ((before_us or 0) - (was or 0)) / 1e6)
         if event is not None:
             self._apply_gate()
-            self._apply_keep(self.reader)  # a new pipeline, or a new timeline: kept anew
+            if self.reader is not None:  # a new pipeline, or a new timeline: kept anew
+                self._apply_keep(self.reader)
         if us is None:
             # a repeated or out-of-order frame, or one with a time far back that the next
             # frames do not confirm yet (a decoder fed a damaged stream puts out such frames):
@@ -565,9 +566,13 @@ class SourceRunner:
             if lag is not None:
                 ex.s.lag_s = lag
             if now is not None:
-                # (while a replay's frames are on their way, the clock is ahead of them: a slot
-                # is not missed, a window not over, for want of frames still coming)
-                ex.tick(now, no_signal)
+                # slots are given up for want of frames only when the gate itself saw none (as
+                # its worker last reported): a worker slow to report on a busy machine delays
+                # its frames, it does not lose them
+                quiet = getattr(r, "gate_silent_s", None)
+                silent = quiet() if r is not None and quiet is not None else None
+                ex.tick(now, no_signal and (r is None or silent is None or
+                                            silent > self.settings["no_signal_s"]))
             if ex.stage == "ended":
                 self._exam_ended()
 
