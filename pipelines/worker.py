@@ -12,7 +12,7 @@ backoff. The other sources and the control socket never notice.
 Between them, two ZeroMQ ``ipc://`` sockets in a private folder (0700):
 
 - worker → engine (PUSH/PULL): ``[b"F", header, luma]`` for each frame the gate passes (the
-  frames the schedule and the monitor ask for; every frame while an exam keeps its past),
+  frames the schedule and the monitor ask for, and those a late mark asks of the kept past),
   ``[b"S", state]`` every ``STATE_EVERY_S`` (the gate's counters and clock: what the engine
   reads for its warnings, speed and metrics; also the worker's heartbeat), ``[b"E", error]``
   when the pipeline ended or failed (the worker then exits).
@@ -300,10 +300,18 @@ class WorkerReader:
                                "slots": [float(t) for t in slots_s]}})
 
     def gate_silent_s(self) -> float | None:
-        """How long the gate had seen no frame when the worker last reported (None before
-        any frame): silence measured in the worker, not stretched by a late report."""
+        """How long the gate has seen no frame (None before any), as the worker measured it
+        in its latest report, plus the time since that report unless newer ones wait unread
+        (the engine behind on a busy machine is not a silent source)."""
         now, arrival = self._state.get("now_ns"), self._state.get("arrival_ns")
-        return None if not now or not arrival else max(0, now - arrival) / 1e9
+        if not now or not arrival:
+            return None
+        quiet = max(0, now - arrival) / 1e9
+        try:  # reports waiting unread: the engine is behind, not the source
+            waiting = self._data is not None and bool(self._data.poll(0))
+        except zmq.ZMQError:
+            waiting = False
+        return quiet if waiting else quiet + max(0.0, time.monotonic() - self._last_msg)
 
     def kept(self) -> tuple[int | None, bool]:
         v = self._state.get("kept_from_ns")

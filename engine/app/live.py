@@ -384,7 +384,8 @@ class SourceRunner:
                 self._lost(f"no frame within {limit:g} s of opening", False)
             return
         limit = self.settings["reopen_after_s"]
-        since = self.seconds_since_frame()
+        quiet = getattr(self.reader, "gate_silent_s", None)  # a worker: its own measure
+        since = quiet() if quiet is not None else self.seconds_since_frame()
         if since is not None and since > limit:
             self._lost(f"no frame for {limit:g} s", False)
 
