@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,27 @@ import numpy as np
 from ceustream.engine.core.source import EndOfStream, Frame
 
 from . import gst
-from .reader import TAIL, GateReader
+from .gst import ns
+from .reader import TAIL, GateReader, range_lut
 from .source import redact, source_description
 
 log = logging.getLogger(__name__)
+
+#: the reference-timestamp caps ``ceusgate`` stamps a replay request's epoch with
+EPOCH_CAPS = "timestamp/x-ceus-epoch"
+
+
+@dataclass
+class GateFrame(Frame):
+    """A frame from a live gate: ``epoch``, the latest replay request when the gate chose it
+    (``ceusgate`` stamps it), and ``past``: ``""`` for a live frame, ``"chosen"`` for a kept
+    frame the gate's rule chose in a replay, ``"context"`` for a kept frame before the monitor
+    window (the replay's ``pre_from``), ``"end"`` for the empty frame that follows a replay's
+    last one. A kept frame's ``luma`` is the kept box only
+    (``origin`` = its corner), already full-range like every frame's."""
+
+    epoch: int = 0
+    past: str = ""
 
 #: decoded frames a live source's appsink holds while the engine is busy before it drops the
 #: oldest: one second at 30 fps, so a burst (a sender that writes several frames in one
@@ -30,6 +49,11 @@ log = logging.getLogger(__name__)
 #: backlog never grows beyond it. Memory: at most this many GRAY8 frames, width x height
 #: bytes each (720p: 28 MB, 1080p: 62 MB), held only while the engine is behind.
 LIVE_MAX_BUFFERS = 30
+
+#: what ``ceusgate`` is given: a picture with an 8-bit luma plane it can keep (the kept past);
+#: a source already in one of these passes the converter untouched (no cost), others (RGB,
+#: 10-bit) are converted once, before the gate
+GATE_FORMATS = "video/x-raw,format={I420,YV12,NV12,NV21,Y42B,Y444,Y41B,GRAY8,YUY2,UYVY,YVYU}"
 
 
 class FramePusher:
@@ -67,7 +91,12 @@ class FramePusher:
         for t, rgb in self.gen.frames():
             if self._stop.is_set():
                 return
-            wait = t_start + t / self.gen.speed - time.monotonic()
+            now = time.monotonic()
+            wait = t_start + t / self.gen.speed - now
+            if wait < -0.1:
+                # behind (a busy machine): go on from here at the set pace, never faster, as a
+                # scanner that cannot catch up on frames it did not show in time
+                t_start, wait = now - t / self.gen.speed, 0.0
             if wait > 0 and self._stop.wait(wait):
                 return
             buf = Gst.Buffer.new_wrapped(np.ascontiguousarray(rgb).tobytes())
@@ -107,6 +136,7 @@ class LiveReader(GateReader):
         self.uri = uri or "generator"
         self.sim = FramePusher(generator) if generator is not None else None
         head = self.sim.description() if self.sim else source_description(uri)
+        head = f"{head} ! videoconvert ! {GATE_FORMATS}"
         self.record = Path(record) if record else None
         extra = []
         if branch:
@@ -127,6 +157,12 @@ class LiveReader(GateReader):
         if self.record is not None:
             pad = self.pipeline.get_by_name("recq").get_static_pad("src")
             pad.add_probe(gst.Gst.PadProbeType.BUFFER, self._in_order)
+        #: kept frames returned by a replay, served by ``pull`` before the live ones; a live
+        #: frame pulled while some wait goes behind them (``_past_lock``: the order holds)
+        self._past: deque[GateFrame] = deque()
+        self._past_lock = threading.Lock()
+        self._epoch_caps = gst.Gst.Caps.from_string(EPOCH_CAPS)
+        self._keep_box: tuple[int, int, int, int] | None = None
         #: frames the appsink may hold for the engine (see LIVE_MAX_BUFFERS)
         self.max_buffers = int(self.sink.get_property("max-buffers"))
         if self.sim is None:
@@ -173,7 +209,93 @@ class LiveReader(GateReader):
         """A frame, or None when none came within ``timeout_s`` (no signal so far)."""
         if self._stop.is_set():
             raise EndOfStream()
-        return self._try_pull(timeout_s)
+        if self._past:
+            # while kept frames wait, live ones are taken from the appsink all the same (so
+            # it never drops one for being full) and queued behind them
+            while True:
+                fr = self._try_pull(0)
+                if fr is None:
+                    break
+                with self._past_lock:
+                    self._past.append(fr)
+            with self._past_lock:
+                return self._past.popleft() if self._past else None
+        fr = self._try_pull(timeout_s)
+        if fr is not None and self._past:
+            with self._past_lock:  # a replay came meanwhile: its frames go first
+                self._past.append(fr)
+                return self._past.popleft()
+        return fr
+
+    def _frame(self, sample) -> GateFrame | None:
+        fr = super()._frame(sample)
+        if fr is None:
+            return None
+        meta = sample.get_buffer().get_reference_timestamp_meta(self._epoch_caps)
+        return GateFrame(fr.pts_s, fr.luma, fr.mono_ns, fr.width, fr.height, fr.origin,
+                         epoch=int(meta.timestamp) if meta is not None else 0)
+
+    # -- the kept past (``ceusgate``'s ring) ------------------------------------------------
+    def set_keep(self, box: tuple[int, int, int, int] | None, horizon_s: float = 120.0,
+                 max_bytes: int = 256_000_000) -> None:
+        """Keeps the luma of ``box`` (x, y, w, h) of every frame in the gate, for
+        ``horizon_s`` seconds within ``max_bytes``; None: keeps nothing (and forgets)."""
+        self._keep_box = tuple(int(v) for v in box) if box else None
+        self.gate.set_property("keep-time", ns(max(0.0, horizon_s)))
+        self.gate.set_property("keep-max-bytes", max(0, int(max_bytes)))
+        self.gate.set_property("keep-roi", ",".join(str(v) for v in self._keep_box)
+                               if self._keep_box else "")
+
+    def kept(self) -> tuple[int | None, bool]:
+        """(stream time in ns of the oldest kept frame or None, whether the memory bound
+        rather than the time horizon decided how far back it goes)."""
+        v = int(self.gate.get_property("kept-from"))
+        return (None if v >= (1 << 63) else v), bool(self.gate.get_property("kept-limited"))
+
+    def replay(self, epoch: int, from_ns: int, pre_from_ns: int | None,
+               monitor: tuple[float, float, float] | None, last_monitor_ns: int | None,
+               slots_s: list[float]) -> int:
+        """Sets the gate's rule (``monitor``: start, stop, interval in seconds of stream time;
+        its rhythm going on from ``last_monitor_ns``; the slots) and runs the kept past from
+        ``from_ns`` through it (``ceusgate``'s ``replay``). The chosen frames (and the kept
+        ones from ``pre_from_ns`` to ``from_ns`` as context) are served by ``pull`` before any
+        live frame; every frame passed from now on carries ``epoch``. Returns how many."""
+        none = (1 << 64) - 1
+        start, stop, interval = monitor if monitor is not None else (0.0, 0.0, 0.0)
+        text = ",".join(f"{t:.6f}" for t in slots_s if t >= 0)
+        with self._past_lock:
+            bl = self.gate.emit("replay", int(epoch), max(0, int(from_ns)),
+                                none if pre_from_ns is None else max(0, int(pre_from_ns)),
+                                ns(max(start, 0.0)), ns(max(stop, 0.0)), ns(interval),
+                                none if last_monitor_ns is None else int(last_monitor_ns), text)
+            return self._queue_past(bl, epoch)
+
+    def _queue_past(self, bl, epoch: int) -> int:
+        """Kept crops → frames (full-range luma, as ``_frame`` makes it); lock held."""
+        x, y, w, h = self._keep_box or (0, 0, 0, 0)
+        size = self.frame_size(decoded=True) or (0, 0)
+        if self._range_lut is None:
+            self._range_lut = range_lut(self.gate.get_static_pad("sink").get_current_caps())
+        n = bl.length()
+        for i in range(n):
+            b = bl.get(i)
+            crop = np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8).reshape(h, w)
+            if self._range_lut is not False:
+                import cv2
+
+                crop = cv2.LUT(crop, self._range_lut)
+            mono = b.get_reference_timestamp_meta(self._stamp_caps)
+            ep = b.get_reference_timestamp_meta(self._epoch_caps)
+            self._past.append(GateFrame(
+                gst.seconds(b.pts), crop, int(mono.timestamp) if mono is not None else None,
+                size[0], size[1], (x, y), epoch=int(ep.timestamp) if ep is not None else 0,
+                past="chosen" if b.offset == 1 else "context"))
+        # the end of the replay: the engine decides nothing by the clock before it (a slot
+        # whose frames are still on their way is not missing)
+        self._past.append(GateFrame(0.0, np.zeros((0, 0), np.uint8), None, size[0], size[1],
+                                    (x, y), epoch=int(epoch), past="end"))
+        log.debug("%s: %d kept frame(s) replayed", self.what, n)
+        return n
 
     # -- the gate, as the live engine drives it -------------------------------------------
     def set_pass_all(self, on: bool) -> None:
@@ -201,6 +323,11 @@ class LiveReader(GateReader):
     def arrival_ns(self) -> int:
         """CLOCK_MONOTONIC (ns) of the newest frame at the gate; 0 before any."""
         return int(self.gate.get_property("last-arrival"))
+
+    def gate_silent_s(self) -> float | None:
+        """How long the gate has seen no frame (None before any)."""
+        a = self.arrival_ns()
+        return None if a == 0 else max(0, time.monotonic_ns() - a) / 1e9
 
     def stream_ns(self) -> int | None:
         """Stream time (ns) of the newest frame at the gate (None before any)."""

@@ -12,12 +12,18 @@ backoff. The other sources and the control socket never notice.
 Between them, two ZeroMQ ``ipc://`` sockets in a private folder (0700):
 
 - worker → engine (PUSH/PULL): ``[b"F", header, luma]`` for each frame the gate passes (the
-  frames the schedule and the monitor ask for; every frame while an exam keeps its past),
+  frames the schedule and the monitor ask for, and those a late mark asks of the kept past),
   ``[b"S", state]`` every ``STATE_EVERY_S`` (the gate's counters and clock: what the engine
   reads for its warnings, speed and metrics; also the worker's heartbeat), ``[b"E", error]``
   when the pipeline ended or failed (the worker then exits).
 - engine → worker (PUSH/PULL): ``{"slots": [...]}``, ``{"pass_all": bool}``,
-  ``{"frozen_after": n}``, ``{"quit": true}``, applied to the gate in order.
+  ``{"frozen_after": n}``, ``{"monitor": [start, stop, interval] | null}``,
+  ``{"keep": {"box": [x, y, w, h] | null, "horizon_s", "max_bytes"}}``,
+  ``{"replay": {"epoch", "from_ns", "pre_from_ns", "monitor", "last_monitor_ns", "slots"}}``
+  (``LiveReader.replay``), ``{"quit": true}``, applied to the gate in
+  order (stream times in seconds). A replay's frames (the gate's kept past through its own
+  selection rule) are sent as ``F`` messages with ``"past"`` set, before any later live frame;
+  every ``F`` carries the gate's ``epoch``.
 
 Frame stamps are CLOCK_MONOTONIC, the same clock in both processes. The worker ends itself
 when the engine goes away (``PR_SET_PDEATHSIG``, and a check of its parent).
@@ -44,6 +50,7 @@ import zmq
 from ceustream.engine.core.errors import InputError
 from ceustream.engine.core.source import DamagedStream, EndOfStream, Frame
 
+from .live import GateFrame
 from .source import redact
 
 log = logging.getLogger(__name__)
@@ -232,8 +239,9 @@ class WorkerReader:
             self.max_buffers = int(self._state.get("max_buffers", 30)) + 2 * QUEUE_FRAMES
             lh, lw = h["shape"]
             luma = np.frombuffer(parts[2], np.uint8).reshape(lh, lw)
-            return Frame(h["pts_s"], luma, h["mono_ns"], h["width"], h["height"],
-                         tuple(h["origin"]))
+            return GateFrame(h["pts_s"], luma, h["mono_ns"], h["width"], h["height"],
+                             tuple(h["origin"]), epoch=int(h.get("epoch", 0)),
+                             past=str(h.get("past", "")))
         if kind == b"E":
             e = json.loads(parts[1])
             err: BaseException
@@ -287,6 +295,45 @@ class WorkerReader:
     def set_frozen_after(self, frames: int) -> None:
         self._send({"frozen_after": int(frames)})
 
+    def set_monitor(self, start_s: float, stop_s: float, interval_s: float) -> None:
+        self._send({"monitor": [float(start_s), float(stop_s), float(interval_s)]})
+
+    def stop_monitor(self) -> None:
+        self._send({"monitor": None})
+
+    def set_keep(self, box: tuple[int, int, int, int] | None, horizon_s: float = 120.0,
+                 max_bytes: int = 256_000_000) -> None:
+        self._send({"keep": {"box": list(box) if box else None, "horizon_s": float(horizon_s),
+                             "max_bytes": int(max_bytes)}})
+
+    def replay(self, epoch: int, from_ns: int, pre_from_ns: int | None,
+               monitor: tuple[float, float, float] | None, last_monitor_ns: int | None,
+               slots_s: list[float]) -> None:
+        """The worker's gate replays its kept past (``LiveReader.replay``); the frames come
+        through ``pull`` before any later live frame."""
+        self._send({"replay": {"epoch": int(epoch), "from_ns": int(from_ns),
+                               "pre_from_ns": pre_from_ns, "last_monitor_ns": last_monitor_ns,
+                               "monitor": None if monitor is None else list(monitor),
+                               "slots": [float(t) for t in slots_s]}})
+
+    def gate_silent_s(self) -> float | None:
+        """How long the gate has seen no frame (None before any), as the worker measured it
+        in its latest report, plus the time since that report unless newer ones wait unread
+        (the engine behind on a busy machine is not a silent source)."""
+        now, arrival = self._state.get("now_ns"), self._state.get("arrival_ns")
+        if not now or not arrival:
+            return None
+        quiet = max(0, now - arrival) / 1e9
+        try:  # reports waiting unread: the engine is behind, not the source
+            waiting = self._data is not None and bool(self._data.poll(0))
+        except zmq.ZMQError:
+            waiting = False
+        return quiet if waiting else quiet + max(0.0, time.monotonic() - self._last_msg)
+
+    def kept(self) -> tuple[int | None, bool]:
+        v = self._state.get("kept_from_ns")
+        return (None if v is None else int(v)), bool(self._state.get("kept_limited", False))
+
     # -- numbers (the worker's latest state) -----------------------------------------------
     def counters(self) -> tuple[int, int]:
         return int(self._state.get("passed", 0)), int(self._state.get("dropped", 0))
@@ -326,10 +373,13 @@ def _die_with_parent() -> None:
 
 def _state(reader: Any) -> dict[str, Any]:
     passed, dropped = reader.counters()
+    kept_from, limited = reader.kept()
     return {"passed": passed, "dropped": dropped, "arrival_ns": reader.arrival_ns(),
             "stream_ns": reader.stream_ns(), "frozen": reader.frozen(),
             "nominal_fps": reader.nominal_fps(), "frame_size": reader.frame_size(),
-            "max_buffers": int(getattr(reader, "max_buffers", 30))}
+            "max_buffers": int(getattr(reader, "max_buffers", 30)),
+            "kept_from_ns": kept_from, "kept_limited": limited,
+            "now_ns": time.monotonic_ns()}
 
 
 def _apply(reader: Any, cmd: dict[str, Any]) -> bool:
@@ -342,6 +392,19 @@ def _apply(reader: Any, cmd: dict[str, Any]) -> bool:
         reader.set_pass_all(cmd["pass_all"])
     if "frozen_after" in cmd:
         reader.set_frozen_after(cmd["frozen_after"])
+    if "monitor" in cmd:
+        if cmd["monitor"] is None:
+            reader.stop_monitor()
+        else:
+            reader.set_monitor(*cmd["monitor"])
+    if "keep" in cmd:
+        k = cmd["keep"]
+        reader.set_keep(k["box"], k["horizon_s"], k["max_bytes"])
+    if "replay" in cmd:
+        r = cmd["replay"]
+        reader.replay(r["epoch"], r["from_ns"], r["pre_from_ns"],
+                      None if r["monitor"] is None else tuple(r["monitor"]),
+                      r["last_monitor_ns"], r["slots"])
     return True
 
 
@@ -400,7 +463,8 @@ def serve(args: argparse.Namespace,
                 luma = np.ascontiguousarray(fr.luma)
                 head = {"pts_s": fr.pts_s, "mono_ns": fr.mono_ns, "width": fr.width,
                         "height": fr.height, "origin": list(fr.origin),
-                        "shape": list(luma.shape), "state": _state(reader)}
+                        "shape": list(luma.shape), "state": _state(reader),
+                        "epoch": int(getattr(fr, "epoch", 0)), "past": getattr(fr, "past", "")}
                 data.send_multipart([b"F", json.dumps(head).encode(), luma.data], copy=False)
                 next_state = now + STATE_EVERY_S
             elif now >= next_state:

@@ -14,6 +14,20 @@
  * moment it left the decoder, which the engine uses to measure its own latency.  Identical
  * consecutive frames (#GstCeusGate:frozen-after of them) set #GstCeusGate:frozen.
  *
+ * ## The kept past
+ * While #GstCeusGate:keep-roi names a box, the gate also keeps the luma (Y) of that box of
+ * every frame in a ring, bounded by #GstCeusGate:keep-time (stream time) and
+ * #GstCeusGate:keep-max-bytes (the oldest go first), so that a mark given late is served
+ * from the frames that were on screen then.  The action signal "replay" sets the rule's
+ * settings (monitor window, slots) and runs the kept frames through the same selection rule the
+ * live frames take (select_frame: the monitor rule, the slot rule), returns the chosen crops
+ * (GRAY8, PTS = stream time, GstBuffer offset 1; frames asked for as context: offset 0) and
+ * leaves the rule's state as if those frames had come live, all under one lock,
+ * so no live frame is missed or counted twice.  Every buffer that passes afterwards carries
+ * the request's epoch (a "timestamp/x-ceus-epoch" reference timestamp), so the application
+ * tells frames chosen before the request from those chosen after it.  Only 8-bit YUV and GRAY
+ * formats are kept (the luma plane is read as it is; videoconvert copies it the same way).
+ *
  * The element never blocks: it takes a mutex only to read its settings, and pushes outside it
  * (except in seek mode, #GstCeusGate:hold-after-slots, where it parks like a prerolled sink).
  *
@@ -31,6 +45,8 @@
 
 #include "gstceusgate.h"
 
+#include <gst/video/video.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +55,10 @@ GST_DEBUG_CATEGORY_STATIC (ceus_gate_debug);
 #define GST_CAT_DEFAULT ceus_gate_debug
 
 #define DEFAULT_FROZEN_AFTER 30
+#define DEFAULT_KEEP_TIME (120 * GST_SECOND)
+#define DEFAULT_KEEP_MAX_BYTES ((guint64) 256000000)
+/* a kept frame more than this before the newest one starts a new timeline: the ring restarts */
+#define KEEP_JUMP_BACK GST_SECOND
 
 enum
 {
@@ -60,7 +80,23 @@ enum
   PROP_SEGMENTS,
   PROP_SEGMENT_FRAMES,
   PROP_HOLDING,
+  PROP_KEEP_ROI,
+  PROP_KEEP_TIME,
+  PROP_KEEP_MAX_BYTES,
+  PROP_KEPT_FROM,
+  PROP_KEPT_FRAMES,
+  PROP_KEPT_BYTES,
+  PROP_KEPT_LIMITED,
+  PROP_EPOCH,
 };
+
+/* one frame of the kept past: the luma of the keep-roi box */
+typedef struct
+{
+  guint64 st;                   /* stream time, ns */
+  guint64 arrival;              /* CLOCK_MONOTONIC when it reached the gate */
+  GstBuffer *crop;              /* GRAY8, keep_w x keep_h */
+} KeptFrame;
 
 struct _GstCeusGate
 {
@@ -98,6 +134,21 @@ struct _GstCeusGate
   gboolean frozen;
 
   GstCaps *stamp_caps;
+
+  /* the kept past (keep_w == 0: off) */
+  gint keep_x, keep_y, keep_w, keep_h;
+  guint64 keep_time;
+  guint64 keep_max_bytes;
+  GQueue ring;                  /* KeptFrame *, oldest first */
+  guint64 ring_bytes;
+  gboolean ring_limited;        /* the byte bound, not the time, dropped frames */
+  GstVideoInfo vinfo;
+  gboolean vinfo_ok;            /* caps known and the luma readable */
+  guint64 epoch;
+  GstCaps *epoch_caps;
+  GstBuffer *last_buf;          /* the newest kept frame as it came (the "before" frame of a
+                                 * slot a replay leaves pending) */
+  guint64 last_buf_st;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -107,6 +158,8 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 
 G_DEFINE_TYPE (GstCeusGate, gst_ceus_gate, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (ceusgate, "ceusgate", GST_RANK_NONE, GST_TYPE_CEUS_GATE);
+
+static void clear_prev (GstCeusGate * self);
 
 static guint64
 monotonic_ns (void)
@@ -202,11 +255,14 @@ frame_hash (GstBuffer * buf)
 }
 
 static GstBuffer *
-stamp_buffer (GstCeusGate * self, GstBuffer * buf, guint64 arrival)
+stamp_buffer (GstCeusGate * self, GstBuffer * buf, guint64 arrival, guint64 epoch)
 {
   buf = gst_buffer_make_writable (buf);
   gst_buffer_add_reference_timestamp_meta (buf, self->stamp_caps, arrival,
       GST_CLOCK_TIME_NONE);
+  if (epoch > 0)
+    gst_buffer_add_reference_timestamp_meta (buf, self->epoch_caps, epoch,
+        GST_CLOCK_TIME_NONE);
   return buf;
 }
 
@@ -239,6 +295,139 @@ hold (GstCeusGate * self, guint64 st)
   return ret;
 }
 
+/* THE selection rule, for live frames (chain) and kept ones (replay) alike.  Called with the
+ * lock held, once per frame in stream order.  Returns TRUE when the frame at stream time @st
+ * passes (a monitor frame, or the first at or after a slot); sets *before_slot when the frame
+ * seen just before it must pass too (the last one before a slot).  Advances the monitor's
+ * rhythm and the next slot. */
+static gboolean
+select_frame (GstCeusGate * self, guint64 st, gboolean * before_slot,
+    const gchar ** why)
+{
+  gboolean pass = FALSE;
+  *before_slot = FALSE;
+  if (st == GST_CLOCK_TIME_NONE)
+    return FALSE;
+  if (self->monitor_interval > 0 && st >= self->monitor_start
+      && st <= self->monitor_stop) {
+    if (self->last_monitor == GST_CLOCK_TIME_NONE || st < self->last_monitor
+        || st >= self->last_monitor + self->monitor_interval) {
+      pass = TRUE;
+      *why = " (monitor)";
+      self->last_monitor = st;
+    }
+  }
+  while (self->next_slot < self->slots->len
+      && g_array_index (self->slots, guint64, self->next_slot) <= st) {
+    pass = TRUE;
+    *why = " (first at or after a slot)";
+    *before_slot = TRUE;
+    self->next_slot++;
+  }
+  return pass;
+}
+
+static void
+kept_free (KeptFrame * k)
+{
+  gst_buffer_unref (k->crop);
+  g_free (k);
+}
+
+/* Forgets the kept past; called with the lock held. */
+static void
+ring_clear (GstCeusGate * self)
+{
+  KeptFrame *k;
+  while ((k = g_queue_pop_head (&self->ring)))
+    kept_free (k);
+  gst_buffer_replace (&self->last_buf, NULL);
+  self->ring_bytes = 0;
+  self->ring_limited = FALSE;
+}
+
+/* The luma of the keep-roi box of @buf as a new GRAY8 buffer (NULL when the format has no
+ * 8-bit luma or the box is not inside the frame).  Called with the lock held. */
+static GstBuffer *
+crop_luma (GstCeusGate * self, GstBuffer * buf)
+{
+  GstVideoFrame f;
+  GstMapInfo out;
+  GstBuffer *crop;
+  const guint8 *data;
+  gint stride, ps;
+  gsize w = self->keep_w, h = self->keep_h;
+
+  if (!self->vinfo_ok || self->keep_x + self->keep_w > GST_VIDEO_INFO_WIDTH (&self->vinfo)
+      || self->keep_y + self->keep_h > GST_VIDEO_INFO_HEIGHT (&self->vinfo))
+    return NULL;
+  if (!gst_video_frame_map (&f, &self->vinfo, buf, GST_MAP_READ))
+    return NULL;
+  data = GST_VIDEO_FRAME_COMP_DATA (&f, 0);
+  stride = GST_VIDEO_FRAME_COMP_STRIDE (&f, 0);
+  ps = GST_VIDEO_FRAME_COMP_PSTRIDE (&f, 0);
+  crop = gst_buffer_new_allocate (NULL, w * h, NULL);
+  gst_buffer_map (crop, &out, GST_MAP_WRITE);
+  for (gsize y = 0; y < h; y++) {
+    const guint8 *row = data + (gsize) (self->keep_y + y) * stride
+        + (gsize) self->keep_x * ps;
+    guint8 *dst = out.data + y * w;
+    if (ps == 1) {
+      memcpy (dst, row, w);
+    } else {
+      for (gsize x = 0; x < w; x++)
+        dst[x] = row[x * ps];
+    }
+  }
+  gst_buffer_unmap (crop, &out);
+  gst_video_frame_unmap (&f);
+  return crop;
+}
+
+/* Keeps the box of a frame (in stream order; a frame not after the newest is left out, one far
+ * before it restarts the ring: a new timeline) and drops what falls out of the bounds.  Called
+ * with the lock held. */
+static void
+ring_add (GstCeusGate * self, GstBuffer * buf, guint64 st, guint64 arrival)
+{
+  KeptFrame *k, *newest = g_queue_peek_tail (&self->ring);
+  GstBuffer *crop;
+
+  if (self->keep_w <= 0 || st == GST_CLOCK_TIME_NONE)
+    return;
+  if (newest && st <= newest->st) {
+    if (st + KEEP_JUMP_BACK < newest->st) {
+      GST_DEBUG_OBJECT (self, "stream time went back to %" GST_TIME_FORMAT
+          ": the kept past restarts", GST_TIME_ARGS (st));
+      ring_clear (self);
+    } else {
+      return;
+    }
+  }
+  crop = crop_luma (self, buf);
+  if (crop == NULL)
+    return;
+  k = g_new (KeptFrame, 1);
+  k->st = st;
+  k->arrival = arrival;
+  k->crop = crop;
+  g_queue_push_tail (&self->ring, k);
+  self->ring_bytes += gst_buffer_get_size (crop);
+  gst_buffer_replace (&self->last_buf, buf);
+  self->last_buf_st = st;
+  while ((k = g_queue_peek_head (&self->ring)) != NULL && self->ring.length > 1
+      && (st - k->st > self->keep_time || self->ring_bytes > self->keep_max_bytes)) {
+    if (st - k->st <= self->keep_time && !self->ring_limited) {
+      self->ring_limited = TRUE;
+      GST_DEBUG_OBJECT (self, "keep-max-bytes keeps only %" GST_TIME_FORMAT " of the past",
+          GST_TIME_ARGS (st - k->st));
+    }
+    g_queue_pop_head (&self->ring);
+    self->ring_bytes -= gst_buffer_get_size (k->crop);
+    kept_free (k);
+  }
+}
+
 static GstFlowReturn
 gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
@@ -246,9 +435,9 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   guint64 now = monotonic_ns ();
   guint64 pts = GST_BUFFER_PTS (buf);
   guint64 st = pts;
-  gboolean pass = FALSE, stamp;
+  gboolean pass = FALSE, stamp, before_slot = FALSE;
   GstBuffer *push_prev = NULL;
-  guint64 prev_arrival = 0;
+  guint64 prev_arrival = 0, epoch;
   guint32 hash = 0;
   GstFlowReturn ret = GST_FLOW_OK;
   gboolean was_frozen;
@@ -276,35 +465,21 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     self->frozen = self->same_count >= self->frozen_after;
   }
   stamp = self->stamp;
+  epoch = self->epoch;
 
+  if (st != GST_CLOCK_TIME_NONE)
+    self->last_st = st;
+  ring_add (self, buf, st, now);
+  slot_before = self->next_slot;
+  pass = select_frame (self, st, &before_slot, &why_pass);
+  if (before_slot && self->prev) {
+    push_prev = self->prev;
+    prev_arrival = self->prev_arrival;
+    self->prev = NULL;
+  }
   if (self->pass_all) {
     pass = TRUE;
     why_pass = " (pass-all)";
-  }
-
-  if (st != GST_CLOCK_TIME_NONE) {
-    self->last_st = st;
-    if (self->monitor_interval > 0 && st >= self->monitor_start
-        && st <= self->monitor_stop) {
-      if (self->last_monitor == GST_CLOCK_TIME_NONE || st < self->last_monitor
-          || st >= self->last_monitor + self->monitor_interval) {
-        pass = TRUE;
-        why_pass = " (monitor)";
-        self->last_monitor = st;
-      }
-    }
-    while (self->next_slot < self->slots->len
-        && g_array_index (self->slots, guint64, self->next_slot) <= st) {
-      pass = TRUE;
-      why_pass = " (first at or after a slot)";
-      if (self->prev) {
-        slot_before = self->next_slot;
-        push_prev = self->prev;
-        prev_arrival = self->prev_arrival;
-        self->prev = NULL;
-      }
-      self->next_slot++;
-    }
   }
 
   if (pass) {
@@ -335,7 +510,7 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 
   if (push_prev) {
     if (stamp)
-      push_prev = stamp_buffer (self, push_prev, prev_arrival);
+      push_prev = stamp_buffer (self, push_prev, prev_arrival, epoch);
     ret = gst_pad_push (self->srcpad, push_prev);
     if (ret != GST_FLOW_OK) {
       gst_buffer_unref (buf);
@@ -346,12 +521,98 @@ gst_ceus_gate_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     gst_buffer_unref (buf);
   } else {
     if (stamp)
-      buf = stamp_buffer (self, buf, now);
+      buf = stamp_buffer (self, buf, now, epoch);
     ret = gst_pad_push (self->srcpad, buf);
   }
   if (ret == GST_FLOW_OK)
     ret = hold (self, st);
   return ret;
+}
+
+/* A kept frame as the replay signals return it: GRAY8 crop, PTS = stream time, offset 1 for a
+ * chosen frame and 0 for context, its arrival and the request's epoch as reference stamps. */
+static void
+replay_append (GstCeusGate * self, GstBufferList * out, KeptFrame * k, guint64 kind,
+    guint64 epoch)
+{
+  GstBuffer *b = gst_buffer_copy (k->crop);
+  GST_BUFFER_PTS (b) = k->st;
+  GST_BUFFER_OFFSET (b) = kind;
+  gst_buffer_add_reference_timestamp_meta (b, self->stamp_caps, k->arrival,
+      GST_CLOCK_TIME_NONE);
+  gst_buffer_add_reference_timestamp_meta (b, self->epoch_caps, epoch, GST_CLOCK_TIME_NONE);
+  gst_buffer_list_add (out, b);
+}
+
+/* Runs the kept frames from @from on through select_frame, as they came; returns the chosen
+ * ones (kept frames from @pre_from to @from as context).  The rule's state is then what it
+ * would be had they come live; when the newest kept frame was not chosen and a slot is pending,
+ * it becomes the frame held for that slot's "before", as live.  Called with the lock held. */
+static void
+replay_ring (GstCeusGate * self, GstBufferList * out, guint64 epoch, guint64 pre_from,
+    guint64 from)
+{
+  KeptFrame *prev = NULL;
+  gboolean before, prev_chosen = FALSE;
+  const gchar *why = NULL;
+  guint walked = 0;
+  for (GList * l = self->ring.head; l; l = l->next) {
+    KeptFrame *k = l->data;
+    gboolean pass;
+    if (k->st < from) {
+      if (k->st >= pre_from)
+        replay_append (self, out, k, 0, epoch);
+      continue;
+    }
+    walked++;
+    pass = select_frame (self, k->st, &before, &why);
+    if (before && prev && !prev_chosen)
+      replay_append (self, out, prev, 1, epoch);
+    if (pass)
+      replay_append (self, out, k, 1, epoch);
+    prev = k;
+    prev_chosen = pass;
+  }
+  if (walked == 0 && self->ring.length == 0)   /* nothing kept: as the slots property does */
+    self->next_slot = first_slot_from (self, self->last_st);
+  if (prev && !prev_chosen && self->next_slot < self->slots->len && self->last_buf
+      && self->last_buf_st == prev->st) {
+    self->prev = gst_buffer_ref (self->last_buf);
+    self->prev_arrival = prev->arrival;
+  }
+}
+
+/* The "replay" action signal: sets the monitor window (@interval 0: none; its rhythm goes on
+ * from @last_monitor, G_MAXUINT64: from the window's first frame) and the slots, then runs
+ * the kept past from @from through the rule. */
+static GstBufferList *
+gst_ceus_gate_replay (GstCeusGate * self, guint64 epoch, guint64 from, guint64 pre_from,
+    guint64 start, guint64 stop, guint64 interval, guint64 last_monitor,
+    const gchar * slots)
+{
+  GstBufferList *out = gst_buffer_list_new ();
+  g_mutex_lock (&self->lock);
+  if (!parse_slots (slots, self->slots)) {
+    g_mutex_unlock (&self->lock);
+    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, (NULL),
+        ("ceusgate: invalid slots '%s': expected comma-separated seconds", slots));
+    return out;
+  }
+  self->epoch = epoch;
+  self->monitor_start = start;
+  self->monitor_stop = stop;
+  self->monitor_interval = interval;
+  self->last_monitor = last_monitor;
+  self->next_slot = 0;
+  clear_prev (self);
+  replay_ring (self, out, epoch, pre_from, from);
+  GST_DEBUG_OBJECT (self, "replay epoch %" G_GUINT64_FORMAT " from %" GST_TIME_FORMAT
+      ": %u slots, monitor every %" G_GUINT64_FORMAT " ns; %u buffers of %u kept frames, "
+      "next slot %u", epoch, GST_TIME_ARGS (from), self->slots->len, interval,
+      gst_buffer_list_length (out), self->ring.length, self->next_slot);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+  return out;
 }
 
 static void
@@ -389,6 +650,26 @@ gst_ceus_gate_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);
       GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
+      g_mutex_lock (&self->lock);
+      {
+        GstVideoInfo info;
+        gboolean ok = gst_video_info_from_caps (&info, caps);
+        const GstVideoFormatInfo *fi = ok ? info.finfo : NULL;
+        gboolean luma = ok && (GST_VIDEO_FORMAT_INFO_IS_YUV (fi)
+            || GST_VIDEO_FORMAT_INFO_IS_GRAY (fi))
+            && GST_VIDEO_FORMAT_INFO_DEPTH (fi, 0) == 8
+            && GST_VIDEO_FORMAT_INFO_BITS (fi) == 8 && !GST_VIDEO_FORMAT_INFO_IS_TILED (fi);
+        if (!self->vinfo_ok || !luma || GST_VIDEO_INFO_WIDTH (&info) !=
+            GST_VIDEO_INFO_WIDTH (&self->vinfo) || GST_VIDEO_INFO_HEIGHT (&info) !=
+            GST_VIDEO_INFO_HEIGHT (&self->vinfo))
+          ring_clear (self);      /* other pictures: the kept boxes mean another place */
+        self->vinfo_ok = luma;
+        if (ok)
+          self->vinfo = info;
+        if (!luma)
+          GST_DEBUG_OBJECT (self, "caps without an 8-bit luma plane: no past can be kept");
+      }
+      g_mutex_unlock (&self->lock);
       break;
     }
     case GST_EVENT_SEGMENT:{
@@ -427,7 +708,27 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
 
   g_mutex_lock (&self->lock);
   switch (prop_id) {
-    case PROP_SLOTS:
+    case PROP_SLOTS:{
+      gchar *was = slots_to_string (self);
+      GArray *tmp = g_array_new (FALSE, FALSE, sizeof (guint64));
+      gboolean same = !self->hold_after_slots
+          && parse_slots (g_value_get_string (value), tmp);
+      if (same) {
+        gchar *now;
+        GArray *keep = self->slots;
+        self->slots = tmp;
+        now = slots_to_string (self);
+        self->slots = keep;
+        same = strcmp (was, now) == 0;
+        g_free (now);
+      }
+      g_free (was);
+      g_array_free (tmp, TRUE);
+      if (same) {               /* the same list again keeps the frame held for the next slot */
+        GST_DEBUG_OBJECT (self, "the same %u slots again", self->slots->len);
+        break;
+      }
+    }
       if (!parse_slots (g_value_get_string (value), self->slots)) {
         g_mutex_unlock (&self->lock);
         GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, (NULL),
@@ -477,6 +778,34 @@ gst_ceus_gate_set_property (GObject * object, guint prop_id,
       self->hold_after_slots = g_value_get_boolean (value);
       g_cond_broadcast (&self->cond);
       GST_DEBUG_OBJECT (self, "hold-after-slots %d", self->hold_after_slots);
+      break;
+    case PROP_KEEP_ROI:{
+      const gchar *text = g_value_get_string (value);
+      gint x = 0, y = 0, w = 0, h = 0;
+      gchar tail;
+      if (text && *text && (sscanf (text, "%d,%d,%d,%d%c", &x, &y, &w, &h, &tail) != 4
+              || x < 0 || y < 0 || w <= 0 || h <= 0 || w > 16384 || h > 16384)) {
+        g_mutex_unlock (&self->lock);
+        GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, (NULL),
+            ("ceusgate: invalid keep-roi '%s': expected x,y,w,h", text));
+        return;
+      }
+      ring_clear (self);
+      self->keep_x = x;
+      self->keep_y = y;
+      self->keep_w = (text && *text) ? w : 0;
+      self->keep_h = (text && *text) ? h : 0;
+      GST_DEBUG_OBJECT (self, "keep-roi %d,%d %dx%d (%s)", x, y, self->keep_w, self->keep_h,
+          self->keep_w ? "keeping the past" : "off");
+      break;
+    }
+    case PROP_KEEP_TIME:
+      self->keep_time = g_value_get_uint64 (value);
+      GST_DEBUG_OBJECT (self, "keep-time %" GST_TIME_FORMAT, GST_TIME_ARGS (self->keep_time));
+      break;
+    case PROP_KEEP_MAX_BYTES:
+      self->keep_max_bytes = g_value_get_uint64 (value);
+      GST_DEBUG_OBJECT (self, "keep-max-bytes %" G_GUINT64_FORMAT, self->keep_max_bytes);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -545,6 +874,33 @@ gst_ceus_gate_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_int (value, self->next_slot < self->slots->len ?
           (gint) self->next_slot : -1);
       break;
+    case PROP_KEEP_ROI:
+      g_value_take_string (value, self->keep_w ? g_strdup_printf ("%d,%d,%d,%d",
+              self->keep_x, self->keep_y, self->keep_w, self->keep_h) : g_strdup (""));
+      break;
+    case PROP_KEEP_TIME:
+      g_value_set_uint64 (value, self->keep_time);
+      break;
+    case PROP_KEEP_MAX_BYTES:
+      g_value_set_uint64 (value, self->keep_max_bytes);
+      break;
+    case PROP_KEPT_FROM:{
+      KeptFrame *k = g_queue_peek_head (&self->ring);
+      g_value_set_uint64 (value, k ? k->st : G_MAXUINT64);
+      break;
+    }
+    case PROP_KEPT_FRAMES:
+      g_value_set_uint (value, self->ring.length);
+      break;
+    case PROP_KEPT_BYTES:
+      g_value_set_uint64 (value, self->ring_bytes);
+      break;
+    case PROP_KEPT_LIMITED:
+      g_value_set_boolean (value, self->ring_limited);
+      break;
+    case PROP_EPOCH:
+      g_value_set_uint64 (value, self->epoch);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -573,6 +929,8 @@ gst_ceus_gate_change_state (GstElement * element, GstStateChange transition)
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     g_mutex_lock (&self->lock);
     clear_prev (self);
+    ring_clear (self);
+    self->vinfo_ok = FALSE;
     gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
     self->last_monitor = GST_CLOCK_TIME_NONE;
     self->last_st = GST_CLOCK_TIME_NONE;
@@ -588,8 +946,10 @@ gst_ceus_gate_finalize (GObject * object)
 {
   GstCeusGate *self = GST_CEUS_GATE (object);
   clear_prev (self);
+  ring_clear (self);
   g_array_free (self->slots, TRUE);
   gst_caps_unref (self->stamp_caps);
+  gst_caps_unref (self->epoch_caps);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   G_OBJECT_CLASS (gst_ceus_gate_parent_class)->finalize (object);
@@ -678,6 +1038,58 @@ gst_ceus_gate_class_init (GstCeusGateClass * klass)
           "Index of the next slot to be served, -1 when none is pending", -1,
           G_MAXINT, -1, ro));
 
+  g_object_class_install_property (gobject_class, PROP_KEEP_ROI,
+      g_param_spec_string ("keep-roi", "Keep ROI",
+          "x,y,w,h (pixels of the frame): keep the luma of this box of every frame for late "
+          "marks (the replay signals); empty = keep nothing. Setting it forgets the kept past",
+          "", rw));
+  g_object_class_install_property (gobject_class, PROP_KEEP_TIME,
+      g_param_spec_uint64 ("keep-time", "Keep time",
+          "How much of the past is kept (stream time, ns)", 0, G_MAXUINT64,
+          DEFAULT_KEEP_TIME, rw));
+  g_object_class_install_property (gobject_class, PROP_KEEP_MAX_BYTES,
+      g_param_spec_uint64 ("keep-max-bytes", "Keep max bytes",
+          "At most this many bytes of kept boxes (the oldest go first)", 0, G_MAXUINT64,
+          DEFAULT_KEEP_MAX_BYTES, rw));
+  g_object_class_install_property (gobject_class, PROP_KEPT_FROM,
+      g_param_spec_uint64 ("kept-from", "Kept from",
+          "Stream time (ns) of the oldest kept frame; G_MAXUINT64 = none", 0, G_MAXUINT64,
+          G_MAXUINT64, ro));
+  g_object_class_install_property (gobject_class, PROP_KEPT_FRAMES,
+      g_param_spec_uint ("kept-frames", "Kept frames", "Frames in the kept past", 0,
+          G_MAXUINT, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_KEPT_BYTES,
+      g_param_spec_uint64 ("kept-bytes", "Kept bytes", "Bytes of the kept past", 0,
+          G_MAXUINT64, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_KEPT_LIMITED,
+      g_param_spec_boolean ("kept-limited", "Kept limited",
+          "TRUE once keep-max-bytes, not keep-time, dropped kept frames", FALSE, ro));
+  g_object_class_install_property (gobject_class, PROP_EPOCH,
+      g_param_spec_uint64 ("epoch", "Epoch",
+          "The epoch of the latest replay request (stamped on every frame passed since)", 0,
+          G_MAXUINT64, 0, ro));
+
+  /**
+   * GstCeusGate::replay:
+   * @epoch: stamped on the returned frames and on every frame passed from now on
+   * @from: kept frames from this stream time (ns) on are run through the rule
+   * @pre_from: kept frames from here to @from are returned as context (offset 0);
+   *   G_MAXUINT64: none
+   * @start: @stop: @interval: the monitor window, as the monitor-* properties (@interval 0:
+   *   no monitor)
+   * @last_monitor: the monitor frame the rhythm goes on from (G_MAXUINT64: the window's
+   *   first frame)
+   * @slots: the slots, as the slots property
+   *
+   * Sets the rule's settings and runs the kept past from @from through it, under one lock;
+   * returns the chosen crops (GRAY8 buffers, PTS = stream time, offset 1).
+   */
+  g_signal_new_class_handler ("replay", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_ceus_gate_replay),
+      NULL, NULL, NULL, GST_TYPE_BUFFER_LIST, 8, G_TYPE_UINT64, G_TYPE_UINT64,
+      G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT64,
+      G_TYPE_STRING);
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -713,4 +1125,8 @@ gst_ceus_gate_init (GstCeusGate * self)
   self->frozen_after = DEFAULT_FROZEN_AFTER;
   gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
   self->stamp_caps = gst_caps_new_empty_simple ("timestamp/x-ceus-monotonic");
+  self->epoch_caps = gst_caps_new_empty_simple ("timestamp/x-ceus-epoch");
+  g_queue_init (&self->ring);
+  self->keep_time = DEFAULT_KEEP_TIME;
+  self->keep_max_bytes = DEFAULT_KEEP_MAX_BYTES;
 }

@@ -117,8 +117,9 @@ def test_late_marks_give_exactly_the_on_time_score(env):
     assert ref["final"] and ref["slots_filled"] == 30
     for d in lates[1:]:
         r = out[d]
-        assert r["t0"] == ref["t0"], d
-        assert [s.get("pts_s") for s in r["slots"]] == [s.get("pts_s") for s in ref["slots"]], d
+        why = (d, r["flags"], r.get("warnings"), ref["flags"], ref.get("warnings"))
+        assert r["t0"] == ref["t0"], why
+        assert [s.get("pts_s") for s in r["slots"]] == [s.get("pts_s") for s in ref["slots"]], why
         assert r["score"] == ref["score"] and r["final"], d
         assert "baseline_contaminated" not in r["flags"]
 
@@ -248,40 +249,6 @@ def sim_exam_ts(media_dir):
     truth = write_exam(Scene(sample_case(11), Layout(320, 240), injection_s=2.0), path,
                        fps=30.0, container="ts")
     return path, truth
-
-
-def test_the_monitor_picker_passes_the_frames_ceusgate_passes(coded_mkv25):
-    """Late marks choose monitor frames in Python (``history.MonitorPicker``) by ceusgate's
-    rule: on a real recording both pick exactly the same frames."""
-    from ceustream.engine.app.history import MonitorPicker
-    from ceustream.pipelines import gst
-
-    gst.require("ceusgate")
-    Gst = gst.Gst
-
-    def pts_through(props: str) -> list[int]:
-        p = Gst.parse_launch(f'filesrc location="{coded_mkv25.path}" ! decodebin ! '
-                             f"ceusgate {props} ! appsink name=s sync=false")
-        sink = p.get_by_name("s")
-        p.set_state(Gst.State.PLAYING)
-        out = []
-        while True:
-            smp = sink.try_pull_sample(10 * Gst.SECOND)
-            if smp is None:
-                break
-            b = smp.get_buffer()
-            out.append(smp.get_segment().to_stream_time(Gst.Format.TIME, b.pts))
-        p.set_state(Gst.State.NULL)
-        return out
-
-    start, stop, step = 4.3, 60.0, 0.125
-    gate = pts_through(f"monitor-start={int(start * 1e9)} monitor-stop={int(stop * 1e9)} "
-                       f"monitor-interval={int(step * 1e9)}")
-    every = pts_through("pass-all=true")
-    assert len(every) > 1000 and all(t % 1000 == 0 for t in every)  # Matroska: whole µs
-    picker = MonitorPicker.from_seconds(start, stop, step)
-    picked = [t for t in every if picker.pick(t // 1000)]
-    assert picked == gate and len(gate) > 300
 
 
 def test_a_neighbour_filled_slot_is_not_a_frozen_frame():

@@ -44,7 +44,7 @@ from ceustream.engine.wire import messages
 from ceustream.pipelines.source import redact
 
 from . import examclock
-from .history import History, to_us
+from .history import Kept, to_us
 from .journal import Journal, default_dir
 from .liveexam import LiveExam, Outputs
 from .outputs import attach
@@ -140,7 +140,15 @@ class SourceRunner:
         self.warnings: set[str] = set()
         self.exam: LiveExam | None = None
         self.results: list[dict] = []
-        self._gate_cfg: tuple[bool, list[float]] = (False, [])
+        #: the exam's wishes for the gate, on the exam clock (``liveexam.Gate``): applied to
+        #: each new pipeline's gate once its first frame places it on the exam clock
+        self._gate_cfg: dict[str, Any] = {"keep": None, "monitor": None, "slots": []}
+        #: the latest replay request (``ceusgate``'s epoch): frames the gate chose before it
+        #: (older epoch) are not the exam's any more; 0 for a new pipeline
+        self._epoch = 0
+        self._want_epoch = 0
+        #: a replay's frames are on their way: nothing is decided by the clock meanwhile
+        self._replaying = False
         self._quit = threading.Event()
         #: what the exam's times mean (in every result; updated as the source comes and goes)
         self.clock: dict[str, Any] = {
@@ -225,23 +233,87 @@ class SourceRunner:
                                     None if st is None else (st + 500) // 1000)
         return None if us is None else us / 1e6
 
-    # -- the gate --------------------------------------------------------------------------
-    def configure(self, pass_all: bool, slots_s: list[float]) -> None:
-        """The exam's wishes for the gate, on the exam clock (``liveexam.Gate``)."""
-        self._gate_cfg = (pass_all, list(slots_s))
+    # -- the gate (``liveexam.Gate``, on the exam clock) ----------------------------------
+    def _stream_s(self, exam_s: float, off: int) -> float:
+        """An exam time as the open pipeline's stream time (seconds, whole µs)."""
+        return (to_us(exam_s) - off) / 1e6
+
+    def keep(self, roi: Any) -> None:
+        self._gate_cfg["keep"] = None if roi is None else (roi.x, roi.y, roi.w, roi.h)
+        r = self.sup.reader
+        if r is not None and self.offset_us is not None:
+            self._apply_keep(r)
+
+    def _apply_keep(self, r: Any) -> None:
+        st = self.settings
+        r.set_keep(self._gate_cfg["keep"], st["history_s"], int(st["history_max_mb"] * 1e6))
+
+    def rule(self, monitor: tuple[float, float, float] | None, slots: list[float]) -> None:
+        """The gate's monitor window and slots from the next frame on (nothing replayed)."""
+        self._gate_cfg["monitor"], self._gate_cfg["slots"] = monitor, list(slots)
         self._apply_gate()
 
-    def _apply_gate(self) -> None:
+    def replay(self, monitor: tuple[float, float, float] | None, slots: list[float],
+               from_s: float | None = None, after: Kept | None = None,
+               pre_from_s: float | None = None) -> None:
+        """The gate's rule as ``rule``, run first over the kept past: from ``from_s`` (exam
+        time), or from just after the frame ``after`` (the monitor's rhythm going on from it),
+        with the kept frames from ``pre_from_s`` as context. Frames the gate chose before this
+        request are not the exam's any more (the epoch)."""
+        self._gate_cfg["monitor"], self._gate_cfg["slots"] = monitor, list(slots)
         r, off = self.sup.reader, self.offset_us
         if r is None or off is None:
             return
-        pass_all, slots = self._gate_cfg
+        self._epoch += 1
+        self._want_epoch = self._epoch
+        self._replaying = True
+        last = None
+        if after is not None and after.stream_ns is not None:
+            from_ns = after.stream_ns + 1
+            last = after.stream_ns if monitor is not None else None
+        else:
+            from_ns = max(0, to_us(from_s or 0.0) - off) * 1000
+        mon = None if monitor is None else (
+            max(0.0, self._stream_s(monitor[0], off)), self._stream_s(monitor[1], off),
+            monitor[2])
+        pre = None if pre_from_s is None else max(0, to_us(pre_from_s) - off) * 1000
+        r.replay(self._epoch, from_ns, pre, mon, last, self._slot_times(off))
+
+    def close_gate(self) -> None:
+        self._gate_cfg = {"keep": None, "monitor": None, "slots": []}
+        self._apply_gate()
+
+    def kept_from_s(self) -> float | None:
+        r, off = self.sup.reader, self.offset_us
+        if r is None or off is None:
+            return None
+        from_ns, _ = r.kept()
+        return None if from_ns is None else ((from_ns + 500) // 1000 + off) / 1e6
+
+    def kept_limited(self) -> bool:
+        r = self.sup.reader
+        return r is not None and r.kept()[1]
+
+    def _slot_times(self, off: int) -> list[float]:
         times = []
-        for s in slots:
+        for s in self._gate_cfg["slots"]:
             us = to_us(s) - off
             times += [(us - SLOT_PAD_US) / 1e6, (us + SLOT_PAD_US) / 1e6]
-        r.set_slots(sorted(t for t in times if t >= 0))
-        r.set_pass_all(pass_all)
+        return sorted(t for t in times if t >= 0)
+
+    def _apply_gate(self) -> None:
+        """The exam's wishes as they stand (no replay) on the open pipeline's gate."""
+        r, off = self.sup.reader, self.offset_us
+        if r is None or off is None:
+            return
+        r.set_slots(self._slot_times(off))
+        mon = self._gate_cfg["monitor"]
+        if mon is None:
+            r.stop_monitor()
+        else:
+            r.set_monitor(max(0.0, self._stream_s(mon[0], off)), self._stream_s(mon[1], off),
+                          mon[2])
+        r.set_pass_all(False)
 
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -267,8 +339,9 @@ class SourceRunner:
                         self._frame(fr)
                     self._tick()
                 self.settle()  # the model runs here, with no lock held
-                if sup.reopen:
-                    reason = sup.stalled(self.offset_us is not None, self.seconds_since_frame())
+                if sup.reopen and not self._replaying:
+                    # (a replay's frames are coming; the worker's own hang limit applies)
+                    reason = sup.stalled(self.offset_us is not None, self.gate_silent_s())
                     if reason is not None:
                         self._lost(reason, False)
             except Exception:  # never let the source's thread die
@@ -294,6 +367,8 @@ class SourceRunner:
             self.sup.install(r)
             self.xclock.new_pipeline()
             self.health.new_pipeline()
+            self._want_epoch = 0  # a new gate: what it passes is the exam's wishes as they stand
+            self._replaying = False
         return True
 
     def _lost(self, why: str, eos: bool) -> None:
@@ -324,6 +399,14 @@ class SourceRunner:
     def _frame(self, fr: Frame) -> None:
         pts_ns = int(round(fr.pts_s * 1e9))
         raw = (pts_ns + 500) // 1000
+        if getattr(fr, "epoch", 0) < self._want_epoch:
+            return  # chosen by the gate before the exam's latest request: not the exam's
+        if getattr(fr, "past", "") == "end":
+            self._replaying = False
+            return
+        if getattr(fr, "past", ""):
+            self._past_frame(fr, raw, pts_ns)
+            return
         mono = fr.mono_ns if fr.mono_ns is not None else time.monotonic_ns()
         clk = self.xclock
         before_us, before_ns = clk.last_us, clk.last_mono_ns
@@ -344,6 +427,8 @@ class SourceRunner:
                         self.name, ((before_us or 0) - (was or 0)) / 1e6)
         if event is not None:
             self._apply_gate()
+            if self.sup.reader is not None:  # a new pipeline, or a new timeline: kept anew
+                self._apply_keep(self.sup.reader)
         if us is None:
             # a repeated or out-of-order frame, or one with a time far back that the next
             # frames do not confirm yet (a decoder fed a damaged stream puts out such frames):
@@ -355,14 +440,33 @@ class SourceRunner:
         ex = self.open_exam()
         if ex is None:
             return
-        for name, on in ex.take_frame(fr, us, lag).items():
+        for name, on in ex.take_frame(fr, us, lag, pts_ns).items():
             self._set_warning(name, on)
+
+    def _past_frame(self, fr: Frame, raw: int, pts_ns: int) -> None:
+        """A kept frame the gate replayed for a late mark: on the exam clock by the open
+        pipeline's offset (it was on screen before the newest frame; the clock is not
+        moved)."""
+        us = self.xclock.exam_us(raw)
+        ex = self.open_exam()
+        if us is not None and ex is not None:
+            ex.take_past(fr, us, pts_ns, context=fr.past == "context")
+
+    def gate_silent_s(self) -> float | None:
+        """Seconds the gate has seen no frame: a worker's own measure (frames it reported but
+        the engine has not read yet are the engine behind, not the source), else the newest
+        frame taken."""
+        quiet = getattr(self.sup.reader, "gate_silent_s", None)
+        return quiet() if quiet is not None else self.seconds_since_frame()
 
     # -- periodic --------------------------------------------------------------------------
     def _tick(self) -> None:
         r = self.sup.reader
         since = self.seconds_since_frame()
         no_signal = r is None or since is None or since > self.settings["no_signal_s"]
+        # a replay's frames on their way carry the gate's state as it was when each was sent:
+        # its clock reads late until they are through, not a source without signal
+        no_signal = no_signal and not (self._replaying and r is not None)
         self._set_warning("no_signal", no_signal)
         if r is not None and self.offset_us is not None:
             self._set_warning("frozen_frame", self.health.observe(r, self.offset_us, no_signal))
@@ -372,8 +476,14 @@ class SourceRunner:
         ex = self.open_exam()
         if ex is not None:
             # status carries the lag (also between slot frames)
+            # slots are given up for want of frames only when the gate itself saw none (as its
+            # worker last reported): a worker slow to report on a busy machine delays its
+            # frames, it does not lose them
+            silent = self.gate_silent_s() if r is not None else None
             ex.progress(self.now_s(), 0.0 if no_signal else self.health.speed(),
-                        self.health.engine_lag_s(r is not None), no_signal)
+                        self.health.engine_lag_s(r is not None), no_signal,
+                        gate_silent=no_signal and (r is None or silent is None or
+                                                   silent > self.settings["no_signal_s"]))
 
     def _picture_frozen(self) -> bool:
         """The gate has seen the whole picture byte-identical (``frozen-after`` frames)."""
@@ -483,10 +593,8 @@ class SourceRunner:
         if ctx.telemetry is not None:
             ctx.telemetry.watch(session)
         session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
-        st = self.settings
-        hist = History(st["history_s"], int(st["history_max_mb"] * 1e6))
         session.warnings.update(self.warnings)
-        self.exam = LiveExam(session, ctx.cfg, self, hist, outputs)
+        self.exam = LiveExam(session, ctx.cfg, self, outputs)
         session.start()
         log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
         return {"exam": exam, "phase": session.phase}
@@ -554,6 +662,7 @@ class SourceRunner:
                 "lag_s": self.health.engine_lag_s(r is not None), "frames_total": frames,
                 "frames_dropped": dropped,
                 "worker": {"pid": getattr(r, "pid", None), "last_exit": sup.worker_exit,
+                           "ready": bool(getattr(r, "ready_ns", 0)),
                            "last_error": sup.last_error},
                 "up": sup.state == "playing" and "no_signal" not in warnings,
                 "exam": ex.exam_id if ex is not None and ex.open else None,

@@ -1,18 +1,20 @@
 """One live exam over the frames of its source: the recent past kept, marks honoured late,
 arrival detected, slots filled — the same decisions a replay of the exam's recording makes.
 
-While the exam is open and t0 is not known, the source's gate passes every frame and the exam
-keeps their ROI crops (``history.History``). A mark (``mark_injection`` / ``mark_arrival``)
-may name a time in the past within the kept horizon, or up to ``FUTURE_S`` ahead: the kept
-frames from that time on are run through exactly the path later frames take, so a mark given
-80 s late yields the clip and score of the same mark given on time.
+While the exam is open and t0 is not known, the source's gate (``ceusgate``, in the source's
+worker process) keeps the ROI's luma of every frame in a ring bounded by ``live.history_s``
+and ``live.history_max_mb``, and passes no frame to Python. A mark (``mark_injection`` /
+``mark_arrival``) may name a time in the past within the kept horizon, or up to ``FUTURE_S``
+ahead: the gate runs its kept frames from that time on through the one selection rule its live
+frames take (the monitor window, 8 frames per second from the injection; the slots: the last
+frame before and the first at or after each) and sends the chosen ones ahead of the live
+frames that follow, so a mark given 80 s late yields the clip and score of the same mark given
+on time. Frames the gate passed before the request (an older ``epoch``) are not used.
 
-The path is ``collect.detect_arrival`` + ``collect.collect_slots`` of a streaming replay,
-with ``ceusgate``'s choices made here on the exam's microsecond clock: arrival is watched on
-the monitor frames (``history.MonitorPicker``, 8 per second from the injection); once it is
-confirmed the window stays open ``collect.HOLD_S`` longer and every slot due inside it is
-taken from those monitor frames; later slots take the nearest frame. When the window closes
-the gate is told the slots and stops passing everything.
+The path is ``collect.detect_arrival`` + ``collect.collect_slots`` of a streaming replay, on
+the exam's microsecond clock: arrival is watched on the monitor frames; once it is confirmed
+the window stays open ``collect.HOLD_S`` longer and every slot due inside it is taken from
+those monitor frames; later slots take the nearest of the frames the gate passes for them.
 
 Without frames (no signal) time still passes: arrival detection falls back when its window
 has gone by, and slots whose tolerance has passed are decided by ``Sampler.advance`` (the
@@ -36,7 +38,7 @@ from ceustream.engine.core.schedule import FRAME
 from ceustream.engine.core.source import Frame
 
 from .collect import HOLD_S, monitor_interval
-from .history import History, Kept, MonitorPicker, slot_us, to_us
+from .history import Kept, to_us
 from .session import ExamSession
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,29 @@ PRE_INJECTION_S = 30.0
 
 
 class Gate(Protocol):
-    """What an exam asks of its source's gate, on the exam's clock."""
+    """What an exam asks of its source's gate, on the exam's clock (seconds)."""
 
-    def configure(self, pass_all: bool, slots_s: list[float]) -> None: ...
+    def keep(self, roi: Any) -> None:
+        """Keep the luma of this ROI of every frame (None: keep nothing, forget)."""
+
+    def rule(self, monitor: tuple[float, float, float] | None, slots: list[float]) -> None:
+        """The monitor window (start, stop, interval) and the slots from the next frame on."""
+
+    def replay(self, monitor: tuple[float, float, float] | None, slots: list[float],
+               from_s: float | None = None, after: Kept | None = None,
+               pre_from_s: float | None = None) -> None:
+        """The same, run first over the kept past from ``from_s`` (or from just after the
+        frame ``after``, the monitor's rhythm going on from it); the kept frames from
+        ``pre_from_s`` come as context. The chosen frames come before any later live one."""
+
+    def close_gate(self) -> None:
+        """Nothing more: no monitor, no slots, nothing kept."""
+
+    def kept_from_s(self) -> float | None:
+        """The exam time of the oldest kept frame (None: nothing kept)."""
+
+    def kept_limited(self) -> bool:
+        """True when the memory bound, not the horizon, decides how far back it goes."""
 
 
 def baseline_contaminated(pre: list[float], window: list[float], rise: float) -> bool:
@@ -92,7 +114,7 @@ class LiveExam:
     calls after releasing its lock, so that no source's or engine's lock is ever held while
     the model runs; the exam's own ``_score_lock`` only keeps its scores in order."""
 
-    def __init__(self, session: ExamSession, cfg: dict, gate: Gate, history: History,
+    def __init__(self, session: ExamSession, cfg: dict, gate: Gate,
                  outputs: list[Outputs] | None = None):
         self.s = session
         self.outputs = list(outputs or [])
@@ -102,51 +124,50 @@ class LiveExam:
         self._report_lock = threading.Lock()
         self.cfg = cfg
         self.gate = gate
-        self.history = history
+        self.horizon_s = float(cfg["live"]["history_s"])
         self.stage = "waiting"
         self.step_s = monitor_interval(cfg)
         self.det: ArrivalDetector | None = None
-        self.picker: MonitorPicker | None = None
         self.until: float | None = None
         self.window: list[Kept] = []
-        self.s1_us: int | None = None       # the first slot after the window (µs)
-        self.last: Kept | None = None       # the previous frame, and whether it was picked
-        self.last_picked = False
         self.newest_us: int | None = None
-        self.pre_means: list[float] = []
+        self.inj_us: int | None = None
+        self.pre: dict[int, list[float]] = {}  # ROI means of the kept frames before the mark
         self.checked_baseline = False
         self.result: dict[str, Any] | None = None
         self.reported = False  # the runner has handed the result on
         self.warned_memory = False
-        gate.configure(True, [])
+        self.slots_given = False
+        self.window_rule: tuple[float, float, float] = (0.0, 0.0, self.step_s)
+        gate.keep(session.roi)
 
     # -- frames ----------------------------------------------------------------------------
     def feed(self, k: Kept) -> None:
-        """A frame from the source (exam clock, in time order)."""
-        if self.stage == "ended":
+        """A frame the gate chose (live, or kept and replayed: exam clock, in time order)."""
+        if self.stage in ("ended", "waiting"):
+            return
+        if k.context:
+            if self.stage == "detecting" and self.inj_us is not None and \
+                    self.inj_us - to_us(PRE_INJECTION_S) <= k.us < self.inj_us:
+                self.pre.setdefault(k.us // 1_000_000, []).append(float(k.crop.mean()))
             return
         if self.newest_us is not None and k.us <= self.newest_us:
             return
         self.newest_us = k.us
-        if self.stage in ("waiting", "detecting"):
-            self.history.add(k)
-            if self.history.bytes_limited_s is not None and not self.warned_memory:
-                self.warned_memory = True
-                log.warning("exam %s: a %dx%d ROI: the memory bound (live.history_max_mb) "
-                            "keeps only the last %.0f s for late marks", self.s.exam,
-                            k.crop.shape[1], k.crop.shape[0], self.history.bytes_limited_s)
-        self._step(k)
-
-    def _step(self, k: Kept) -> None:
         if self.stage == "detecting":
             self._detect(k)
         elif self.stage == "collecting":
             self._offer(k)
-        else:
-            self.last, self.last_picked = k, False
 
     def tick(self, now_s: float, no_signal: bool) -> None:
         """Time passes without frames (``no_signal``): decide what cannot wait any longer."""
+        if self.stage in ("waiting", "detecting") and not self.warned_memory and \
+                self.gate.kept_limited():
+            self.warned_memory = True
+            start = self.gate.kept_from_s()
+            log.warning("exam %s: a %dx%d ROI: the memory bound (live.history_max_mb) keeps "
+                        "only the past since %s for late marks", self.s.exam, self.s.roi.w,
+                        self.s.roi.h, "?" if start is None else f"{start:.1f} s")
         if not no_signal or self.stage in ("waiting", "ended"):
             return
         if self.stage == "detecting":
@@ -184,17 +205,16 @@ class LiveExam:
             raise UsageError(f"{what}: t={t:.2f} s is {t - now_s:.1f} s ahead of the stream "
                              f"({now_s:.2f} s); at most {FUTURE_S:g} s ahead")
         us = to_us(t)
-        start = self.history.covers_from_us
+        start = self.gate.kept_from_s()
         if start is None:
             if now_s is not None and t < now_s - 1.0:
                 raise UsageError(f"{what}: t={t:.2f} s: no frame of this exam is kept from "
                                  "then (none has come since it started)")
             return us
-        if us < start:
-            horizon = self.history.horizon_us / 1e6
+        if us < to_us(start):
             raise UsageError(f"{what}: t={t:.2f} s is before the kept past (frames are kept "
-                             f"from {start / 1e6:.2f} s: since the exam started or its ROI was "
-                             f"set, for at most {horizon:g} s)")
+                             f"from {start:.2f} s: since the exam started, its ROI was set or "
+                             f"the source reconnected, for at most {self.horizon_s:g} s)")
         return us
 
     def mark_injection(self, t: float, now_s: float | None) -> float:
@@ -203,17 +223,14 @@ class LiveExam:
         us = self.check_time(t, now_s, "mark_injection")
         t = us / 1e6
         arr = self.cfg["arrival"]
-        self.pre_means = self._pre_means(us)
         self.s.mark_injection(t)
         self.det = ArrivalDetector.from_config(t, arr)
-        self.picker = MonitorPicker.from_seconds(
-            t, t + float(arr["window_s"]) + HOLD_S + 1.0, self.step_s)
         self.stage = "detecting"
-        self.last, self.last_picked = None, False
-        for k in list(self.history.since(us)):  # the kept past, then live frames
-            if self.stage == "ended":
-                break
-            self._step(k)
+        self.inj_us = us
+        self.newest_us = None
+        # the kept past from t through the gate's monitor rule, then live frames
+        self.window_rule = (t, t + float(arr["window_s"]) + HOLD_S + 1.0, self.step_s)
+        self.gate.replay(self.window_rule, [], from_s=t, pre_from_s=t - PRE_INJECTION_S)
         return t
 
     def mark_arrival(self, t: float, now_s: float | None) -> float:
@@ -223,68 +240,50 @@ class LiveExam:
         t = us / 1e6
         manual = Arrival(t, "manual")
         self.det = None
+        self.window = []
         self.s.set_t0(t, manual)
         self.stage = "collecting"
-        self.last, self.last_picked = None, False
-        # every kept frame is a candidate: the nearest frame for each slot, as on time
-        for k in list(self.history.since(0)):
-            if self.stage == "ended":
-                break
-            self._offer(k)
-        self.history.clear()
-        if self.stage == "collecting":
-            self.gate.configure(False, list(self.s.sampler.due))
+        self.newest_us = None
+        # every kept frame through the gate's slot rule (the last frame before and the first
+        # at or after each slot: the nearest is among them), then live frames
+        self.gate.replay(None, list(self.s.sampler.due), from_s=0.0)
+        self.gate.keep(None)
         return t
 
     def roi_changed(self) -> None:
         """A new ROI (before any mark): the kept crops show another place."""
-        self.history.clear()
+        self.gate.keep(self.s.roi)
 
     # -- arrival ---------------------------------------------------------------------------
     def _detect(self, k: Kept) -> None:
-        picked = self.picker.pick(k.us)
-        prev, prev_picked = self.last, self.last_picked
-        self.last, self.last_picked = k, picked
-        if self.until is None:  # before confirmation the gate passes monitor frames only
-            if not picked:
-                return
+        """A frame the gate passed while arrival is watched (``collect.detect_arrival``): a
+        monitor frame, or after the confirmation also a frame for the first later slots."""
+        self.s.position_s = k.pts_s
+        if self.until is None:
             self.window.append(k)
-            self.s.position_s = k.pts_s
             res = self.det.offer(k.pts_s, float(k.crop.mean()))
             self._baseline_check()
             if res is not None:
-                self._confirmed(res, k.pts_s)
+                self._confirmed(res, k)
                 if k.pts_s + self.step_s > self.until:
                     self._end_window([])
             return
-        # after it: monitor frames, and the frames the gate passes for the first later slot
-        # (the one before it may still fall inside the window)
-        out: list[Kept] = []
-        if prev is not None and not prev_picked and self.s1_us is not None and \
-                prev.us < self.s1_us <= k.us:
-            out.append(prev)
-        if picked or (self.s1_us is not None and k.us >= self.s1_us):
-            out.append(k)
-        used = False
-        for g in out:
-            self.s.position_s = g.pts_s
-            used = g is k
-            if g.pts_s > self.until:
-                self._end_window([g])
-                break
-            self.window.append(g)
-            if g.pts_s + self.step_s > self.until:
-                self._end_window([])
-                break
-        if self.stage == "collecting" and not used:
-            self._offer(k)  # from here on every frame is a slot candidate
+        if k.pts_s > self.until:
+            self._end_window([k])
+            return
+        self.window.append(k)
+        if k.pts_s + self.step_s > self.until:
+            self._end_window([])
 
-    def _confirmed(self, res: Arrival, now: float) -> None:
+    def _confirmed(self, res: Arrival, k: Kept) -> None:
         sampler = self.s.set_t0(res.t0, res)
-        self.until = now + HOLD_S + self.step_s
-        self.picker.stop_at(self.until)
-        later = [d for d in sampler.due if d > self.until]
-        self.s1_us = slot_us(later[0]) if later else None
+        self.until = k.pts_s + HOLD_S + self.step_s
+        # the window closes at ``until``; the later slots are listed. Run over the kept past
+        # from just after this frame: a late mark's frames after it are in the past already
+        start, _, step = self.window_rule
+        self.gate.replay((start, self.until, step), [d for d in sampler.due if d > self.until],
+                         after=k)
+        self.slots_given = True
         log.info("exam %s: contrast arrival %s: t0 = %.2f s", self.s.exam,
                  "detected" if res.method == "detected" else "not seen, fallback", res.t0)
 
@@ -302,18 +301,17 @@ class LiveExam:
         for f in pending:
             self._offer(f, check=False)
         self.window = []
-        self.history.clear()
-        self.gate.configure(False, list(sampler.due))
+        # the slots after the window are the gate's since the confirmation (left as they are:
+        # setting them again could drop the frame it holds for the next one)
+        if not self.slots_given:
+            self.gate.rule(None, [d for d in sampler.due if d > self.until])
+            self.slots_given = True
+        self.gate.keep(None)
         self._check_done()
 
-    def _pre_means(self, inj_us: int) -> list[float]:
+    def _pre_means(self) -> list[float]:
         """Per-second ROI means of the kept frames before the injection mark."""
-        frames = [k for k in self.history.before(inj_us)
-                  if k.us >= inj_us - to_us(PRE_INJECTION_S)]
-        out: dict[int, list[float]] = {}
-        for k in frames:
-            out.setdefault(k.us // 1_000_000, []).append(float(k.crop.mean()))
-        return [float(np.median(v)) for v in out.values() if len(v) >= 2]
+        return [float(np.median(v)) for v in self.pre.values() if len(v) >= 2]
 
     def _baseline_check(self) -> None:
         """Once the detector's baseline window is complete: does it already show contrast?"""
@@ -324,7 +322,7 @@ class LiveExam:
         self.checked_baseline = True
         base = [v for t, v in zip(det.times, det.values)
                 if t < det.injection_s + det.baseline_s]
-        if baseline_contaminated(self.pre_means, base, rise_threshold(base, det)):
+        if baseline_contaminated(self._pre_means(), base, rise_threshold(base, det)):
             log.warning("exam %s: the baseline window after the injection mark already shows "
                         "contrast (mark too late?): arrival detection cannot be trusted; mark "
                         "arrival instead", self.s.exam)
@@ -333,7 +331,6 @@ class LiveExam:
 
     # -- slots -----------------------------------------------------------------------------
     def _offer(self, k: Kept, check: bool = True) -> None:
-        self.last, self.last_picked = k, False
         self.s.position_s = k.pts_s
         fills = self.s.sampler.offer(k.pts_s, k.crop, k.mono_ns)
         if fills:
@@ -359,8 +356,7 @@ class LiveExam:
         if self.stage == "ended":
             return
         self.stage = "ended"
-        self.history.clear()
-        self.gate.configure(False, [])
+        self.gate.close_gate()
         self._pending.append(("finish", reason))
 
     # -- scoring (outside the runner's lock) -----------------------------------------------
@@ -422,19 +418,23 @@ class LiveExam:
             self.s.set_warning(name, on)
 
     def progress(self, now_s: float | None, speed: float, lag_s: float | None,
-                 no_signal: bool) -> None:
-        """The source's clock moved (a frame, or time without one)."""
+                 no_signal: bool, gate_silent: bool | None = None) -> None:
+        """The source's clock moved (a frame, or time without one). ``gate_silent``: the
+        gate itself saw no frame for the no-signal time (default: ``no_signal``); only then
+        are slots given up for want of frames."""
         if self.stage == "ended":
             return
         self.s.speed = speed
         if lag_s is not None:
             self.s.lag_s = lag_s
         if now_s is not None:
-            self.tick(now_s, no_signal)
+            self.tick(now_s, no_signal if gate_silent is None else gate_silent)
 
-    def take_frame(self, fr: Frame, us: int, lag_s: float) -> dict[str, bool]:
-        """A frame of the source at exam time ``us`` (µs); returns the source warnings it
-        decides (``roi_outside_frame``, ``source_changed``)."""
+    def take_frame(self, fr: Frame, us: int, lag_s: float,
+                   stream_ns: int | None = None) -> dict[str, bool]:
+        """A frame of the source at exam time ``us`` (µs; ``stream_ns``: its time on the
+        pipeline's own clock); returns the source warnings it decides
+        (``roi_outside_frame``, ``source_changed``)."""
         s = self.s
         if self.stage == "ended":
             return {}
@@ -456,8 +456,20 @@ class LiveExam:
         s.lag_s = lag_s
         roi = s.roi
         crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
-        self.feed(Kept(us, crop, fr.mono_ns))
+        self.feed(Kept(us, crop, fr.mono_ns, stream_ns=stream_ns))
         return out
+
+    def take_past(self, fr: Frame, us: int, stream_ns: int, context: bool) -> None:
+        """A kept frame the gate replayed for a mark in the past (``context``: before the
+        replay's start, for the baseline check only)."""
+        s = self.s
+        if self.stage == "ended" or s.frame_size is None:
+            return
+        roi = s.roi
+        crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+        if crop.shape != (roi.h, roi.w):
+            return  # kept for another ROI (the gate's keep-roi changed meanwhile)
+        self.feed(Kept(us, crop, fr.mono_ns, context=context, stream_ns=stream_ns))
 
     @property
     def roi(self) -> Roi:
