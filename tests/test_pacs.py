@@ -154,6 +154,33 @@ def sr_of_study(o, study_uid: str, sop_class: str) -> list[str]:
     return found
 
 
+def dciodvfy(path: Path) -> list[str]:
+    """dicom3tools' findings on ``path``: its Error and Warning lines."""
+    v = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [ln for ln in (v.stdout + v.stderr).splitlines()
+            if ln.startswith(("Error", "Warning"))]
+
+
+def described(dump: str) -> list[tuple[str, str, str]]:
+    """(exact meaning, concept, value) of each item of a ``dsrdump`` that carries a child
+    "Equivalent Meaning of Concept Name" (the SR's way to say what a standard concept such
+    as "Probability" or "Comment" stands for here)."""
+    lines = dump.splitlines()
+    item = re.compile(r'^( *)<[^>]*?(?:NUM|TEXT|CODE):\([^)]*"([^"]*)"\)="([^"]*)"')
+    out = []
+    for i, ln in enumerate(lines):
+        m = re.search(r'"Equivalent Meaning of Concept Name"\)="([^"]*)"', ln)
+        if not m:
+            continue
+        depth = len(ln) - len(ln.lstrip(" "))
+        for up in reversed(lines[:i]):
+            p = item.match(up)
+            if p and len(p.group(1)) < depth:
+                out.append((m.group(1), p.group(2), p.group(3)))
+                break
+    return out
+
+
 def qa(archive, pacs_env, out: Path, address: str, *extra: str):
     p = run_cli(["qa", address, "--out", str(out), "--study-date", "20260101-20260131",
                  "--labels", str(archive["labels"]), "--our-aet", OUR_AET, "--jobs", "1",
@@ -212,22 +239,23 @@ def test_qa_round_trip_query_retrieve_score_store_read_back(protocol, archive, p
     blob = o.rest(f"/instances/{sr_id}/file")
     f = tmp_path / "sr.dcm"
     f.write_bytes(blob)
-    v = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True)
-    errors = [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")]
-    assert errors == [], errors
+    assert dciodvfy(f) == []  # no error, no warning: standard codes only
     dump = subprocess.run(["dsrdump", "+Pl", "+Pu", "+Pt", str(f)], capture_output=True,
                           text=True).stdout
     assert "Imaging Measurement Report" in dump and "TID 1500" in dump and "TID 1501" in dump
-    m = re.search(r'"Probability of HCC \(model\)"\)="([0-9.]+)"', dump)
-    assert m and float(m.group(1)) == pytest.approx(by_cine["a"]["score"], abs=1e-6)
-    assert dump.count("frame time (t0+") == 30
+    items = described(dump)
+    score = [v for m, c, v in items if m == "Probability of HCC (model)"]
+    assert len(score) == 1 and float(score[0]) == pytest.approx(by_cine["a"]["score"],
+                                                                 abs=1e-6)
+    slots = [(m, c) for m, c, v in items if " frame time (t0+" in m]
+    assert len(slots) == 30 and {c for m, c in slots} == {"Time"}
+    assert [c for m, c, v in items if m == "Contrast arrival t0 from first frame"] == [
+        "Bolus Arrival Time"]
     assert "trained on simulated data, not for diagnosis" in dump.lower()
     assert uid(111) in dump  # the group's source image: the cine, with the scored frames
     sc_id = sr_of_study(o, uid(1), SC_CLASS)[-1]
     (tmp_path / "sc.dcm").write_bytes(o.rest(f"/instances/{sc_id}/file"))
-    v = subprocess.run(["dciodvfy", str(tmp_path / "sc.dcm")], capture_output=True, text=True)
-    assert [ln for ln in (v.stdout + v.stderr).splitlines()
-            if ln.startswith(("Error", "Warning"))] == []
+    assert dciodvfy(tmp_path / "sc.dcm") == []
     # nothing of the patient, the accession or the password left the process
     assert secrets_in(p.stdout, p.stderr, folders=(out,)) == []
     assert PASSWORD not in p.stdout + p.stderr
@@ -456,7 +484,8 @@ def test_listen_refuses_associations_when_its_disk_is_nearly_full(archive, pacs_
 
 def test_sr_and_sc_for_a_cine_without_type2_patient_attributes(archive, tmp_path):
     """A cine lacking Patient Birth Date / Sex / Study ID (Type 2: an archive's may) still
-    gets an SR and SC that dciodvfy finds no error in (the attributes present, empty)."""
+    gets an SR and SC that dciodvfy finds no error in (the attributes present, empty), and
+    the SR, whatever it holds, no warning of its own: every concept is a standard code."""
     import pydicom
 
     from ceustream.engine.dicomnet.results import Result, write_sc, write_sr
@@ -469,29 +498,52 @@ def test_sr_and_sc_for_a_cine_without_type2_patient_attributes(archive, tmp_path
                  slot_offsets_s=[0.0, 2.0], slot_frames=[174, 194], slot_times_s=[17.3, 19.3],
                  flags=["out_of_distribution"], model_name="m", model_sha256="0" * 64,
                  backend="onnxruntime", software_version="t", tic=None, domain=None)
-    for name, ds in (("sr.dcm", write_sr(cine, res)),
+    # every item the SR can hold: a provisional HCC with the TIC reading, the domain, the
+    # physiology basis, a note
+    full = Result(score=0.81, label="HCC", final=False, threshold=0.5, t0_s=17.3,
+                  slot_offsets_s=[0.0, 2.0, 4.0], slot_frames=[174, 194, None],
+                  slot_times_s=[17.3, 19.3, None], flags=["out_of_distribution", "late"],
+                  model_name="m", model_sha256="0" * 64, backend="onnxruntime",
+                  software_version="t",
+                  tic={"p_hcc": 0.7, "category": "LR-5-like", "summary": "APHE · washout"},
+                  domain={"state": "out", "distance": 3.2, "threshold": 2.5,
+                          "method": "mahalanobis"},
+                  extra_text=["a note"], score_basis="physiology")
+    # the one warning left is the cine's: its Study ID is empty (Type 2, copied as the
+    # standard asks into the SR and SC), and dciodvfy notes that a DICOMDIR would need it
+    study_id = ("Warning - Missing attribute or value that would be needed to build "
+                "DICOMDIR - Study ID")
+    for name, ds in (("sr.dcm", write_sr(cine, res)), ("full.dcm", write_sr(cine, full)),
                      ("sc.dcm", write_sc(cine, np.zeros((64, 96, 3), np.uint8), res))):
         ds.save_as(tmp_path / name, enforce_file_format=True)
-        v = subprocess.run(["dciodvfy", str(tmp_path / name)], capture_output=True, text=True)
-        assert [ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Error")] == []
-        # warnings: the cine's empty Study ID (copied as the standard asks); on the SR the
-        # local scheme, which it declares (CodingSchemeIdentificationSequence) though
-        # dicom3tools knows only PS3.16's schemes; nothing else
-        warn = {ln for ln in (v.stdout + v.stderr).splitlines() if ln.startswith("Warning")}
-        allowed = {"Warning - Missing attribute or value that would be needed to build "
-                   "DICOMDIR - Study ID"}
-        if name == "sr.dcm":
-            allowed.add("Warning - Unrecognized defined term <99CEUS> for value 1 of "
-                        "attribute <Coding Scheme Designator>")
-        assert warn <= allowed, warn
-        if name == "sr.dcm":
-            assert [(str(d.CodingSchemeDesignator), str(d.CodingSchemeName)) for d in
-                    ds.CodingSchemeIdentificationSequence] == [("99CEUS",
-                                                                 "ceustream local concepts")]
+        assert dciodvfy(tmp_path / name) == [study_id], name
+        assert "CodingSchemeIdentificationSequence" not in ds  # no local scheme to declare
     dump = subprocess.run(["dsrdump", "+Pl", str(tmp_path / "sr.dcm")], capture_output=True,
                           text=True).stdout
-    assert "Indeterminate (outside model domain)" in dump and "outside model domain" in dump
-    assert '"Model domain")="unknown"' in dump  # an older result without a domain object
+    items = {m: (c, v) for m, c, v in described(dump)}
+    assert items["CEUS label (model classification)"] == (
+        "Finding", "Indeterminate (outside model domain)")
+    assert items["Model domain"] == ("Comment", "unknown")  # an older result: no domain
+    assert items["Outside model domain"][1].startswith("outside model domain")
+    assert items["Probability of HCC (model)"] == ("Probability", "0.25")
+    dump = subprocess.run(["dsrdump", "+Pl", str(tmp_path / "full.dcm")],
+                          capture_output=True, text=True).stdout
+    items = {m: (c, v) for m, c, v in described(dump)}
+    assert items["CEUS label (model classification)"][1] == (
+        "Hepatocellular carcinoma (CEUS score)")
+    assert items["Final"] == ("Comment", "provisional (2/3 slots)")
+    assert items["Model domain"][1] == "out (distance 3.2, threshold 2.5, mahalanobis)"
+    assert items["Probability of HCC (TIC reading)"] == ("Probability", "0.7")
+    assert items["TIC category"] == ("Finding", "LR-5-like")
+    assert "physiology reading's" in items["Outside model domain"][1]
+    assert items["Note"] == ("Comment", "a note")
+    assert items["Flags"] == ("Comment", "out_of_distribution, late")
+    assert items["Disclaimer"][1].endswith("Trained on simulated data, not for diagnosis.")
+    assert [m for m in items if "frame time" in m] == ["Slot 0 frame time (t0+0 s)",
+                                                       "Slot 1 frame time (t0+2 s)"]
+    assert ('(16310003,SCT,"Diagnostic ultrasonography")' in dump
+            and '"Equivalent Meaning of Value")="Contrast-enhanced ultrasound of the liver"'
+            in dump)
 
 
 def test_dicom_tls(archive, pacs_env, tmp_path):

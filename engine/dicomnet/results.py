@@ -5,11 +5,18 @@ highdicom), each in a new series.
 
 The report's one TID 1501 group (Measurements and Qualitative Evaluations) references the
 cine with the frame numbers of the 30 scored frames, and holds: P(HCC), the threshold, each
-slot's time from t0, the TIC reading's P(HCC); the label and the TIC category as coded
-evaluations; the model and backend as the group's algorithm identification (TID 4019);
-the flags, the domain state and the disclaimer "trained on simulated data, not for
-diagnosis" as text. Concepts that have no code in DCM or SCT use the private scheme
-``99CEUS`` (PS3.16 8.2: a local coding scheme, described in the report's own items).
+slot's time from t0, the TIC reading's P(HCC) (numbers); the label, the TIC category, the
+flags, the domain state and the disclaimer "trained on simulated data, not for diagnosis"
+(text); the model and backend as the group's algorithm identification (TID 4019); the
+finding site (SCT Liver). The procedure reported is SCT "Diagnostic ultrasonography", its
+"Equivalent Meaning of Value" (DCM 121051) "Contrast-enhanced ultrasound of the liver".
+
+Every concept is a standard code (DCM, SCT, UCUM; each checked against pydicom's code
+dictionary): what the standard codes only generically (a "Probability", a "Time", a
+"Comment") carries its exact meaning in a child "Equivalent Meaning of Concept Name"
+(DCM 121050, HAS CONCEPT MOD, TEXT); what has no standard code (the label HCC / non-HCC,
+the TIC category) is text. No local coding scheme: dicom3tools' ``dciodvfy`` knows only
+a fixed list of schemes and warns on any other, declared or not.
 """
 
 from __future__ import annotations
@@ -24,29 +31,22 @@ from ceustream.engine.core import DISCLAIMER
 
 log = logging.getLogger(__name__)
 
-SCHEME = "99CEUS"
 MANUFACTURER = "ceustream"
 
 
-def _code(value: str, meaning: str, scheme: str = SCHEME):
-    from highdicom.sr import CodedConcept
+def _meaning(item: Any, text: str, of_value: bool = False) -> Any:
+    """``item`` (a content item) with a child giving its exact meaning as text: "Equivalent
+    Meaning of Concept Name" (DCM 121050), or "... of Value" (DCM 121051) for a code's value."""
+    from highdicom.sr import TextContentItem
+    from pydicom.sr.codedict import codes
 
-    return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
-
-
-def _scheme():
-    """The local scheme declared in the SR (PS3.3 C.12.1.1.2.1)."""
-    from pydicom.dataset import Dataset
-
-    d = Dataset()
-    d.CodingSchemeDesignator = SCHEME
-    d.CodingSchemeName = "ceustream local concepts"
-    d.CodingSchemeResponsibleOrganization = "ceustream project"
-    return d
-
-
-def _ucum(value: str, meaning: str):
-    return _code(value, meaning, "UCUM")
+    name = (codes.DCM.EquivalentMeaningOfValue if of_value
+            else codes.DCM.EquivalentMeaningOfConceptName)
+    if "ContentSequence" not in item:
+        item.ContentSequence = []
+    item.ContentSequence.append(TextContentItem(name=name, value=text,
+                                                relationship_type="HAS CONCEPT MOD"))
+    return item
 
 
 #: Type 2 attributes of the Patient and General Study modules that the SR and SC copy from
@@ -91,20 +91,21 @@ class Result:
     score_basis: str | None = None
 
 
-def _label_code(label: str | None):
-    return {"HCC": _code("HCC", "Hepatocellular carcinoma (CEUS score)"),
-            "non-HCC": _code("NONHCC", "Non-HCC primary liver cancer (CEUS score)"),
-            "indeterminate": _code("INDET", "Indeterminate (outside model domain)")}.get(
-        label or "", _code("PROV", "Provisional (clip incomplete)"))
+def label_text(label: str | None) -> str:
+    """The label as the SR says it."""
+    return {"HCC": "Hepatocellular carcinoma (CEUS score)",
+            "non-HCC": "Non-HCC primary liver cancer (CEUS score)",
+            "indeterminate": "Indeterminate (outside model domain)"}.get(
+        label or "", "Provisional (clip incomplete)")
 
 
 def measurement_report(cine: Any, res: Result):
     """The TID 1500 content tree for ``res`` about ``cine`` (a header dataset)."""
     import highdicom as hd
-    from highdicom.sr import (AlgorithmIdentification, DeviceObserverIdentifyingAttributes,
-                              Measurement, MeasurementReport,
-                              MeasurementsAndQualitativeEvaluations, ObservationContext,
-                              ObserverContext, QualitativeEvaluation,
+    from highdicom.sr import (AlgorithmIdentification, CodedConcept,
+                              DeviceObserverIdentifyingAttributes, FindingSite, Measurement,
+                              MeasurementReport, MeasurementsAndQualitativeEvaluations,
+                              ObservationContext, ObserverContext,
                               SourceImageForMeasurementGroup, TextContentItem,
                               TrackingIdentifier)
     from pydicom.sr.codedict import codes
@@ -118,64 +119,72 @@ def measurement_report(cine: Any, res: Result):
                                    parameters=[f"backend={res.backend}"[:64],
                                                f"sha256={res.model_sha256}"[:64]])
     frames = sorted({f for f in res.slot_frames if f is not None})
-    unity = _ucum("1", "no units")
+    unity, second = codes.UCUM.NoUnits, codes.UCUM.Second
+
+    def num(name: Any, meaning: str, value: float, unit: Any, **kw: Any) -> Any:
+        m = Measurement(name=name, value=float(value), unit=unit, **kw)
+        _meaning(m[0], meaning)
+        return m
+
     ms: list[Any] = []
     if res.score is not None:
-        ms.append(Measurement(name=_code("PHCC", "Probability of HCC (model)"),
-                              value=float(res.score), unit=unity, algorithm_id=algo))
-    ms.append(Measurement(name=_code("THR", "Decision threshold"), value=float(res.threshold),
-                          unit=unity))
+        ms.append(num(codes.DCM.Probability, "Probability of HCC (model)", res.score, unity,
+                      algorithm_id=algo))
+    ms.append(num(codes.DCM.Probability, "Decision threshold on the probability of HCC",
+                  res.threshold, unity))
     if res.t0_s is not None:
-        ms.append(Measurement(name=_code("T0", "Contrast arrival t0 from first frame"),
-                              value=float(res.t0_s), unit=_ucum("s", "second")))
+        ms.append(num(codes.DCM.BolusArrivalTime, "Contrast arrival t0 from first frame",
+                      res.t0_s, second))
     for k, (off, t) in enumerate(zip(res.slot_offsets_s, res.slot_times_s)):
-        if t is None:
-            continue
-        ms.append(Measurement(name=_code(f"SLOT{k:02d}", f"Slot {k} frame time (t0+{off:g} s)"),
-                              value=float(t), unit=_ucum("s", "second")))
+        if t is not None:
+            ms.append(num(codes.DCM.Time, f"Slot {k} frame time (t0+{off:g} s)", t, second))
     tic = res.tic or {}
     if isinstance(tic.get("p_hcc"), (int, float)):
-        ms.append(Measurement(name=_code("TICP", "Probability of HCC (TIC reading)"),
-                              value=float(tic["p_hcc"]), unit=unity))
-    evals = [QualitativeEvaluation(name=_code("LABEL", "CEUS label"),
-                                   value=_label_code(res.label))]
-    if tic.get("category"):
-        evals.append(QualitativeEvaluation(
-            name=_code("TICCAT", "TIC category"),
-            value=_code(str(tic["category"])[:16].upper(), str(tic["category"])[:64])))
+        ms.append(num(codes.DCM.Probability, "Probability of HCC (TIC reading)",
+                      tic["p_hcc"], unity))
     group = MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="CEUS lesion score"),
-        algorithm_id=algo, measurements=ms, qualitative_evaluations=evals,
+        algorithm_id=algo, measurements=ms,
+        finding_sites=[FindingSite(anatomic_location=codes.SCT.Liver)],
         source_images=[SourceImageForMeasurementGroup.from_source_image(
             cine, referenced_frame_numbers=frames or None)])
-    texts = [("DISCL", "Disclaimer", DISCLAIMER + " Trained on simulated data, not for "
-              "diagnosis."),
-             ("FLAGS", "Flags", ", ".join(res.flags) or "none"),
-             ("FINAL", "Final", "final (30/30 slots)" if res.final else
-              f"provisional ({sum(t is not None for t in res.slot_times_s)}/"
-              f"{len(res.slot_offsets_s)} slots)")]
+    # (concept, its exact meaning, the text); no standard code holds these values
+    finding, comment = codes.DCM.Finding, codes.DCM.Comment
+    texts = [(finding, "CEUS label (model classification)", label_text(res.label))]
+    if tic.get("category"):
+        texts.append((finding, "TIC category", str(tic["category"])))
+    texts += [(comment, "Disclaimer", DISCLAIMER + " Trained on simulated data, not for "
+               "diagnosis."),
+              (comment, "Flags", ", ".join(res.flags) or "none"),
+              (comment, "Final", "final (30/30 slots)" if res.final else
+               f"provisional ({sum(t is not None for t in res.slot_times_s)}/"
+               f"{len(res.slot_offsets_s)} slots)")]
     d = res.domain or {}
-    texts.append(("DOMAIN", "Model domain", f"{d.get('state', 'unknown')}"
+    texts.append((comment, "Model domain", f"{d.get('state', 'unknown')}"
                   + (f" (distance {d['distance']:.3g}, threshold {d['threshold']:.3g}, "
                      f"{d.get('method', '')})" if isinstance(d.get("distance"), (int, float))
                      and isinstance(d.get("threshold"), (int, float)) else "")))
     if tic.get("summary"):
-        texts.append(("TICSUM", "TIC reading", str(tic["summary"])[:1024]))
+        texts.append((comment, "TIC reading", str(tic["summary"])[:1024]))
     if res.label == "indeterminate" or "out_of_distribution" in res.flags:
-        texts.append(("OOD", "Outside model domain", "outside model domain: the TIC reading "
-                      "is what still holds" + (
+        texts.append((comment, "Outside model domain", "outside model domain: the TIC "
+                      "reading is what still holds" + (
                           "; the probability is the physiology reading's (LI-RADS features of "
                           "the TIC reading, published frequencies), not the network's"
                           if res.score_basis == "physiology" else "")))
     for t in res.extra_text:
-        texts.append(("NOTE", "Note", t[:1024]))
-    for value, meaning, text in texts:  # inside the group container (TID 1501)
-        group[0].ContentSequence.append(TextContentItem(name=_code(value, meaning), value=text,
-                                                        relationship_type="CONTAINS"))
-    return MeasurementReport(
+        texts.append((comment, "Note", t[:1024]))
+    for name, meaning, text in texts:  # inside the group container (TID 1501)
+        group[0].ContentSequence.append(_meaning(
+            TextContentItem(name=name, value=text, relationship_type="CONTAINS"), meaning))
+    report = MeasurementReport(
         observation_context=ObservationContext(observer_device_context=device),
-        procedure_reported=_code("CEUS", "Contrast-enhanced ultrasound of the liver"),
+        procedure_reported=CodedConcept.from_code(codes.SCT.DiagnosticUltrasonography),
         imaging_measurements=[group])
+    for item in report[0].ContentSequence:  # the procedure: what kind of ultrasonography
+        if item.ConceptNameCodeSequence[0].CodeValue == "121058":
+            _meaning(item, "Contrast-enhanced ultrasound of the liver", of_value=True)
+    return report
 
 
 def write_sr(cine: Any, res: Result, series_number: int = 9901):
@@ -191,7 +200,6 @@ def write_sr(cine: Any, res: Result, series_number: int = 9901):
         is_verified=False)
     sr.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: the TIC summary may hold any character
     sr.SeriesDescription = "ceustream CEUS score (simulated-data model)"
-    sr.CodingSchemeIdentificationSequence = [_scheme()]
     sr.SoftwareVersions = res.software_version[:64]
     return sr
 
