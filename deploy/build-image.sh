@@ -53,8 +53,11 @@ T[wheels]=$(took "$t")
 
 # 3. the image
 t=$(now)
+# the wheels' digest keys the layer that installs them (a bind mount is not in the cache key)
+WHEELS_SHA=$(cat "$OUT"/wheels/*.whl | sha256sum | cut -c1-16)
 podman build --quiet --isolation chroot --network host --format docker \
-    --build-arg BASE="$BASE" -f deploy/Containerfile -t "$IMAGE" deploy >/dev/null
+    --build-arg BASE="$BASE" --build-arg WHEELS_SHA="$WHEELS_SHA" \
+    -f deploy/Containerfile -t "$IMAGE" deploy >/dev/null
 T[build]=$(took "$t")
 SIZE=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 
