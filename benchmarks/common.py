@@ -126,3 +126,31 @@ def cpu_seconds_of(cmd: list[str], env: dict | None = None) -> tuple[float, floa
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall, p.returncode
+
+
+SITE_MODES = ("t0 given", "t0 detected")
+
+
+def site_replays(folder: Path) -> dict[str, list[tuple[dict, dict]]]:
+    """Every exam of a site sample (``manifest.csv`` as ``qa`` reads it) replayed through
+    the engine with the shipped model, t0 given and t0 detected from the injection:
+    {mode: [(manifest row, replay result), ...]}."""
+    import csv
+
+    from ceustream.engine.app.loading import load_model_and_backend
+    from ceustream.engine.app.replay import ReplayOptions, replay
+    from ceustream.engine.core import config
+    from ceustream.engine.core.roi import Roi
+
+    cfg = config.load(env={})
+    loaded = load_model_and_backend(None, "onnxruntime", cfg)
+    with open(folder / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict[str, list[tuple[dict, dict]]] = {}
+    for mode in SITE_MODES:
+        given = mode == "t0 given"
+        out[mode] = [(r, replay(folder / r["path"], ReplayOptions(
+            roi=Roi.parse(r["roi"]), t0=float(r["t0"]) if given else None,
+            injection=None if given else 0.0, journal=False), cfg, loaded=loaded))
+            for r in rows]
+    return out

@@ -17,7 +17,6 @@ Training here is smaller than the shipped model's (``--train`` patients, ``--epo
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -70,25 +69,13 @@ def loro(work: Path, n_train: int, n_val: int, n_test: int, epochs: int, k: int,
 
 
 def site(folder: Path) -> dict:
-    from ceustream.engine.app.loading import load_model_and_backend
-    from ceustream.engine.app.replay import ReplayOptions, replay
-    from ceustream.engine.core import config
-    from ceustream.engine.core.roi import Roi
+    from .common import site_replays
 
-    cfg = config.load(env={})
-    loaded = load_model_and_backend(None, "onnxruntime", cfg)
-    rows = list(csv.DictReader(open(folder / "manifest.csv")))
     out = {}
-    for mode in ("t0 given", "t0 detected"):
-        states, dist = [], []
-        for r in rows:
-            res = replay(folder / r["path"], ReplayOptions(
-                roi=Roi.parse(r["roi"]), t0=float(r["t0"]) if mode == "t0 given" else None,
-                injection=0.0 if mode != "t0 given" else None, journal=False), cfg,
-                loaded=loaded)
-            states.append(res["domain"]["state"])
-            dist.append(res["domain"]["distance"] / res["domain"]["threshold"])
-        out[mode] = {"flagged": sum(s == "out" for s in states), "n": len(rows),
+    for mode, runs in site_replays(folder).items():
+        states = [res["domain"]["state"] for _, res in runs]
+        dist = [res["domain"]["distance"] / res["domain"]["threshold"] for _, res in runs]
+        out[mode] = {"flagged": sum(s == "out" for s in states), "n": len(runs),
                      "distance_over_threshold": [round(x, 2) for x in sorted(dist)]}
     return out
 

@@ -18,7 +18,6 @@ Prints a table, writes benchmarks/results/transfer.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -43,22 +42,14 @@ def auc_ci(y, s) -> dict:
 
 
 def site(folder: Path) -> dict:
-    from ceustream.engine.app.loading import load_model_and_backend
-    from ceustream.engine.app.replay import ReplayOptions, replay
-    from ceustream.engine.core import config, physiology
-    from ceustream.engine.core.roi import Roi
+    from ceustream.engine.core import physiology
 
-    cfg = config.load(env={})
-    loaded = load_model_and_backend(None, "onnxruntime", cfg)
-    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    from .common import site_replays
+
     out = {}
-    for mode in ("t0 given", "t0 detected"):
+    for mode, runs in site_replays(folder).items():
         y, score, net, phys, basis, exams = [], [], [], [], [], []
-        for r in rows:
-            res = replay(folder / r["path"], ReplayOptions(
-                roi=Roi.parse(r["roi"]), t0=float(r["t0"]) if mode == "t0 given" else None,
-                injection=0.0 if mode != "t0 given" else None, journal=False), cfg,
-                loaded=loaded)
+        for r, res in runs:
             p = physiology.probability(res.get("features"))
             y.append(int(r["label"]))
             score.append(res["score"])
