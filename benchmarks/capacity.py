@@ -19,7 +19,10 @@ one machine). Reported per N:
                         shared, so the load says what else was running
 
 and the largest N with zero missed slots and p99 <= 50 ms. `--decode-only` first measures
-what decoding alone costs per source (gst-launch ... ! avdec_h264 ! fakesink sync=true).
+what decoding alone costs per source (gst-launch ... ! avdec_h264 ! fakesink sync=true, one
+decoder), and after each level the like-for-like baseline: N gst-launch receivers
+(`udpsrc ! decodebin ! fakesink`) fed by N senders at once, as the engine's sources are; the
+"x decode-only" column is the engine's CPU per source over that (issue 19's goal: <= 1.25).
 
     python -m ceustream.benchmarks.capacity [--sizes 720p,1080p] [--levels 1,2,4,8,12]
                                             [--backend onnxruntime|tensorrt] [--in-process]
@@ -139,6 +142,37 @@ def decode_cost(path: Path, seconds: float = 30.0) -> float:
     p.kill()
     p.wait(10)
     return (c1 - c0) / (t1 - t0) * 100.0
+
+
+def decode_level(n: int, path: Path, seconds: float = 30.0) -> float:
+    """CPU % of a core per source to receive and decode ``n`` of these senders at once as the
+    engine's sources do (``udpsrc ! decodebin``, one gst-launch each, fed by the same senders
+    over loopback UDP), with nothing after the decoder: the like-for-like baseline at the same
+    concurrency (a machine running N decoders spends more per decoder than one alone)."""
+    ports = [free_port() for _ in range(n)]
+    decoders = [subprocess.Popen(
+        ["gst-launch-1.0", "-q", "udpsrc", "address=127.0.0.1", f"port={p}",
+         "buffer-size=4194304",
+         "caps=video/mpegts,systemstream=(boolean)true,packetsize=(int)188", "!",
+         "decodebin", "!", "fakesink", "sync=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    senders: list[subprocess.Popen] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not all(udp_bound(p) for p in ports) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for p in ports:
+            senders.append(sender(path, p))
+            time.sleep(2.0 / n)
+        time.sleep(5.0)  # past the start-up
+        c0, t0 = sum(cpu_s(d.pid) for d in decoders), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = sum(cpu_s(d.pid) for d in decoders), time.monotonic()
+    finally:
+        for p in senders + decoders:
+            p.kill()
+            p.wait(10)
+    return (c1 - c0) / (t1 - t0) * 100.0 / n
 
 
 class Listener:
@@ -346,9 +380,14 @@ def main(argv=None) -> int:
             except RuntimeError as e:
                 print(f"  {e}", file=sys.stderr)
                 break
+            if args.decode_only:
+                r["decode_only_same_n_pct"] = decode_level(n, path)
+                r["cpu_vs_decode_only_same_n"] = round(
+                    r["cpu_per_source_pct"] / r["decode_only_same_n_pct"], 2)
             results.append(r)
             d = r["decided_to_subscriber"]
-            rows.append([n, r["cpu_per_source_pct"], r["engine_cpu_pct"], d["p50_ms"],
+            rows.append([n, r["cpu_per_source_pct"], r.get("decode_only_same_n_pct"),
+                         r.get("cpu_vs_decode_only_same_n"), r["engine_cpu_pct"], d["p50_ms"],
                          d["p99_ms"], r["slots_scored"], r["late"], r["missed"],
                          r["neighbour_or_missing"], r["machine_cpu_pct"], r["load_mean"],
                          r["load_max"], r["engine_rss_mb"], r["workers_rss_mb"],
@@ -361,11 +400,13 @@ def main(argv=None) -> int:
         title = (f"capacity, {size}30 MPEG-TS/UDP sources into one engine ({args.backend}) on "
                  f"{os.cpu_count()} cores; largest N with zero missed slots and p99 <= "
                  f"{GOAL_P99_MS:g} ms: {best}"
-                 + (f"; decoding alone: {decode:.1f} % of a core per source" if decode else "")
+                 + (f"; decoding alone: {decode:.1f} % of a core per source (one decoder)"
+                    if decode else "")
                  + (f"; the machine was loaded by other work (load {load0[0]:.1f} before the "
                     "run): the goal (>= 16 sources) cannot be judged from this run"
                     if loaded else ""))
-        texts.append(table(title, ["N", "CPU/src %", "engine %", "p50 ms", "p99 ms", "slots",
+        texts.append(table(title, ["N", "CPU/src %", "decode-only/src % (same N)",
+                                   "x decode-only", "engine %", "p50 ms", "p99 ms", "slots",
                                    "late", "missed", "nbr/miss", "machine %", "load",
                                    "load max", "engine RSS MB", "workers RSS MB",
                                    "RSS/src MB", "ok"], rows))

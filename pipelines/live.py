@@ -46,8 +46,8 @@ class GateFrame(Frame):
 #: decoded frames a live source's appsink holds while the engine is busy before it drops the
 #: oldest: one second at 30 fps, so a burst (a sender that writes several frames in one
 #: datagram, a decoder that outputs frames in batches, a scoring call) is absorbed, and a
-#: backlog never grows beyond it. Memory: at most this many GRAY8 frames, width x height
-#: bytes each (720p: 28 MB, 1080p: 62 MB), held only while the engine is behind.
+#: backlog never grows beyond it. Memory: at most this many decoded pictures (4:2:0: width x
+#: height x 1.5 bytes each, 720p: 41 MB, 1080p: 93 MB), held only while the engine is behind.
 LIVE_MAX_BUFFERS = 30
 
 #: what ``ceusgate`` is given: a picture with an 8-bit luma plane it can keep (the kept past);
@@ -245,6 +245,11 @@ class LiveReader(GateReader):
         self.gate.set_property("keep-max-bytes", max(0, int(max_bytes)))
         self.gate.set_property("keep-roi", ",".join(str(v) for v in self._keep_box)
                                if self._keep_box else "")
+
+    def set_crop(self, box: tuple[int, int, int, int] | None) -> None:
+        """Passed live frames carry only ``box`` (x, y, w, h) of the picture (their origin
+        says where); None: the whole picture."""
+        self.crop_box = tuple(int(v) for v in box) if box else None
 
     def kept(self) -> tuple[int | None, bool]:
         """(stream time in ns of the oldest kept frame or None, whether the memory bound

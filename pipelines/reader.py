@@ -31,9 +31,16 @@ def tail(frame: tuple[int, int] | None = None, box: tuple[int, int, int, int] | 
         x0, y0 = x & ~1, y & ~1
         x1, y1 = min(W, x + w + ((x + w) & 1)), min(H, y + h + ((y + h) & 1))
         crop, origin = f"videocrop left={x0} top={y0} right={W - x1} bottom={H - y1} ! ", (x0, y0)
-    return (f"ceusgate name=gate ! {crop}videoconvert ! video/x-raw,format=GRAY8 ! "
+    return (f"ceusgate name=gate ! {crop}videoconvert ! {LUMA_FORMATS} ! "
             f"appsink name=sink sync=false async=false max-buffers={max_buffers} drop=false "
             "enable-last-sample=false"), origin
+
+
+#: what the engine's appsink takes: a picture whose first plane is its 8-bit luma, one byte
+#: a pixel. The planar YUV a decoder gives passes ``videoconvert`` untouched and the luma
+#: plane is read out of the buffer as it is (converting a 720p frame to GRAY8 costs
+#: videoconvert ~2 ms here); packed YUV and RGB are converted once.
+LUMA_FORMATS = "video/x-raw,format={GRAY8,I420,YV12,NV12,NV21,Y42B,Y444,Y41B}"
 
 
 #: the engine's end of every pipeline that does not crop
@@ -77,6 +84,10 @@ class GateReader:
         self._size: tuple[int, int] | None = None
         self._full: tuple[int, int] | None = None
         self._range_lut = None
+        #: (x, y, w, h) of the full frame: the only part of a passed frame taken (its rows
+        #: copied out of the buffer, its origin set); None: the whole frame
+        self.crop_box: tuple[int, int, int, int] | None = None
+        self._layout: tuple | None = None  # (caps, luma offset, luma stride)
         self.last_pts_s: float | None = None
         self._stop = threading.Event()
 
@@ -188,7 +199,8 @@ class GateReader:
             # be placed on the exam's clock, so it is not a frame the engine can use
             log.debug("%s: a frame without a timestamp skipped", self.what)
             return None
-        st = sample.get_caps().get_structure(0)
+        caps = sample.get_caps()
+        st = caps.get_structure(0)
         w, h = st.get_value("width"), st.get_value("height")
         if self._size is None:
             self._size = (w, h)
@@ -204,9 +216,24 @@ class GateReader:
         pts = seg.to_stream_time(Gst.Format.TIME, buf.pts)
         if pts == Gst.CLOCK_TIME_NONE or pts < 0:
             pts = buf.pts
-        data = buf.extract_dup(0, buf.get_size())
-        stride = len(data) // h
-        luma = np.frombuffer(data, np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        offset, stride = self._luma_plane(caps, buf)
+        origin, box = self.origin, self.crop_box
+        x0, y0, x1, y1 = 0, 0, w, h
+        if box is not None and origin == (0, 0):
+            # only the box's rows leave the buffer (a live source's ROI: a few kB a frame,
+            # not the whole picture)
+            x0, y0 = max(0, min(int(box[0]), w - 1)), max(0, min(int(box[1]), h - 1))
+            x1, y1 = max(x0 + 1, min(w, int(box[0] + box[2]))), \
+                max(y0 + 1, min(h, int(box[1] + box[3])))
+            origin = (x0, y0)
+        # the rows y0..y1 of the luma plane (the last row needs only its pixels)
+        n = (y1 - y0 - 1) * stride + x1
+        data = buf.extract_dup(offset + y0 * stride, n)
+        if len(data) < n:
+            raise DamagedStream(f"{self.what}: a frame of {buf.get_size()} bytes is too "
+                                f"short for {w}x{h}", self.last_pts_s)
+        luma = np.lib.stride_tricks.as_strided(
+            np.frombuffer(data, np.uint8), (y1 - y0, x1), (stride, 1))[:, x0:x1]
         if self._range_lut is None:
             self._range_lut = range_lut(self.gate.get_static_pad("sink").get_current_caps())
         if self._range_lut is not False:
@@ -216,7 +243,24 @@ class GateReader:
         meta = buf.get_reference_timestamp_meta(self._stamp_caps)
         mono = int(meta.timestamp) if meta is not None else None
         self.last_pts_s = seconds(pts)
-        return Frame(self.last_pts_s, luma, mono, w, h, self.origin)
+        return Frame(self.last_pts_s, luma, mono, w, h, origin)
+
+    def _luma_plane(self, caps, buf) -> tuple[int, int]:
+        """(offset, stride) of the luma plane in ``buf``: its video meta's when it has one,
+        else the default layout of ``caps`` (found once per caps)."""
+        from gi.repository import GstVideo
+
+        meta = GstVideo.buffer_get_video_meta(buf)
+        if meta is not None:
+            return int(meta.offset[0]), int(meta.stride[0])
+        if self._layout is None or self._layout[0] is not caps and \
+                not self._layout[0].is_equal(caps):
+            info = GstVideo.VideoInfo.new_from_caps(caps)
+            if info is None:
+                raise DamagedStream(f"{self.what}: frames of unreadable caps {caps}",
+                                    self.last_pts_s)
+            self._layout = (caps, int(info.offset[0]), int(info.stride[0]))
+        return self._layout[1], self._layout[2]
 
     def close(self) -> None:
         self.stats.passed, self.stats.dropped = self.counters()

@@ -18,6 +18,8 @@ Between them, two ZeroMQ ``ipc://`` sockets in a private folder (0700):
   when the pipeline ended or failed (the worker then exits).
 - engine → worker (PUSH/PULL): ``{"slots": [...]}``, ``{"pass_all": bool}``,
   ``{"frozen_after": n}``, ``{"monitor": [start, stop, interval] | null}``,
+  ``{"crop": [x, y, w, h] | null}`` (the exam's ROI: a passed live frame carries only that
+  box, a few kB, not the picture),
   ``{"keep": {"box": [x, y, w, h] | null, "horizon_s", "max_bytes"}}``,
   ``{"replay": {"epoch", "from_ns", "pre_from_ns", "monitor", "last_monitor_ns", "slots"}}``
   (``LiveReader.replay``), ``{"quit": true}``, applied to the gate in
@@ -55,13 +57,22 @@ from .source import redact
 
 log = logging.getLogger(__name__)
 
-#: the worker's state message (its heartbeat) at least this often (seconds)
-STATE_EVERY_S = 0.05
+#: the worker's state message (its heartbeat) at least this often (seconds): the engine
+#: reads the gate's silence as "quiet at the last report + time since it", so a slower report
+#: does not delay ``no_signal``; 5 a second per source is what the speed meter needs
+STATE_EVERY_S = 0.2
+#: the longest the worker's loop waits for a frame before it looks at the engine's commands
+#: again (a command is applied within this)
+COMMAND_EVERY_S = 0.05
 #: a running worker silent this long is hung: it is killed and the source re-opened (s)
 HUNG_AFTER_S = 5.0
 #: a worker that has not started its pipeline this long after it was started (Python and
 #: GStreamer loading on a busy machine take seconds) is hung too
 START_LIMIT_S = 30.0
+#: how much nicer than the engine a worker runs: on a busy machine the engine's few
+#: milliseconds per slot (the score the bedside waits for) come before decoding, which has
+#: its buffers (the socket's, the appsink's) to absorb the wait
+WORKER_NICE = 4
 #: frames queued between the worker and the engine at most (each side's high-water mark)
 QUEUE_FRAMES = 30
 #: a worker silent this long when it is closed (its heartbeat is every STATE_EVERY_S) is
@@ -301,6 +312,9 @@ class WorkerReader:
     def stop_monitor(self) -> None:
         self._send({"monitor": None})
 
+    def set_crop(self, box: tuple[int, int, int, int] | None) -> None:
+        self._send({"crop": list(box) if box else None})
+
     def set_keep(self, box: tuple[int, int, int, int] | None, horizon_s: float = 120.0,
                  max_bytes: int = 256_000_000) -> None:
         self._send({"keep": {"box": list(box) if box else None, "horizon_s": float(horizon_s),
@@ -397,6 +411,8 @@ def _apply(reader: Any, cmd: dict[str, Any]) -> bool:
             reader.stop_monitor()
         else:
             reader.set_monitor(*cmd["monitor"])
+    if "crop" in cmd:
+        reader.set_crop(cmd["crop"])
     if "keep" in cmd:
         k = cmd["keep"]
         reader.set_keep(k["box"], k["horizon_s"], k["max_bytes"])
@@ -451,7 +467,7 @@ def serve(args: argparse.Namespace,
             if os.getppid() != args.parent:
                 return 0  # the engine is gone
             try:
-                fr = reader.pull(0.02)
+                fr = reader.pull(COMMAND_EVERY_S)
             except EndOfStream as e:
                 return error("eos", str(e) or "the source ended")
             except DamagedStream as e:
@@ -489,6 +505,10 @@ def main(argv: list[str] | None = None,
     ap.add_argument("--record")
     args = ap.parse_args(argv)
     _die_with_parent()
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s worker {args.name}: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when a worker ends

@@ -55,6 +55,9 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     result: np.ndarray | None = None
     error: BaseException | None = None
+    #: a side output asked for with the score (``infer_side``), and its rows
+    side: str | None = None
+    side_result: np.ndarray | None = None
 
 
 @dataclass
@@ -132,11 +135,25 @@ class BatchingScorer:
         self._observers.append(fn)
 
     # -- scoring -------------------------------------------------------------------------
+    def has_side(self, output: str) -> bool:
+        """Whether the backend gives ``output`` with the score (``infer_side``)."""
+        fn = getattr(self.backend, "has_side", None)
+        return bool(fn and fn(output))
+
+    def infer_side(self, x: np.ndarray, output: str) -> tuple[np.ndarray, np.ndarray]:
+        """``infer`` and the backend's side output ``output`` for these rows (``has_side``):
+        batched like ``infer``; a batch with any such request asks the backend for it."""
+        req = self._submit(x, output)
+        return req.result, req.side_result
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(N, C, D, H, W) → (N,) P(positive), as the backend would answer, possibly computed
         in one call together with other exams' clips."""
+        return self._submit(x, None).result
+
+    def _submit(self, x: np.ndarray, side: str | None) -> _Request:
         x = self._check(x)
-        req = _Request(x, time.monotonic())
+        req = _Request(x, time.monotonic(), side=side)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the scorer is closed (the model was replaced)")
@@ -148,7 +165,8 @@ class BatchingScorer:
                 while self._busy and not req.done.is_set():
                     self._cond.wait()
                 if req.done.is_set():
-                    return self._answer(req)
+                    self._answer(req)
+                    return req
                 batch = self._lead()
             self._run(batch)  # may be a batch without this clip when more than max are queued
 
@@ -202,14 +220,24 @@ class BatchingScorer:
         rows = sum(r.x.shape[0] for r in batch)
         try:
             xs = batch[0].x if len(batch) == 1 else np.concatenate([r.x for r in batch])
-            out = np.asarray(self.backend.infer(xs))
-            if out.shape[:1] != (xs.shape[0],):
+            side = next((r.side for r in batch if r.side is not None), None)
+            extra = None
+            if side is not None:
+                out, extra = self.backend.infer_side(xs, side)
+                extra = np.asarray(extra)
+            else:
+                out = self.backend.infer(xs)
+            out = np.asarray(out)
+            if out.shape[:1] != (xs.shape[0],) or \
+                    (extra is not None and extra.shape[:1] != (xs.shape[0],)):
                 raise RuntimeError(f"the backend answered {out.shape[:1]} rows for "
                                    f"{xs.shape[0]} clips")
             i = 0
             for r in batch:
                 n = r.x.shape[0]
                 r.result = out[i:i + n].copy()
+                if r.side is not None and r.side == side and extra is not None:
+                    r.side_result = extra[i:i + n].copy()
                 i += n
         except BaseException as e:  # every caller of this batch sees the failure
             for r in batch:

@@ -34,8 +34,7 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ceustream.engine.core.errors import CeusError, InputError, UsageError
 from ceustream.engine.core.roi import Roi
@@ -45,22 +44,13 @@ from ceustream.pipelines.source import redact
 
 from . import examclock
 from .history import Kept, to_us
-from .journal import Journal, default_dir
-from .liveexam import LiveExam, Outputs
-from .outputs import attach
-from .overload import SlotWatch
-from .session import ExamSession
+from .liveexam import ExamContext, LiveExam, SourceView
 from .sourcehealth import HealthMonitor, SpeedMeter
 from .supervisor import Reader, Supervisor
 
-if TYPE_CHECKING:
-    from ceustream.engine.backends import Backend
-    from ceustream.engine.core.modelmeta import LoadedModel
-    from ceustream.engine.wire.publisher import Publisher
-
-    from .modelslot import Lease, ModelSlot
-    from .session import Score
-    from .telemetry import Telemetry
+#: ``ExamContext`` lives with the exam (``liveexam``: the exam's room builds the exam from
+#: it); the engine's callers take it from here as before
+__all__ = ["ExamContext", "LiveEngine", "SourceRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -88,36 +78,6 @@ def names(values: set[str]) -> list[str]:
 def live_settings(cfg: dict) -> dict[str, float]:
     """The ``[live]`` settings, as numbers."""
     return {k: float(v) for k, v in cfg["live"].items()}
-
-
-@dataclass
-class ExamContext:
-    """What every exam of the engine shares: model, backend, outputs, settings. With a
-    ``slot`` each exam leases the model current when it starts (``reload_model`` never
-    changes a running exam) and scores through the slot's shared batching scorer;
-    ``telemetry`` counts what happens."""
-
-    cfg: dict[str, dict[str, object]]
-    model: LoadedModel | None
-    backend: Backend | None
-    note: str
-    publisher: Publisher | None = None
-    journal: bool = True
-    on_score: Callable[[Score, ExamSession], None] | None = None
-    on_done: Callable[[dict[str, object]], None] | None = None
-    slot: ModelSlot | None = None
-    telemetry: Telemetry | None = None
-
-
-class LeaseOutput:
-    """A model lease as an exam output: released with the exam's result (a replaced model
-    is closed with its last exam)."""
-
-    def __init__(self, lease: Lease):
-        self.lease = lease
-
-    def close(self) -> None:
-        self.lease.release()
 
 
 class SourceRunner:
@@ -240,6 +200,8 @@ class SourceRunner:
 
     def keep(self, roi: Any) -> None:
         self._gate_cfg["keep"] = None if roi is None else (roi.x, roi.y, roi.w, roi.h)
+        if roi is not None:  # the exam's frames carry its ROI only, kept or not
+            self._gate_cfg["crop"] = self._gate_cfg["keep"]
         r = self.sup.reader
         if r is not None and self.offset_us is not None:
             self._apply_keep(r)
@@ -247,6 +209,9 @@ class SourceRunner:
     def _apply_keep(self, r: Any) -> None:
         st = self.settings
         r.set_keep(self._gate_cfg["keep"], st["history_s"], int(st["history_max_mb"] * 1e6))
+        set_crop = getattr(r, "set_crop", None)
+        if set_crop is not None:
+            set_crop(self._gate_cfg.get("crop"))
 
     def rule(self, monitor: tuple[float, float, float] | None, slots: list[float]) -> None:
         """The gate's monitor window and slots from the next frame on (nothing replayed)."""
@@ -558,7 +523,8 @@ class SourceRunner:
         raise UsageError(f"unknown command {cmd!r}")
 
     def start_exam(self, exam: str | None, roi: list[int] | None) -> dict[str, Any]:
-        ctx = self.ctx
+        """Checks the request against this source (one exam at a time, the ROI inside its
+        picture) and opens the exam (``LiveExam.begin``: the exam's own room builds it)."""
         if self.open_exam() is not None:
             raise UsageError(f"exam {self.exam.exam_id} is running: stop_exam first")
         if roi is None:
@@ -567,37 +533,11 @@ class SourceRunner:
         size = self.frame_size()
         if size is not None:
             r.check_inside(size[0], size[1], "the video frame")
-        exam = exam or "x" + secrets.token_hex(6)
-        lease = ctx.slot.lease() if ctx.slot is not None else None
-        model, backend, note = (lease.model, lease.backend, lease.note) if lease else \
-            (ctx.model, ctx.backend, ctx.note)
-        try:
-            session = ExamSession(exam, model, backend, r, speed=0.0,
-                                  frame_size=size, backend_note=note, clock=self.now_s,
-                                  source=self.name,
-                                  max_copied=int(ctx.cfg["engine"]["max_copied_slots"]),
-                                  picture_frozen=self._picture_frozen)
-        except BaseException:
-            if lease is not None:
-                lease.release()
-            raise
-        outputs: list[Outputs] = [] if lease is None else [LeaseOutput(lease)]
-        session.info["clock"] = self.clock
-        session.info["source"] = self.name
-        jr = None
-        if ctx.journal:
-            jr = Journal(default_dir(ctx.cfg), exam,
-                         on_error=lambda text, s=session: journal_error(s, text))
-            outputs.insert(0, jr)  # the journal is closed before the model is released
-        attach(session, ctx.publisher, jr, ctx.on_score)
-        if ctx.telemetry is not None:
-            ctx.telemetry.watch(session)
-        session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
-        session.warnings.update(self.warnings)
-        self.exam = LiveExam(session, ctx.cfg, self, outputs)
-        session.start()
-        log.info("exam %s started (ROI %s); waiting for the injection mark", exam, r)
-        return {"exam": exam, "phase": session.phase}
+        self.exam = LiveExam.begin(
+            self.ctx, self, exam or "x" + secrets.token_hex(6), r,
+            SourceView(self.name, size, self.now_s, self._picture_frozen, self.clock,
+                       set(self.warnings)))
+        return {"exam": self.exam.exam_id, "phase": self.exam.phase}
 
     def set_roi(self, roi: list[int]) -> dict[str, Any]:
         ex = self.need_exam()
@@ -677,12 +617,6 @@ class SourceRunner:
             "name": self.name, "state": self.sup.state, "warnings": names(self.warnings),
             "reconnects": self.sup.reconnects, "stream_time_s": self.now_s(),
             "speed": self.health.speed()}}
-
-
-def journal_error(session: ExamSession, text: str) -> None:
-    """The journal could not write: the exam says so (flag and warning) and goes on."""
-    session.flags.add("journal_error")
-    session.set_warning("journal_error", True)
 
 
 #: source kinds a control peer may add at run time (``add_source``): live inputs only. A

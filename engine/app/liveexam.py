@@ -27,7 +27,8 @@ import logging
 import math
 import threading
 from collections import deque
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
@@ -39,7 +40,19 @@ from ceustream.engine.core.source import Frame
 
 from .collect import HOLD_S, monitor_interval
 from .history import Kept, to_us
+from .journal import Journal, default_dir
+from .outputs import attach
+from .overload import SlotWatch
 from .session import ExamSession
+
+if TYPE_CHECKING:
+    from ceustream.engine.backends import Backend
+    from ceustream.engine.core.modelmeta import LoadedModel
+    from ceustream.engine.wire.publisher import Publisher
+
+    from .modelslot import Lease, ModelSlot
+    from .session import Score
+    from .telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,57 @@ log = logging.getLogger(__name__)
 FUTURE_S = 1.0
 #: how far before the injection the ROI is compared with the baseline (seconds)
 PRE_INJECTION_S = 30.0
+
+
+@dataclass
+class ExamContext:
+    """What every exam of the engine shares: model, backend, outputs, settings. With a
+    ``slot`` each exam leases the model current when it starts (``reload_model`` never
+    changes a running exam) and scores through the slot's shared batching scorer;
+    ``telemetry`` counts what happens."""
+
+    cfg: dict[str, dict[str, object]]
+    model: LoadedModel | None
+    backend: Backend | None
+    note: str
+    publisher: Publisher | None = None
+    journal: bool = True
+    on_score: Callable[[Score, ExamSession], None] | None = None
+    on_done: Callable[[dict[str, object]], None] | None = None
+    slot: ModelSlot | None = None
+    telemetry: Telemetry | None = None
+
+
+@dataclass
+class SourceView:
+    """What an exam takes from its source when it opens: the source's name, its picture
+    size (None before the first frame), its exam clock (``now_s``), whether its gate sees the
+    picture frozen, its clock record (shared: the source fills it in) and its warnings."""
+
+    name: str
+    size: tuple[int, int] | None
+    now_s: Callable[[], float | None]
+    picture_frozen: Callable[[], bool]
+    clock: dict[str, Any]
+    warnings: set[str]
+
+
+class LeaseOutput:
+    """A model lease as an exam output: released with the exam's result (a replaced model
+    is closed with its last exam)."""
+
+    def __init__(self, lease: Lease):
+        self.lease = lease
+
+    def close(self) -> None:
+        self.lease.release()
+
+
+def journal_error(session: ExamSession, text: str) -> None:
+    """The journal could not write: the exam says so (flag and warning) and goes on."""
+    session.flags.add("journal_error")
+    session.set_warning("journal_error", True)
+
 
 
 class Gate(Protocol):
@@ -140,6 +204,43 @@ class LiveExam:
         self.slots_given = False
         self.window_rule: tuple[float, float, float] = (0.0, 0.0, self.step_s)
         gate.keep(session.roi)
+
+    @classmethod
+    def begin(cls, ctx: ExamContext, gate: Gate, exam: str, roi: Roi,
+              src: SourceView) -> "LiveExam":
+        """A new exam on a source: its session on the model current now (a lease when the
+        engine has a model slot), its journal, publisher, metrics and slot watch attached;
+        started, waiting for the injection mark. The lease is released if it cannot open."""
+        lease = ctx.slot.lease() if ctx.slot is not None else None
+        model, backend, note = (lease.model, lease.backend, lease.note) if lease else \
+            (ctx.model, ctx.backend, ctx.note)
+        try:
+            session = ExamSession(exam, model, backend, roi, speed=0.0,
+                                  frame_size=src.size, backend_note=note, clock=src.now_s,
+                                  source=src.name,
+                                  max_copied=int(ctx.cfg["engine"]["max_copied_slots"]),
+                                  picture_frozen=src.picture_frozen)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        outputs: list[Outputs] = [] if lease is None else [LeaseOutput(lease)]
+        session.info["clock"] = src.clock
+        session.info["source"] = src.name
+        jr = None
+        if ctx.journal:
+            jr = Journal(default_dir(ctx.cfg), exam,
+                         on_error=lambda text, s=session: journal_error(s, text))
+            outputs.insert(0, jr)  # the journal is closed before the model is released
+        attach(session, ctx.publisher, jr, ctx.on_score)
+        if ctx.telemetry is not None:
+            ctx.telemetry.watch(session)
+        session.subscribe(SlotWatch(float(ctx.cfg["engine"]["slot_late_s"]), ctx.telemetry))
+        session.warnings.update(src.warnings)
+        ex = cls(session, ctx.cfg, gate, outputs)
+        session.start()
+        log.info("exam %s started (ROI %s); waiting for the injection mark", exam, roi)
+        return ex
 
     # -- frames ----------------------------------------------------------------------------
     def feed(self, k: Kept) -> None:
@@ -456,6 +557,11 @@ class LiveExam:
         s.lag_s = lag_s
         roi = s.roi
         crop = np.ascontiguousarray(fr.region(roi.x, roi.y, roi.w, roi.h))
+        if crop.shape != (roi.h, roi.w):
+            # cropped by the gate's worker for an ROI set before (a frame on its way when
+            # set_roi came): not this ROI's picture
+            log.debug("exam %s: a frame cropped for another ROI skipped", s.exam)
+            return out
         self.feed(Kept(us, crop, fr.mono_ns, stream_ns=stream_ns))
         return out
 

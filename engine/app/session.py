@@ -155,7 +155,7 @@ class ExamSession:
             self.analyser = read_clip
         ood = self.model.meta.analysis.get("ood") if self.model.meta.analysis else None
         self._ood = ood if domain.uses_embedding(self.model.meta.analysis or {}) else None
-        if self._ood is not None and self.embedder is None:
+        if self._ood is not None and self.embedder is None and not self._side_embedding():
             self.embedder = domain_runner(self.model, self._ood["output"])
         self.domain = domain.unknown(ood.get("method", "mahalanobis") if isinstance(ood, dict)
                                      else None)
@@ -250,12 +250,18 @@ class ExamSession:
               decided_ns: int | None = None) -> Score:
         """Scores the clip as it stands (provisional until every slot is decided)."""
         x = self.clip.model_input()
-        p_net = p = float(self.backend.infer(x)[0])
+        emb = None
+        if self._wants_domain() and self._side_embedding():
+            # the domain check's embedding from the scoring run itself (one network run)
+            probs, emb = self.backend.infer_side(x, self._ood["output"])
+            p_net = p = float(probs[0])
+        else:
+            p_net = p = float(self.backend.infer(x)[0])
         basis = "network"
         fusion = (self.model.meta.analysis or {}).get("fusion")
         if fusion is not None and self.clip.filled() >= analysis.MIN_SLOTS_FOR_WARNINGS:
             p, basis = self.fused(p_net, fusion), "fusion"
-        dom = self.check_domain(x)
+        dom = self.check_domain(x, emb)
         reading = None
         if (dom or self.domain or {}).get("state") == domain.OUT:
             # outside its domain the network is not what the score stands on: the TIC
@@ -310,15 +316,32 @@ class ExamSession:
                              view=self.around.view(self.clip.present))
         return fused_probability(p_net, vec, fusion)
 
-    def check_domain(self, x: np.ndarray) -> dict[str, Any] | None:
+    def _wants_domain(self) -> bool:
+        """The clip is old enough for the domain check, and this model has its reference."""
+        return self._ood is not None and \
+            self.clip.filled() >= int(self._ood.get("min_slots", domain.MIN_SLOTS))
+
+    def _side_embedding(self) -> bool:
+        """The backend gives the embedding from its scoring run (ONNX Runtime on the FP32
+        file: the same numbers the reference was made from); otherwise ``embedder`` runs."""
+        fn = getattr(self.backend, "has_side", None)
+        try:
+            return bool(fn and fn(self._ood["output"]))
+        except Exception:
+            return False
+
+    def check_domain(self, x: np.ndarray, emb: np.ndarray | None = None) \
+            -> dict[str, Any] | None:
         """The domain decision for the model input ``x`` (``core.domain``), from
         ``MIN_SLOTS`` filled slots on; None when this model has no embedding reference or the
-        clip is too young to decide. A failing check is logged and decides nothing."""
-        if self._ood is None or self.embedder is None or \
-                self.clip.filled() < int(self._ood.get("min_slots", domain.MIN_SLOTS)):
+        clip is too young to decide. ``emb``: ``x``'s embedding when the scoring run gave it.
+        A failing check is logged and decides nothing."""
+        if not self._wants_domain() or (emb is None and self.embedder is None):
             return None
         try:
-            d = float(domain.knn_distances(self.embedder(x), self._ood)[0])
+            if emb is None:
+                emb = self.embedder(x)
+            d = float(domain.knn_distances(emb, self._ood)[0])
         except Exception:
             log.exception("exam %s: the domain check failed", self.exam)
             return None

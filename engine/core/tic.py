@@ -217,18 +217,27 @@ def rank_lut(raw: np.ndarray, present: np.ndarray, mask: np.ndarray) -> np.ndarr
     return ((below + 0.5 * counts) / total).astype(np.float32)
 
 
-def radial_profile(d: np.ndarray, centre: tuple[float, float], radius: float,
-                   valid: np.ndarray) -> np.ndarray:
-    """Mean of the image ``d`` (H, W) over rings ``PROFILE_STEP`` lesion radii wide around
-    ``centre`` (y, x), out to ``PROFILE_MAX`` radii; NaN where a ring has no ``valid`` pixel."""
-    h, w = d.shape
+def ring_index(shape: tuple[int, int], centre: tuple[float, float], radius: float,
+               valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(flat pixel indices, their ring, rings): the ``valid`` pixels of an (H, W) image out
+    to ``PROFILE_MAX`` lesion radii around ``centre`` (y, x), each with its ring,
+    ``PROFILE_STEP`` radii wide (the same for every frame of a clip: found once)."""
+    h, w = shape
     yy, xx = np.mgrid[0:h, 0:w]
     rho = np.hypot(yy - centre[0], xx - centre[1]) / max(radius, 1e-6)
     k = np.floor(rho / PROFILE_STEP).astype(np.int64)
     nb = int(round(PROFILE_MAX / PROFILE_STEP))
-    sel = valid & (k < nb)
-    sums = np.bincount(k[sel], weights=d[sel].astype(np.float64), minlength=nb)[:nb]
-    cnt = np.bincount(k[sel], minlength=nb)[:nb]
+    sel = (valid & (k < nb)).ravel()
+    idx = np.flatnonzero(sel)
+    return idx, k.ravel()[idx], nb
+
+
+def radial_profile(d: np.ndarray, rings: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+    """Mean of the image ``d`` (H, W) over the rings of ``ring_index``; NaN where a ring has
+    no valid pixel."""
+    idx, k, nb = rings
+    sums = np.bincount(k, weights=d.ravel()[idx].astype(np.float64), minlength=nb)[:nb]
+    cnt = np.bincount(k, minlength=nb)[:nb]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
 
@@ -246,7 +255,8 @@ def rim_pattern(x: np.ndarray, par: np.ndarray, mask: np.ndarray, frames: np.nda
         return None
     yy, xx = np.nonzero(mask)
     centre = (float(yy.mean()), float(xx.mean()))
-    profs = np.array([radial_profile(x[t] - par[t], centre, radius, lit) for t in frames])
+    rings = ring_index(x.shape[1:], centre, radius, lit)
+    profs = np.array([radial_profile(x[t] - par[t], rings) for t in frames])
     inner = int(round(1.0 / PROFILE_STEP))
     with warnings.catch_warnings():  # a ring no frame has (beyond the image) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
