@@ -2,6 +2,9 @@
 #include "hudblend.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* exact round(v / 255) for v <= 255 * 255 */
 static inline guint
@@ -183,6 +186,35 @@ copy_rgb (guint32 * d, const guint32 * sp, gint n, gboolean bgr)
   }
 }
 
+/* "over" for @n BGR-ordered pixels: 16-bit lanes, four pixels a step (SSE2, on every x86-64;
+ * the same arithmetic as over(): s + round(d x (255 - a) / 255) per byte, which premultiplied
+ * sources keep within 255) */
+static void
+over_run (guint32 * d, const guint32 * sp, gint n)
+{
+  gint k = 0;
+#ifdef __SSE2__
+  const __m128i zero = _mm_setzero_si128 (), c255 = _mm_set1_epi16 (255);
+  const __m128i c128 = _mm_set1_epi16 (128);
+  for (; k + 4 <= n; k += 4) {
+    __m128i s = _mm_loadu_si128 ((const __m128i *) (sp + k));
+    __m128i dv = _mm_loadu_si128 ((const __m128i *) (d + k));
+    __m128i sl = _mm_unpacklo_epi8 (s, zero), sh = _mm_unpackhi_epi8 (s, zero);
+    __m128i dl = _mm_unpacklo_epi8 (dv, zero), dh = _mm_unpackhi_epi8 (dv, zero);
+    /* each pixel's alpha (lane 3 of its four) in all four of its lanes */
+    __m128i al = _mm_shufflehi_epi16 (_mm_shufflelo_epi16 (sl, 0xFF), 0xFF);
+    __m128i ah = _mm_shufflehi_epi16 (_mm_shufflelo_epi16 (sh, 0xFF), 0xFF);
+    __m128i tl = _mm_add_epi16 (_mm_mullo_epi16 (dl, _mm_sub_epi16 (c255, al)), c128);
+    __m128i th = _mm_add_epi16 (_mm_mullo_epi16 (dh, _mm_sub_epi16 (c255, ah)), c128);
+    tl = _mm_srli_epi16 (_mm_add_epi16 (tl, _mm_srli_epi16 (tl, 8)), 8);
+    th = _mm_srli_epi16 (_mm_add_epi16 (th, _mm_srli_epi16 (th, 8)), 8);
+    _mm_storeu_si128 ((__m128i *) (d + k), _mm_adds_epu8 (_mm_packus_epi16 (tl, th), s));
+  }
+#endif
+  for (; k < n; k++)
+    d[k] = over (sp[k], d[k]);
+}
+
 static void
 blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
 {
@@ -201,8 +233,7 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
       if (run[j].opaque)
         copy_rgb (d, sp, n, bgr);
       else if (bgr)
-        for (gint k = 0; k < n; k++)
-          d[k] = over (sp[k], d[k]);
+        over_run (d, sp, n);
       else
         for (gint k = 0; k < n; k++) {
           guint32 s = sp[k];

@@ -72,6 +72,10 @@ void hud_overlay_unref (HudOverlay * ov);
 gboolean hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
     const HudGeometry * g, const HudScreen * screen, gint64 now_us, gboolean have_state);
 
+/* The screen the overlay was laid out for is now learnt, with the same cells (the layout is
+ * the same): only its "shown" JSON changes (screen_learnt true). Call under the lock that
+ * guards "shown". */
+void hud_overlay_mark_learnt (HudOverlay * ov);
 
 G_END_DECLS
 
