@@ -23,6 +23,21 @@ px_at (const guint8 * base, gint stride, gint x, gint y)
  * what was there); opaque stretches at least this long are copied */
 #define GAP_PX 16
 #define COPY_PX 32
+/* runs ahead whose first bytes are fetched early: each run starts on another row (another
+ * page), where the hardware prefetcher has to start over, and the frame is cold (its
+ * producer wrote megabytes since) */
+#define PREFETCH_RUNS 6
+
+static inline void
+prefetch_span (const guint8 * p, gint bytes, gint write)
+{
+  for (gint o = 0; o < MIN (bytes, 256); o += 64) {
+    if (write)
+      __builtin_prefetch (p + o, 1);
+    else
+      __builtin_prefetch (p + o, 0);
+  }
+}
 
 static void
 push_run (GArray * a, gint y, gint x, gint n, gboolean opaque)
@@ -226,6 +241,15 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
     const HudRun *run = ov->runs + ov->run_offset[i];
     for (gsize j = 0; j < ov->n_runs[i]; j++) {
       gint y = run[j].y, x = run[j].x, n = MIN (run[j].n, w - x);
+      if (j + PREFETCH_RUNS < ov->n_runs[i]) {
+        const HudRun *q = &run[j + PREFETCH_RUNS];
+        if (q->y < h && q->x < w) {
+          prefetch_span (base + (gsize) (r->y + q->y) * sstride + (gsize) (r->x + q->x) * 4,
+              q->n * 4, 0);
+          prefetch_span (f->data[0] + (gsize) (r->y + q->y) * f->stride[0] + (gsize) (r->x
+                  + q->x) * 4, q->n * 4, 1);
+        }
+      }
       if (y >= h || n <= 0)
         continue;
       const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x + x;
@@ -252,6 +276,15 @@ blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alph
 {
   for (gsize j = 0; j < n_runs; j++) {
     gint y = run[j].y, x = run[j].x, n = MIN (run[j].n, w - x);
+    if (j + PREFETCH_RUNS < n_runs) {
+      const HudRun *q = &run[j + PREFETCH_RUNS];
+      if (q->y < h && q->x < w) {
+        prefetch_span (src + (gsize) q->y * sw + q->x, q->n, 0);
+        prefetch_span (alpha + (gsize) q->y * sw + q->x, q->n, 0);
+        prefetch_span (dst + (gsize) q->y * dstride + (gsize) q->x * pixel_step,
+            q->n * pixel_step, 1);
+      }
+    }
     if (y >= h || n <= 0)
       continue;
     guint8 *d = dst + (gsize) y * dstride + (gsize) x * pixel_step;
