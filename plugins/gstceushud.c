@@ -14,14 +14,24 @@
  * "CPU" note on CPU fallback, and a permanent block saying the model was trained on simulated
  * data (#GstCeusHud:disclaimer-position picks its corner).
  *
- * Where the panels go is #GstCeusHud:layout: auto learns the scanner's screen from the first
- * frames (hudscreen.c) and puts them where neither the image nor the scanner's text is, and
- * gives a picture narrower than 16:10 a wider canvas (#GstCeusHud:output-width x
- * #GstCeusHud:output-height, or 16:9 at its height) with the video at the left; beside always
- * widens; over uses fixed corners. What is said is the view's (hudview.c), where the layout's
- * (hudlayout.c), the drawing the painter's (hudrender.c).
+ * Where the panels go is #GstCeusHud:layout: auto puts them where neither the image nor the
+ * scanner's text is, and gives a picture narrower than 16:10 a wider canvas
+ * (#GstCeusHud:output-width x #GstCeusHud:output-height, or 16:9 at its height) with the video
+ * at the left; beside always widens; over uses fixed corners. What is said is the view's
+ * (hudview.c), where the layout's (hudlayout.c), the drawing the painter's (hudrender.c).
  *
- * The streaming thread never waits for a message or for drawing: per frame it takes a
+ * The rule in auto at the video's size (hudscreen.c), so that from the first frame on no panel
+ * pixel lies in the image or over the scanner's text and nothing jumps: the first frame gives
+ * a provisional screen (what differs from the background is occupied; a large connected blob
+ * of it is an image and occupies its whole bounding box, so a dark sector interior is not
+ * free), and the panels are laid out in its free space for that very frame. The motion
+ * analysis over the next 32 frames only adds occupied cells (what moved, what was drawn
+ * later); when it adds none the panels stay where they are (nothing is drawn again), and only
+ * where it contradicts the first look are they laid out again, once.
+ *
+ * The streaming thread never waits for a message or for drawing, but once: the first frame
+ * after a caps change waits (at most one second) for an overlay of its size laid out for the
+ * screen it shows, so that every frame carries the disclaimer. Per frame it takes a
  * reference to the last rendered overlay and blends its rectangles into the frame (in place
  * at the video's size; into the canvas, after copying the video, otherwise), by the frame's
  * negotiated format. Frames larger than the renderer can hold (over 32767
