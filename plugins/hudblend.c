@@ -42,7 +42,7 @@ prefetch_span (const guint8 * p, gint bytes, gint write)
 static void
 push_run (GArray * a, gint y, gint x, gint n, gboolean opaque)
 {
-  HudRun r = { y, x, n, opaque };
+  HudRun r = { y, x, n, opaque, FALSE };
   if (n > 0)
     g_array_append_val (a, r);
 }
@@ -161,10 +161,26 @@ hud_overlay_prepare (HudOverlay * ov)
     for (gint y = 0; y < r->h; y++)
       row_runs (runs, y, A + (gsize) y * r->w, r->w);
     ov->n_runs[i] = runs->len - ov->run_offset[i];
+    /* opaque runs of one colour: filled, their source never read */
+    for (guint j = ov->run_offset[i]; j < runs->len; j++) {
+      HudRun *q = &g_array_index (runs, HudRun, j);
+      const guint32 *row = (const guint32 *) (base + (gsize) (r->y + q->y) * stride) + r->x
+          + q->x;
+      q->fill = q->opaque;
+      for (gint k = 1; k < q->n && q->fill; k++)
+        q->fill = row[k] == row[0];
+    }
     ov->crun_offset[i] = cruns->len;
     for (gint cy = 0; cy < ch; cy++)
       row_runs (cruns, cy, A2 + (gsize) cy * cw, cw);
     ov->n_cruns[i] = cruns->len - ov->crun_offset[i];
+    for (guint j = ov->crun_offset[i]; j < cruns->len; j++) {
+      HudRun *q = &g_array_index (cruns, HudRun, j);
+      const guint8 *u = U + (gsize) q->y * cw + q->x, *v = V + (gsize) q->y * cw + q->x;
+      q->fill = q->opaque;
+      for (gint k = 1; k < q->n && q->fill; k++)
+        q->fill = u[k] == u[0] && v[k] == v[0];
+    }
   }
   ov->runs = (HudRun *) g_array_free (runs, FALSE);
   ov->cruns = (HudRun *) g_array_free (cruns, FALSE);
@@ -244,8 +260,9 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
       if (j + PREFETCH_RUNS < ov->n_runs[i]) {
         const HudRun *q = &run[j + PREFETCH_RUNS];
         if (q->y < h && q->x < w) {
-          prefetch_span (base + (gsize) (r->y + q->y) * sstride + (gsize) (r->x + q->x) * 4,
-              q->n * 4, 0);
+          if (!q->fill)
+            prefetch_span (base + (gsize) (r->y + q->y) * sstride + (gsize) (r->x + q->x) * 4,
+                q->n * 4, 0);
           prefetch_span (f->data[0] + (gsize) (r->y + q->y) * f->stride[0] + (gsize) (r->x
                   + q->x) * 4, q->n * 4, 1);
         }
@@ -254,7 +271,13 @@ blend_rgb (const HudOverlay * ov, HudFrame * f, gboolean bgr)
         continue;
       const guint32 *sp = (const guint32 *) (base + (gsize) (r->y + y) * sstride) + r->x + x;
       guint32 *d = (guint32 *) (f->data[0] + (gsize) (r->y + y) * f->stride[0]) + r->x + x;
-      if (run[j].opaque)
+      if (run[j].fill) {
+        guint32 s = sp[0];
+        if (!bgr)
+          s = (s & 0xFF00FF00u) | ((s >> 16) & 0xFFu) | ((s & 0xFFu) << 16);
+        for (gint k = 0; k < n; k++)
+          d[k] = s;
+      } else if (run[j].opaque)
         copy_rgb (d, sp, n, bgr);
       else if (bgr)
         over_run (d, sp, n);
@@ -279,8 +302,10 @@ blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alph
     if (j + PREFETCH_RUNS < n_runs) {
       const HudRun *q = &run[j + PREFETCH_RUNS];
       if (q->y < h && q->x < w) {
-        prefetch_span (src + (gsize) q->y * sw + q->x, q->n, 0);
-        prefetch_span (alpha + (gsize) q->y * sw + q->x, q->n, 0);
+        if (!q->fill) {
+          prefetch_span (src + (gsize) q->y * sw + q->x, q->n, 0);
+          prefetch_span (alpha + (gsize) q->y * sw + q->x, q->n, 0);
+        }
         prefetch_span (dst + (gsize) q->y * dstride + (gsize) q->x * pixel_step,
             q->n * pixel_step, 1);
       }
@@ -289,7 +314,12 @@ blend_plane (guint8 * dst, gint dstride, const guint8 * src, const guint8 * alph
       continue;
     guint8 *d = dst + (gsize) y * dstride + (gsize) x * pixel_step;
     const guint8 *s = src + (gsize) y * sw + x, *a = alpha + (gsize) y * sw + x;
-    if (run[j].opaque && pixel_step == 1)
+    if (run[j].fill && pixel_step == 1)
+      memset (d, s[0], n);
+    else if (run[j].fill)
+      for (gint k = 0; k < n; k++)
+        d[k * 2] = s[0];
+    else if (run[j].opaque && pixel_step == 1)
       memcpy (d, s, n);
     else if (run[j].opaque)
       for (gint k = 0; k < n; k++)

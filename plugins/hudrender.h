@@ -21,10 +21,12 @@ typedef struct
   gint x, y, w, h;
 } HudRect;
 
-/* @n pixels from (@x, @y) of a rectangle: copied when @opaque, else blended */
+/* @n pixels from (@x, @y) of a rectangle: copied when @opaque, else blended; an opaque run
+ * of one colour (@fill: a tag's background) is written without reading its source */
 typedef struct
 {
   gint y, x, n, opaque;
+  gint fill;
 } HudRun;
 
 typedef enum
