@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         reps = args.reps
         ident = best(Gst, f"{s2} ! identity ! fakesink", frames, reps=reps)
         hud = best(Gst, f"{s2} ! ceushud endpoint={ep} ! fakesink", frames, warm, reps=reps)
-        # steady state: after the screen is learnt (32 frames) and the panels re-laid out
+        # steady state: after the screen is learnt (32 frames; the panels laid out at frame 1)
         ident_s = best(Gst, f"{s2} ! identity ! fakesink name=out", frames, reps=reps,
                        skip=STEADY)
         hud_s = best(Gst, f"{s2} ! ceushud name=h endpoint={ep} ! fakesink name=out", frames,

@@ -202,8 +202,8 @@ class Bench:
         self.hud = self.p.get_by_name("hud")
         self.sink = self.p.get_by_name("sink")
         self.p.set_state(self.Gst.State.PLAYING)
-        # the first overlay, after the screen is learnt where the layout learns it (auto at
-        # the video's size: the panels move once, from the corners to the free space)
+        # the first overlay, once the screen is learnt where the layout learns it (auto at
+        # the video's size: laid out from the first frame's look, kept when it is learnt)
         wait_for(lambda: (s := self.shown()) and (s["screen_learnt"] or s["where"] != "corners"
                                                   or s["layout"] == "over"),
                  what="the first overlay")
