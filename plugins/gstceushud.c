@@ -14,14 +14,24 @@
  * "CPU" note on CPU fallback, and a permanent block saying the model was trained on simulated
  * data (#GstCeusHud:disclaimer-position picks its corner).
  *
- * Where the panels go is #GstCeusHud:layout: auto learns the scanner's screen from the first
- * frames (hudscreen.c) and puts them where neither the image nor the scanner's text is, and
- * gives a picture narrower than 16:10 a wider canvas (#GstCeusHud:output-width x
- * #GstCeusHud:output-height, or 16:9 at its height) with the video at the left; beside always
- * widens; over uses fixed corners. What is said is the view's (hudview.c), where the layout's
- * (hudlayout.c), the drawing the painter's (hudrender.c).
+ * Where the panels go is #GstCeusHud:layout: auto puts them where neither the image nor the
+ * scanner's text is, and gives a picture narrower than 16:10 a wider canvas
+ * (#GstCeusHud:output-width x #GstCeusHud:output-height, or 16:9 at its height) with the video
+ * at the left; beside always widens; over uses fixed corners. What is said is the view's
+ * (hudview.c), where the layout's (hudlayout.c), the drawing the painter's (hudrender.c).
  *
- * The streaming thread never waits for a message or for drawing: per frame it takes a
+ * The rule in auto at the video's size (hudscreen.c), so that from the first frame on no panel
+ * pixel lies in the image or over the scanner's text and nothing jumps: the first frame gives
+ * a provisional screen (what differs from the background is occupied; a large connected blob
+ * of it is an image and occupies its whole bounding box, so a dark sector interior is not
+ * free), and the panels are laid out in its free space for that very frame. The motion
+ * analysis over the next 32 frames only adds occupied cells (what moved, what was drawn
+ * later); when it adds none the panels stay where they are (nothing is drawn again), and only
+ * where it contradicts the first look are they laid out again, once.
+ *
+ * The streaming thread never waits for a message or for drawing, but once: the first frame
+ * after a caps change waits (at most one second) for an overlay of its size laid out for the
+ * screen it shows, so that every frame carries the disclaimer. Per frame it takes a
  * reference to the last rendered overlay and blends its rectangles into the frame (in place
  * at the video's size; into the canvas, after copying the video, otherwise), by the frame's
  * negotiated format. Frames larger than the renderer can hold (over 32767
@@ -44,8 +54,11 @@
 #include <errno.h>
 #include <gst/video/video.h>
 #include <math.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "hudblend.h"
@@ -64,6 +77,8 @@ GST_DEBUG_CATEGORY_STATIC (ceus_hud_debug);
 #define DEFAULT_DISCLAIMER HUD_CORNER_BOTTOM_LEFT
 #define DEFAULT_LAYOUT HUD_LAYOUT_AUTO
 #define WARN_INTERVAL_US (5 * G_USEC_PER_SEC)
+/* the longest the first frame waits for the panels laid out for the screen it shows */
+#define FIRST_LAYOUT_WAIT_US (G_USEC_PER_SEC)
 /* engine messages are a few kB; anything larger is refused by ZeroMQ itself */
 #define MAX_MESSAGE_BYTES (1 << 20)
 
@@ -123,8 +138,12 @@ struct _GstCeusHud
   gint want_w, want_h;          /* 0 = nothing to render for (no caps, or too big) */
   HudGeometry geom;             /* the video in the output (set_info) */
   HudScreen *learner;           /* the streaming thread's, while it learns */
-  HudScreen *screen;            /* the learnt screen, shared with the renderer (lock) */
-  guint screen_gen;             /* bumped when a screen is learnt or forgotten */
+  HudScreen *screen;            /* the screen as known (provisional, then learnt), shared with
+                                 * the renderer (lock) */
+  guint screen_gen;             /* bumped when a screen is made, learnt or forgotten */
+  guint overlay_gen;            /* the screen_gen the current overlay is laid out for (lock) */
+  GCond rendered;               /* signalled when overlay_gen changes */
+  gint wake_fd;                 /* eventfd: wakes the renderer when the screen changed */
   gboolean learn;               /* auto layout at the video's size: learn the screen */
   gboolean warned_small;
   gboolean warned_fit;
@@ -132,6 +151,7 @@ struct _GstCeusHud
   gboolean style_changed;
   gboolean warned_too_big;
   gboolean warned_render;
+  gboolean await_first;         /* the next frame waits for its first overlay (streaming) */
 
   GThread *thread;
   gint running;                 /* atomic */
@@ -145,6 +165,8 @@ struct _GstCeusHud
 };
 
 #define FORMATS "{ BGRx, BGRA, RGBx, RGBA, I420, NV12 }"
+
+static void wake_renderer (GstCeusHud * self);
 
 G_DEFINE_TYPE (GstCeusHud, gst_ceus_hud, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE (ceushud, "ceushud", GST_RANK_NONE, GST_TYPE_CEUS_HUD);
@@ -394,13 +416,30 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
   style.disclaimer = self->disclaimer;
   geom = self->geom;
   if (self->screen_gen != *screen_gen) {
-    /* a screen learnt (or forgotten): a copy for this thread, once */
-    if (self->screen)
+    /* a screen made, learnt (or forgotten): a copy for this thread, once */
+    if (self->screen && self->overlay && self->overlay_gen == *screen_gen && screen->ready
+        && hud_screen_same_cells (self->screen, screen)) {
+      /* learnt as it looked at first: the same layout, nothing to draw again */
       memcpy (screen, self->screen, sizeof *screen);
-    else
-      screen->learnt = FALSE;
+      if (screen->learnt)
+        hud_overlay_mark_learnt (self->overlay);
+      self->overlay_gen = self->screen_gen;
+      g_cond_broadcast (&self->rendered);
+      GST_DEBUG_OBJECT (self, "screen learnt as first seen: the panels stay");
+    } else {
+      if (self->screen)
+        memcpy (screen, self->screen, sizeof *screen);
+      else
+        screen->ready = screen->learnt = FALSE;
+      redo = TRUE;
+    }
     *screen_gen = self->screen_gen;
-    redo = TRUE;
+  }
+  if (self->learn && !screen->ready) {
+    /* auto at the video's size: the panels wait for the first frame's look at the screen
+     * (that frame waits for them), never drawn where the screen is not known */
+    g_mutex_unlock (&self->lock);
+    return;
   }
   font = g_strdup (self->font);
   g_mutex_unlock (&self->lock);
@@ -447,8 +486,17 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
   ov->seq = st.seq;
   fits = hud_render (ov, &st, &style, &geom, screen, now_us, have);
   hud_overlay_prepare (ov);
-  GST_DEBUG_OBJECT (self, "rendered %dx%d in %.2f ms (%d rectangles)", w, h,
-      (g_get_monotonic_time () - now_us) / 1000.0, ov->n_rects);
+  {
+    gsize blended = 0, copied = 0;
+    for (gint i = 0; i < ov->n_rects; i++)
+      for (gsize j = 0; j < ov->n_runs[i]; j++) {
+        const HudRun *r = &ov->runs[ov->run_offset[i] + j];
+        *(r->opaque ? &copied : &blended) += r->n;
+      }
+    GST_DEBUG_OBJECT (self, "rendered %dx%d in %.2f ms (%d rectangles; per frame %"
+        G_GSIZE_FORMAT " pixels blended, %" G_GSIZE_FORMAT " copied)", w, h,
+        (g_get_monotonic_time () - now_us) / 1000.0, ov->n_rects, blended, copied);
+  }
   if (!fits) {
     g_mutex_lock (&self->lock);
     warn = !self->warned_fit;
@@ -467,6 +515,8 @@ maybe_render (GstCeusHud * self, gchar ** last_key, HudScreen * screen, guint * 
     old = self->overlay;
     self->overlay = ov;
     self->overlay_seq = ov->seq;
+    self->overlay_gen = *screen_gen;
+    g_cond_broadcast (&self->rendered);
   } else {
     old = ov;                   /* caps changed meanwhile: render again next tick */
     self->geometry_changed = TRUE;
@@ -500,19 +550,23 @@ subscriber_thread (gpointer data)
   else
     sock = open_socket (self, ctx, endpoint, filter);
 
-  /* without a socket the overlay still draws (the disclaimer, "NO ENGINE MESSAGES") */
+  /* without a socket the overlay still draws (the disclaimer, "NO ENGINE MESSAGES"); the
+   * streaming thread's eventfd wakes the loop when the screen changed */
   while (g_atomic_int_get (&self->running)) {
-    if (sock) {
-      zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-      gint rc = zmq_poll (&item, 1, 100);
-      if (rc > 0)
-        receive_all (self, sock, filter);
-      else if (rc < 0 && zmq_errno () != EINTR) {
-        warn_limited (self, WARN_SOCKET, "ZeroMQ poll failed", zmq_strerror (zmq_errno ()));
-        g_usleep (100000);
-      }
-    } else {
+    zmq_pollitem_t items[2] = { {sock, 0, ZMQ_POLLIN, 0}, {NULL, self->wake_fd, ZMQ_POLLIN, 0} };
+    gint first = sock ? 0 : 1, n = (self->wake_fd >= 0 ? 2 : 1) - first;
+    gint rc = n > 0 ? zmq_poll (items + first, n, 100) : (g_usleep (100000), 0);
+    if (rc < 0 && zmq_errno () != EINTR) {
+      warn_limited (self, WARN_SOCKET, "ZeroMQ poll failed", zmq_strerror (zmq_errno ()));
       g_usleep (100000);
+    } else if (rc > 0) {
+      if (sock && (items[0].revents & ZMQ_POLLIN))
+        receive_all (self, sock, filter);
+      if (self->wake_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) {
+        guint64 v;
+        if (read (self->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+          GST_DEBUG_OBJECT (self, "wake read: %s", g_strerror (errno));
+      }
     }
     maybe_render (self, &key, screen, &screen_gen, &spare);
   }
@@ -546,6 +600,10 @@ gst_ceus_hud_start (GstBaseTransform * trans)
   memset (self->last_warn_us, 0, sizeof self->last_warn_us);
   g_mutex_unlock (&self->lock);
   g_atomic_int_set (&self->running, 1);
+  self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (self->wake_fd < 0)
+    GST_WARNING_OBJECT (self, "eventfd: %s (the renderer notices a new screen within "
+        "100 ms)", g_strerror (errno));
   self->thread = g_thread_new ("ceushud-sub", subscriber_thread, self);
   GST_DEBUG_OBJECT (self, "started");
   return TRUE;
@@ -560,7 +618,11 @@ gst_ceus_hud_stop (GstBaseTransform * trans)
     g_thread_join (self->thread);
     self->thread = NULL;
   }
+  if (self->wake_fd >= 0 && close (self->wake_fd) != 0)
+    GST_WARNING_OBJECT (self, "close eventfd: %s", g_strerror (errno));
+  self->wake_fd = -1;
   g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->rendered);
   hud_overlay_unref (self->overlay);
   self->overlay = NULL;
   self->want_w = self->want_h = 0;
@@ -697,6 +759,8 @@ gst_ceus_hud_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo *
     }
   }
   g_mutex_unlock (&self->lock);
+  self->await_first = !too_big;
+  wake_renderer (self);
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), !g.canvas);
   GST_DEBUG_OBJECT (self, "layout %s: %dx%d video at (%d, %d) in a %dx%d output%s",
       hud_layout_nick (g.mode), w, h, g.video_x, g.video_y, g.out_w, g.out_h,
@@ -715,7 +779,16 @@ gst_ceus_hud_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo *
   return TRUE;
 }
 
-/* Looks at the input frame while the screen is being learnt; nothing once it is. */
+static void
+wake_renderer (GstCeusHud * self)
+{
+  guint64 one = 1;
+  if (self->wake_fd >= 0 && write (self->wake_fd, &one, sizeof one) < 0)
+    GST_DEBUG_OBJECT (self, "wake write: %s", g_strerror (errno));
+}
+
+/* Looks at the input frame while the screen is being learnt; nothing once it is. The first
+ * look gives the provisional screen (the renderer lays the panels out for it at once). */
 static void
 learn_screen (GstCeusHud * self, GstVideoFrame * frame)
 {
@@ -734,8 +807,13 @@ learn_screen (GstCeusHud * self, GstVideoFrame * frame)
   }
   if (hud_screen_feed (sc, luma, stride, step)) {
     HudScreen *copy = g_memdup2 (sc, sizeof *sc);
-    GST_DEBUG_OBJECT (self, "screen learnt from %d frames: %d image area(s), background "
-        "luma %d", sc->samples, sc->n_areas, sc->background);
+    gboolean first = !sc->learnt;
+    if (first)
+      GST_DEBUG_OBJECT (self, "provisional screen from the first frame: %d image area(s), "
+          "background luma %d", sc->n_areas, sc->background);
+    else
+      GST_DEBUG_OBJECT (self, "screen learnt from %d frames: %d image area(s), background "
+          "luma %d", sc->samples, sc->n_areas, sc->background);
     for (gint i = 0; i < sc->n_areas; i++)
       GST_DEBUG_OBJECT (self, "image area %d: %dx%d at (%d, %d)", i, sc->areas[i].w,
           sc->areas[i].h, sc->areas[i].x, sc->areas[i].y);
@@ -744,7 +822,34 @@ learn_screen (GstCeusHud * self, GstVideoFrame * frame)
     self->screen = copy;
     self->screen_gen++;
     g_mutex_unlock (&self->lock);
+    wake_renderer (self);
   }
+}
+
+/* The first frame after a caps change waits (at most FIRST_LAYOUT_WAIT_US) for an overlay
+ * of its size, laid out for the screen as known (auto: the first look at this very frame),
+ * so that every frame carries the disclaimer and no frame shows the panels elsewhere. */
+static void
+await_first_overlay (GstCeusHud * self)
+{
+  gint64 end;
+  gboolean ok = TRUE;
+  if (!self->await_first)
+    return;
+  self->await_first = FALSE;
+  end = g_get_monotonic_time () + FIRST_LAYOUT_WAIT_US;
+  g_mutex_lock (&self->lock);
+  while (self->want_w > 0 && g_atomic_int_get (&self->running)
+      && (!self->overlay || self->overlay->width != self->want_w
+          || self->overlay->height != self->want_h
+          || (self->learn && self->overlay_gen != self->screen_gen)))
+    if (!g_cond_wait_until (&self->rendered, &self->lock, end)) {
+      ok = FALSE;
+      break;
+    }
+  g_mutex_unlock (&self->lock);
+  GST_DEBUG_OBJECT (self, "the first frame %s", ok ? "waited for its overlay"
+      : "passes before its overlay was drawn (the renderer is slow)");
 }
 
 static void
@@ -801,6 +906,7 @@ gst_ceus_hud_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   if (!hud_format (GST_VIDEO_FRAME_FORMAT (frame), &f.format))
     return GST_FLOW_OK;
   learn_screen (self, frame);
+  await_first_overlay (self);
   map_frame (frame, &f);
   blend_current (self, &f);
   return GST_FLOW_OK;
@@ -860,6 +966,7 @@ gst_ceus_hud_transform_frame (GstVideoFilter * filter, GstVideoFrame * in,
     }
   }
   learn_screen (self, in);
+  await_first_overlay (self);
   map_frame (out, &f);
   blend_current (self, &f);
   return GST_FLOW_OK;
@@ -1025,6 +1132,7 @@ gst_ceus_hud_finalize (GObject * object)
   hud_overlay_unref (self->overlay);
   g_free (self->learner);
   g_free (self->screen);
+  g_cond_clear (&self->rendered);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gst_ceus_hud_parent_class)->finalize (object);
 }
@@ -1144,6 +1252,8 @@ static void
 gst_ceus_hud_init (GstCeusHud * self)
 {
   g_mutex_init (&self->lock);
+  g_cond_init (&self->rendered);
+  self->wake_fd = -1;
   self->endpoint = g_strdup (DEFAULT_ENDPOINT);
   self->exam = g_strdup ("");
   self->server_key = g_strdup ("");

@@ -15,7 +15,8 @@
  *                         layout for a W x H video (MODE auto|beside|over, output size asked
  *                         OW x OH) with a fixed-advance font (0.6 em a character, 0.65 bold),
  *                         so the expectations are computed by hand.
- *   hudcheck screen W H   raw W x H luma frames on stdin: what the screen analysis learnt.
+ *   hudcheck screen W H   raw W x H luma frames on stdin: what the screen analysis learnt
+ *                         (and what its first look made of the first frame).
  *
  * Built only for the tests (cmake -DCEUS_TESTS=ON, target hudcheck) and run from pytest
  * (tests/test_overlay.py), so a field renamed in Python and the schema breaks a C test. */
@@ -749,20 +750,10 @@ view_lines (const gchar * mode, gint w, gint h, gint ow, gint oh)
 
 /* -- the screen analysis, on raw luma frames ------------------------------------------- */
 
-static int
-screen_frames (gint w, gint h)
+static void
+print_screen (const HudScreen * sc)
 {
-  HudScreen *sc = g_new (HudScreen, 1);
-  guint8 *frame = g_malloc ((gsize) w * h);
-  gint frames = 0;
-  hud_screen_init (sc, w, h);
-  while (fread (frame, 1, (gsize) w * h, stdin) == (gsize) w * h) {
-    hud_screen_feed (sc, frame, w, 1);
-    frames++;
-  }
-  hud_screen_finish (sc);
-  printf ("{\"frames\": %d, \"samples\": %d, \"cell\": %d, \"background\": %d, \"areas\": [",
-      frames, sc->samples, sc->cell, sc->background);
+  printf ("\"areas\": [");
   for (gint i = 0; i < sc->n_areas; i++)
     printf ("%s[%d, %d, %d, %d]", i ? ", " : "", sc->areas[i].x, sc->areas[i].y, sc->areas[i].w,
         sc->areas[i].h);
@@ -770,11 +761,36 @@ screen_frames (gint w, gint h)
   for (gint r = 0; r < sc->rows; r++) {
     printf ("%s\"", r ? ", " : "");
     for (gint c = 0; c < sc->cols; c++)
-      putchar (".si"[sc->cells[r][c]]);
+      putchar (sc->ready ? ".si"[sc->cells[r][c]] : '?');
     printf ("\"");
   }
-  printf ("]}\n");
+  printf ("]");
+}
+
+/* the screen as the first look made it ("first": provisional), then as learnt; "same": the
+ * learnt cells are the provisional ones (the panels stay) */
+static int
+screen_frames (gint w, gint h)
+{
+  HudScreen *sc = g_new (HudScreen, 1), *first = g_new0 (HudScreen, 1);
+  guint8 *frame = g_malloc ((gsize) w * h);
+  gint frames = 0;
+  hud_screen_init (sc, w, h);
+  while (fread (frame, 1, (gsize) w * h, stdin) == (gsize) w * h) {
+    hud_screen_feed (sc, frame, w, 1);
+    if (frames++ == 0)
+      memcpy (first, sc, sizeof *sc);
+  }
+  hud_screen_finish (sc);
+  printf ("{\"frames\": %d, \"samples\": %d, \"cell\": %d, \"background\": %d, ",
+      frames, sc->samples, sc->cell, sc->background);
+  print_screen (sc);
+  printf (", \"same\": %s, \"first\": {\"ready\": %s, ", hud_screen_same_cells (first, sc)
+      ? "true" : "false", first->ready ? "true" : "false");
+  print_screen (first);
+  printf ("}}\n");
   g_free (frame);
+  g_free (first);
   g_free (sc);
   return 0;
 }

@@ -408,7 +408,7 @@ place_groups (Ctx * c, Region * regs, gint n_regs, const gboolean want[N_GROUPS]
   return TRUE;
 }
 
-/* the largest free rectangles of the learnt screen (cells next to anything are not free) */
+/* the largest free rectangles of the screen (provisional or learnt; (cells next to anything are not free) */
 static gint
 free_regions (const HudScreen * sc, const HudGeometry * g, Region * out, gint max,
     gdouble min_w, gdouble min_h)
@@ -574,7 +574,7 @@ hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
 {
   const gdouble nominal = hud_body_px (g->out_h);
   Ctx c = { l, v, m, ctx, nominal, g->out_w, FALSE, FALSE, FALSE };
-  gboolean use_free = !g->canvas && g->mode == HUD_LAYOUT_AUTO && screen && screen->learnt;
+  gboolean use_free = !g->canvas && g->mode == HUD_LAYOUT_AUTO && screen && screen->ready;
 
   for (gdouble scale = 1.0; ; scale -= 0.1) {
     gdouble b = MAX (nominal * scale, floor_px ());

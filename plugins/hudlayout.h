@@ -105,7 +105,7 @@ gdouble hud_body_px (gint out_h);
 gint hud_wrap (const gchar * text, gdouble width, gdouble px, gboolean bold, HudMeasure m,
     gpointer ctx, gchar lines[][HUD_TEXT], gint max_lines);
 
-/* Lays out @v for @g. @screen: the learnt screen (NULL or not learnt: none known). */
+/* Lays out @v for @g. @screen: the screen as far as known (NULL or not ready: none). */
 void hud_layout (HudLayout * l, const HudView * v, const HudGeometry * g,
     const HudScreen * screen, HudCorner disclaimer, HudMeasure m, gpointer ctx);
 

@@ -207,7 +207,9 @@ draw_tic (Ink * ink, const HudFeatures * f, const HudBox * b, gdouble lab, gdoub
   px1 = b->x + b->w - 0.6 * lab;
   py0 = b->y + 2 * lh;
   py1 = b->y + b->h - lh - 0.2 * lab;
-  fill (cr, b, 1, 1, 1, 0.06);
+  /* no tint behind the plot: a filled box would make its whole area a blend run for the
+   * video thread (at 2160p most of the overlay's per-frame cost); the axes and the grid
+   * lines frame it */
   /* the key, then the unit over the y axis */
   kx = b->x;
   for (gint c = 0; c < 2; c++) {
@@ -368,6 +370,22 @@ json_text (JsonBuilder * b)
   return out;
 }
 
+void
+hud_overlay_mark_learnt (HudOverlay * ov)
+{
+  static const gchar before[] = "\"screen_learnt\":false}";
+  gsize n;
+  if (!ov->shown || (n = strlen (ov->shown)) < sizeof before - 1
+      || strcmp (ov->shown + n - (sizeof before - 1), before) != 0)
+    return;
+  ov->shown[n - (sizeof before - 1)] = 0;
+  {
+    gchar *s = g_strconcat (ov->shown, "\"screen_learnt\":true}", NULL);
+    g_free (ov->shown);
+    ov->shown = s;
+  }
+}
+
 gboolean
 hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
     const HudGeometry * g, const HudScreen * screen, gint64 now_us, gboolean have_state)
@@ -506,7 +524,7 @@ hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
   json_builder_end_array (jb);
   json_builder_set_member_name (jb, "screen_areas");
   json_builder_begin_array (jb);
-  for (gint i = 0; screen && screen->learnt && i < screen->n_areas; i++) {
+  for (gint i = 0; screen && screen->ready && i < screen->n_areas; i++) {
     HudBox a = { screen->areas[i].x, screen->areas[i].y, screen->areas[i].w,
       screen->areas[i].h
     };
@@ -518,6 +536,9 @@ hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
     json_builder_end_array (jb);
   }
   json_builder_end_array (jb);
+  json_builder_set_member_name (jb, "screen_ready");
+  json_builder_add_boolean_value (jb, screen && screen->ready);
+  /* the last member: hud_overlay_mark_learnt rewrites it */
   json_builder_set_member_name (jb, "screen_learnt");
   json_builder_add_boolean_value (jb, screen && screen->learnt);
   json_builder_end_object (jb);

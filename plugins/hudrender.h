@@ -21,10 +21,12 @@ typedef struct
   gint x, y, w, h;
 } HudRect;
 
-/* @n pixels from (@x, @y) of a rectangle: copied when @opaque, else blended */
+/* @n pixels from (@x, @y) of a rectangle: copied when @opaque, else blended; an opaque run
+ * of one colour (@fill: a tag's background) is written without reading its source */
 typedef struct
 {
   gint y, x, n, opaque;
+  gint fill;
 } HudRun;
 
 typedef enum
@@ -72,6 +74,10 @@ void hud_overlay_unref (HudOverlay * ov);
 gboolean hud_render (HudOverlay * ov, const HudState * s, const HudStyle * style,
     const HudGeometry * g, const HudScreen * screen, gint64 now_us, gboolean have_state);
 
+/* The screen the overlay was laid out for is now learnt, with the same cells (the layout is
+ * the same): only its "shown" JSON changes (screen_learnt true). Call under the lock that
+ * guards "shown". */
+void hud_overlay_mark_learnt (HudOverlay * ov);
 
 G_END_DECLS
 

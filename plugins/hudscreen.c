@@ -33,6 +33,8 @@ mode_of (const guint32 hist[256])
   return (guint8) best;
 }
 
+static void provisional (HudScreen * sc);
+
 gboolean
 hud_screen_feed (HudScreen * sc, const guint8 * luma, gint stride, gint step)
 {
@@ -70,6 +72,10 @@ hud_screen_feed (HudScreen * sc, const guint8 * luma, gint stride, gint step)
     hud_screen_finish (sc);
     return TRUE;
   }
+  if (sc->samples == 1) {
+    provisional (sc);
+    return TRUE;
+  }
   return FALSE;
 }
 
@@ -101,29 +107,21 @@ flood (HudScreen * sc, guint8 moving[HUD_SCREEN_MAX_ROWS][HUD_SCREEN_MAX_COLS], 
   }
 }
 
-void
-hud_screen_finish (HudScreen * sc)
+/* The image areas: the connected patches of @mask (1 = candidate; used up) whose bounding
+ * box is big enough, overlapping ones merged; their cells become image, the areas are kept in
+ * pixels. */
+static void
+find_areas (HudScreen * sc, guint8 mask[HUD_SCREEN_MAX_ROWS][HUD_SCREEN_MAX_COLS])
 {
-  gint *stack;
+  gint *stack = g_new (gint, HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
   gint boxes[64][4], nb = 0;
   const gdouble min_area = AREA_MIN_FRACTION * sc->cols * sc->rows;
 
-  if (sc->learnt)
-    return;
-  stack = g_new (gint, HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
-  {
-    guint8 (*mv)[HUD_SCREEN_MAX_COLS] = g_malloc0 (HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
-    for (gint r = 0; r < sc->rows; r++)
-      for (gint c = 0; c < sc->cols; c++)
-        mv[r][c] = sc->changed[r][c] >= MIN_CHANGES;
-    for (gint r = 0; r < sc->rows; r++)
-      for (gint c = 0; c < sc->cols; c++)
-        if (mv[r][c] == 1 && nb < (gint) G_N_ELEMENTS (boxes))
-          flood (sc, mv, r, c, stack, boxes[nb++]);
-    g_free (mv);
-  }
+  for (gint r = 0; r < sc->rows; r++)
+    for (gint c = 0; c < sc->cols; c++)
+      if (mask[r][c] == 1 && nb < (gint) G_N_ELEMENTS (boxes))
+        flood (sc, mask, r, c, stack, boxes[nb++]);
   g_free (stack);
-  /* the image areas: moving patches big enough, overlapping ones merged */
   sc->n_areas = 0;
   for (gint i = 0; i < nb; i++) {
     gint *b = boxes[i];
@@ -146,11 +144,6 @@ hud_screen_finish (HudScreen * sc)
       sc->areas[sc->n_areas++] = (HudIBox) {
       b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1};
   }
-  /* cells: image inside an area's box, static where anything else was ever drawn */
-  for (gint r = 0; r < sc->rows; r++)
-    for (gint c = 0; c < sc->cols; c++)
-      sc->cells[r][c] = (sc->content[r][c] || sc->changed[r][c]) ? HUD_CELL_STATIC
-          : HUD_CELL_FREE;
   for (gint j = 0; j < sc->n_areas; j++) {
     HudIBox *a = &sc->areas[j];
     for (gint r = a->y; r < a->y + a->h; r++)
@@ -162,13 +155,81 @@ hud_screen_finish (HudScreen * sc)
     a->w = MIN (a->w * sc->cell, sc->width - a->x);
     a->h = MIN (a->h * sc->cell, sc->height - a->y);
   }
+}
+
+/* The first look: what differs from the background is occupied; a large connected blob of it
+ * is an image, its whole bounding box (a sector's dark interior looks like background). */
+static void
+provisional (HudScreen * sc)
+{
+  guint8 (*mask)[HUD_SCREEN_MAX_COLS] = g_malloc0 (HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
+  for (gint r = 0; r < sc->rows; r++)
+    for (gint c = 0; c < sc->cols; c++) {
+      sc->cells[r][c] = sc->content[r][c] ? HUD_CELL_STATIC : HUD_CELL_FREE;
+      mask[r][c] = sc->content[r][c];
+    }
+  find_areas (sc, mask);
+  g_free (mask);
+  sc->ready = TRUE;
+}
+
+void
+hud_screen_finish (HudScreen * sc)
+{
+  guint8 (*mask)[HUD_SCREEN_MAX_COLS];
+  guint8 (*prev)[HUD_SCREEN_MAX_COLS] = NULL;
+  HudIBox prev_areas[HUD_SCREEN_MAX_AREAS];
+  gint prev_n = 0;
+
+  if (sc->learnt)
+    return;
+  if (sc->ready) {
+    prev = g_memdup2 (sc->cells, sizeof sc->cells);
+    memcpy (prev_areas, sc->areas, sizeof prev_areas);
+    prev_n = sc->n_areas;
+  }
+  /* cells: static where anything was ever drawn or moved, image inside a moving patch's box */
+  mask = g_malloc0 (HUD_SCREEN_MAX_ROWS * HUD_SCREEN_MAX_COLS);
+  for (gint r = 0; r < sc->rows; r++)
+    for (gint c = 0; c < sc->cols; c++) {
+      sc->cells[r][c] = (sc->content[r][c] || sc->changed[r][c]) ? HUD_CELL_STATIC
+          : HUD_CELL_FREE;
+      mask[r][c] = sc->changed[r][c] >= MIN_CHANGES;
+    }
+  find_areas (sc, mask);
+  g_free (mask);
+  if (prev) {
+    /* the learnt screen only adds to the provisional one: a cell occupied at the first look
+     * stays occupied (image over static over free) */
+    for (gint r = 0; r < sc->rows; r++)
+      for (gint c = 0; c < sc->cols; c++)
+        sc->cells[r][c] = MAX (sc->cells[r][c], prev[r][c]);
+    if (sc->n_areas == 0) {
+      memcpy (sc->areas, prev_areas, sizeof prev_areas);
+      sc->n_areas = prev_n;
+    }
+    g_free (prev);
+  }
+  sc->ready = TRUE;
   sc->learnt = TRUE;
+}
+
+gboolean
+hud_screen_same_cells (const HudScreen * a, const HudScreen * b)
+{
+  if (!a->ready || !b->ready || a->rows != b->rows || a->cols != b->cols
+      || a->cell != b->cell || a->width != b->width || a->height != b->height)
+    return FALSE;
+  for (gint r = 0; r < a->rows; r++)
+    if (memcmp (a->cells[r], b->cells[r], a->cols) != 0)
+      return FALSE;
+  return TRUE;
 }
 
 HudCell
 hud_screen_at (const HudScreen * sc, gint x, gint y)
 {
-  if (!sc->learnt || x < 0 || y < 0 || x >= sc->width || y >= sc->height)
+  if (!sc->ready || x < 0 || y < 0 || x >= sc->width || y >= sc->height)
     return HUD_CELL_FREE;
   return sc->cells[y / sc->cell][x / sc->cell];
 }

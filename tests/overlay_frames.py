@@ -180,6 +180,53 @@ def run_overlay(src: ScreenSource, messages, props: str = "", want=None, frames_
         pub.close()
 
 
+def run_from_first_frame(src: ScreenSource, messages, props: str = "", frames: int = 40):
+    """[(input frame, output frame)] for every frame from the first on: the element has
+    taken ``messages`` before the first frame is pushed, then ``frames`` frames go through
+    one at a time (each pulled before the next is pushed), past the screen's learning."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_overlay import Publisher
+
+    from ceustream.pipelines import gst
+
+    gst.require("ceushud")
+    Gst = gst.Gst
+    pub = Publisher()
+    w, h = src.width, src.height
+    p = Gst.parse_launch(
+        f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},"
+        f"framerate=30/1 ! videoconvert ! video/x-raw,format=BGRx ! ceushud name=hud "
+        f"endpoint={pub.endpoint} stale-after=600 {props} ! videoconvert ! "
+        "video/x-raw,format=RGB ! appsink name=sink sync=false")
+    appsrc, hud, sink = p.get_by_name("src"), p.get_by_name("hud"), p.get_by_name("sink")
+    p.set_state(Gst.State.PLAYING)
+    out = []
+    try:
+        deadline = time.monotonic() + 30
+        while hud.get_property("messages-received") < len(messages):  # ZeroMQ's slow joiner
+            assert time.monotonic() < deadline, "the element never took the messages"
+            for m in messages:
+                pub.send(m)
+            time.sleep(0.05)
+        for k in range(frames):
+            img = np.ascontiguousarray(src.frame(k / 30.0))
+            buf = Gst.Buffer.new_wrapped(img.tobytes())
+            buf.pts, buf.duration = k * 33_333_333, 33_333_333
+            assert appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
+            sample = sink.emit("try-pull-sample", 10 * Gst.SECOND)
+            assert sample is not None, "no frame came out"
+            b = sample.get_buffer()
+            assert b.pts == buf.pts
+            caps = sample.get_caps().get_structure(0)
+            ow, oh = caps.get_value("width"), caps.get_value("height")
+            a = np.frombuffer(b.extract_dup(0, b.get_size()), np.uint8)
+            out.append((img, a.reshape(oh, a.size // oh)[:, :ow * 3].reshape(oh, ow, 3).copy()))
+        return out
+    finally:
+        appsrc.emit("end-of-stream")
+        p.set_state(Gst.State.NULL)
+        pub.close()
+
 def ocr(img: np.ndarray, scale: float = 2.0) -> str:
     """Tesseract's reading of ``img`` (RGB), enlarged, in two standard preparations joined:
     light text made black on white (sparse text, --psm 11) and the inverted grey picture

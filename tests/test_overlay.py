@@ -202,8 +202,8 @@ class Bench:
         self.hud = self.p.get_by_name("hud")
         self.sink = self.p.get_by_name("sink")
         self.p.set_state(self.Gst.State.PLAYING)
-        # the first overlay, after the screen is learnt where the layout learns it (auto at
-        # the video's size: the panels move once, from the corners to the free space)
+        # the first overlay, once the screen is learnt where the layout learns it (auto at
+        # the video's size: laid out from the first frame's look, kept when it is learnt)
         wait_for(lambda: (s := self.shown()) and (s["screen_learnt"] or s["where"] != "corners"
                                                   or s["layout"] == "over"),
                  what="the first overlay")
@@ -1028,6 +1028,67 @@ def test_the_screen_analysis_finds_the_image_and_the_static_text(hudcheck):
     assert cells[28][1] == "." and cells[28][38] == "."  # the corners are free
     assert cells[15][20] == "i"
 
+    # the first look already had it all (the noise differs from the background): the learnt
+    # screen is the provisional one, the panels placed at the first frame stay
+    assert out["first"]["ready"] and out["same"]
+    assert out["first"]["cells"] == cells
+
+
+def _screen(hudcheck, frames, w=320, h=240):
+    r = subprocess.run([str(hudcheck), "screen", str(w), str(h)],
+                       input=b"".join(f.tobytes() for f in frames), capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_the_first_look_takes_a_dark_sector_interior_as_image(hudcheck):
+    """The first frame alone: a 2-px rim (luma 200) around a 160x160 interior as dark as the
+    background (12) at (80, 40), a title at the top left. The rim's samples (every 2 px from
+    1) hit it on all four sides, so the connected blob's box, cells 10..29 x 5..24 (400
+    cells, over 2 % of 40 x 30), is image: the interior is not free. The title (cells 1..8,
+    rows 0..1: 16 cells) stays static text. Later frames fill the interior with noise: the
+    learnt screen has the same cells."""
+    w, h = 320, 240
+    rng = np.random.default_rng(2)
+    frames = []
+    for k in range(40):
+        f = np.full((h, w), 12, np.uint8)
+        if k:
+            f[42:198, 82:238] = rng.integers(0, 256, (156, 156), dtype=np.uint8)
+        f[40:42, 80:240] = f[198:200, 80:240] = 200
+        f[40:200, 80:82] = f[40:200, 238:240] = 200
+        f[6:14, 8:70] = 230
+        frames.append(f)
+    out = _screen(hudcheck, frames)
+    first = out["first"]
+    assert first["ready"] and first["areas"] == [[80, 40, 160, 160]]
+    cells = first["cells"]
+    assert all(row[10:30] == "i" * 20 for row in cells[5:25])  # rim and dark interior
+    assert cells[15][9] == "." and cells[15][30] == "." and cells[4][20] == "."
+    assert cells[1][1:9] == "s" * 8 and cells[28][1] == "." and cells[28][38] == "."
+    assert out["same"] and out["cells"] == cells
+
+
+def test_what_the_first_look_could_not_see_is_added_when_learnt(hudcheck):
+    """A first frame of plain background (the scanner's image not yet shown): the provisional
+    screen is all free; the image that appears later is learnt (its box, to a cell) and the
+    cells differ (the panels are laid out again, once)."""
+    w, h = 320, 240
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(40):
+        f = np.full((h, w), 12, np.uint8)
+        if k:
+            f[40:200, 80:240] = rng.integers(0, 256, (160, 160), dtype=np.uint8)
+        frames.append(f)
+    out = _screen(hudcheck, frames)
+    assert out["first"]["ready"] and out["first"]["areas"] == []
+    assert set("".join(out["first"]["cells"])) == {"."}
+    assert not out["same"]
+    x, y, aw, ah = out["areas"][0]
+    assert 72 <= x <= 80 and 32 <= y <= 40 and 240 <= x + aw <= 248 and 200 <= y + ah <= 208
+    assert out["cells"][15][20] == "i" and out["cells"][28][1] == "."
 
 # -- pixels: simulated scanner screens through the element, read back by tesseract --------
 
@@ -1089,6 +1150,44 @@ def test_auto_covers_no_image_and_no_scanner_text_and_reads_right(name):
                  "SLOT LATE"):
         assert want in text, f"tesseract did not read {want!r} in: {text}"
 
+
+@pytest.mark.parametrize("name", ["simulator_480p", "renderer_b_720p", "pattern_1080p"])
+def test_auto_from_the_first_frame_covers_nothing_and_nothing_jumps(name):
+    """Every output frame from the very first (before the screen is learnt, 32 frames, and
+    after), compared with its input: no overlay pixel inside the image areas (but the ROI's
+    corners) or over the scanner's text; the panels are drawn on the first frame already
+    (tesseract reads the disclaimer and the score there) and every later frame is the same
+    outside the image areas (nothing moves when the screen is learnt)."""
+    _need_tesseract()
+    import overlay_frames as of
+
+    src = _screens()[name]()
+    w, h = src.width, src.height
+    msgs = [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
+                   roi=list(src.roi), frame_size=[w, h], features=features(30),
+                   warnings=["slot_late"]),
+            final_score(0.87, "HCC", features=features(30))]
+    frames = of.run_from_first_frame(src, msgs, "layout=auto", 40)
+    rx, ry, rw, rh = src.roi
+    band = max(4, int(0.006 * frames[0][1].shape[0]) + 3)
+    roi_zone = np.zeros((h, w), bool)
+    roi_zone[max(ry - band, 0):ry + rh + band, max(rx - band, 0):rx + rw + band] = True
+    roi_zone[ry + band:ry + rh - band, rx + band:rx + rw - band] = False
+    first = frames[0][1]
+    vx, vy = _video_in(first, w, h)
+    outside = np.ones(first.shape[:2], bool)  # the output's pixels that show no image
+    outside[vy:vy + h, vx:vx + w] = ~src.image & ~src.text
+    for k, (inp, out) in enumerate(frames):
+        video = out[vy:vy + h, vx:vx + w].astype(int)
+        diff = np.abs(video - inp.astype(int)).max(axis=2) > 24
+        assert (diff & src.image & ~roi_zone).sum() == 0, f"frame {k}: over the image"
+        assert (diff & src.text).sum() == 0, f"frame {k}: over the scanner's text"
+        assert np.array_equal(out[outside], first[outside]), f"frame {k}: the panels moved"
+    drawn = np.abs(first[vy:vy + h, vx:vx + w].astype(int) - frames[0][0].astype(int))
+    assert (drawn.max(axis=2) > 24).sum() > 2000 or first.shape[:2] != (h, w)
+    text = _words(of.ocr(first))
+    for want in ("0.87", "HCC", "FINAL", "SIMULATED", "DIAGNOSIS"):
+        assert want in text, f"tesseract did not read {want!r} on the first frame: {text}"
 
 @pytest.mark.parametrize("name", ["simulator_480p", "renderer_b_720p"])
 def test_provisional_and_outside_domain_read_right(name):
