@@ -209,6 +209,7 @@ def run_level(n: int, path: Path, truth: dict, args) -> dict:
     env["CEUSTREAM_METRICS__LISTEN"] = f"127.0.0.1:{metrics}"
     if args.in_process:  # the sources' pipelines in the engine's process (live.workers)
         env["CEUSTREAM_LIVE__WORKERS"] = "false"
+    env["CEUSTREAM_LIVE__WORKER_NICE"] = str(args.worker_nice)
     cmd = [sys.executable, "-m", "ceustream.engine.cli", "run", "--json", "-q",
            "--control", ctl_ep, "--pub", f"tcp://127.0.0.1:{pub}", "--backend", args.backend]
     for i, p in enumerate(ports):
@@ -356,6 +357,8 @@ def main(argv=None) -> int:
     ap.add_argument("--in-process", action="store_true",
                     help="pipelines in the engine's process, not one worker per source "
                     "(live.workers = false): the layout before source workers")
+    ap.add_argument("--worker-nice", type=int, default=0,
+                    help="live.worker_nice: the workers this much nicer than the engine (0-19)")
     ap.add_argument("--decode-only", action="store_true",
                     help="first measure what decoding alone costs per source")
     args = ap.parse_args(argv)
@@ -366,7 +369,7 @@ def main(argv=None) -> int:
             print("capacity: `ceustream engine build` failed; no TensorRT run", file=sys.stderr)
             return p.returncode
     load0 = os.getloadavg()  # before anything of the benchmark runs: other work
-    out: dict = {"backend": args.backend, "sizes": {}, "load_before": list(load0), "goal": {
+    out: dict = {"backend": args.backend, "worker_nice": args.worker_nice, "sizes": {}, "load_before": list(load0), "goal": {
         "p99_ms": GOAL_P99_MS, "cpu_per_source_pct": GOAL_CPU_PCT, "missed": 0}}
     texts = []
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:

@@ -69,10 +69,6 @@ HUNG_AFTER_S = 5.0
 #: a worker that has not started its pipeline this long after it was started (Python and
 #: GStreamer loading on a busy machine take seconds) is hung too
 START_LIMIT_S = 30.0
-#: how much nicer than the engine a worker runs: on a busy machine the engine's few
-#: milliseconds per slot (the score the bedside waits for) come before decoding, which has
-#: its buffers (the socket's, the appsink's) to absorb the wait
-WORKER_NICE = 4
 #: frames queued between the worker and the engine at most (each side's high-water mark)
 QUEUE_FRAMES = 30
 #: a worker silent this long when it is closed (its heartbeat is every STATE_EVERY_S) is
@@ -103,7 +99,8 @@ class WorkerReader:
     seekable = False
 
     def __init__(self, uri: str, branch: str | None = None, record: Any = None,
-                 name: str = "source", entry: str = "ceustream.pipelines.worker"):
+                 name: str = "source", entry: str = "ceustream.pipelines.worker",
+                 nice: int = 0):
         from .source import kind, source_description
 
         if kind(uri) != "sim":
@@ -115,6 +112,8 @@ class WorkerReader:
         self.branch = branch
         self.record = str(record) if record else None
         self.name = name
+        #: how much nicer than the engine the worker runs (``live.worker_nice``)
+        self.nice = int(nice)
         self.what = redact(uri)
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
@@ -152,6 +151,8 @@ class WorkerReader:
         args = [sys.executable, "-m", self.entry, "--uri", self.uri,
                 "--data", data_ep, "--cmd", cmd_ep, "--name", self.name,
                 "--parent", str(os.getpid())]
+        if self.nice:
+            args += ["--nice", str(self.nice)]
         if self.branch:
             args += ["--branch", self.branch]
         if self.record:
@@ -503,12 +504,14 @@ def main(argv: list[str] | None = None,
     ap.add_argument("--parent", type=int, required=True)
     ap.add_argument("--branch")
     ap.add_argument("--record")
+    ap.add_argument("--nice", type=int, default=0)
     args = ap.parse_args(argv)
     _die_with_parent()
-    try:
-        os.nice(WORKER_NICE)
-    except OSError:
-        pass
+    if args.nice > 0:  # live.worker_nice: the engine's scores before decoding
+        try:
+            os.nice(args.nice)
+        except OSError:
+            pass
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s worker {args.name}: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when a worker ends

@@ -89,3 +89,38 @@ def test_a_box_reaching_past_the_picture_is_clipped_to_it(worker):
     worker.set_crop(None)  # the whole picture again
     fr = frames_until(worker, lambda f: f.origin == (0, 0))
     assert fr.luma.shape == (h, w)
+
+
+@pytest.mark.parametrize("value,ok", [("0", True), ("4", True), ("19", True), ("20", False),
+                                      ("-1", False), ("nan", False), ("x", False)])
+def test_worker_nice_is_a_checked_setting(value, ok):
+    from ceustream.engine.core import config
+    from ceustream.engine.core.errors import UsageError
+
+    env = {"CEUSTREAM_LIVE__WORKER_NICE": value}
+    if ok:
+        assert config.load(env=env)["live"]["worker_nice"] == int(value)
+    else:
+        with pytest.raises(UsageError, match="(?i)worker_nice"):
+            config.load(env=env)
+
+
+def test_a_worker_runs_as_much_nicer_as_it_was_told():
+    """``live.worker_nice``: the worker process's own niceness, read from /proc (field 19 of
+    its stat), is the engine's plus the setting."""
+    import os
+
+    from ceustream.pipelines.worker import WorkerReader
+
+    def niceness(pid: int) -> int:
+        stat = open(f"/proc/{pid}/stat").read()
+        return int(stat[stat.rindex(")") + 2:].split()[16])
+
+    r = WorkerReader("test://smpte", name="nicetest", nice=3)
+    r.set_pass_all(True)
+    r.open()
+    try:
+        frames_until(r, lambda fr: True)
+        assert niceness(r.pid) == niceness(os.getpid()) + 3
+    finally:
+        r.close()

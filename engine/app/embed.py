@@ -152,16 +152,17 @@ class Engine:
         if pub_ep:
             self._pub = Publisher(pub_ep, cfg, curve=curve)
         workers = bool(cfg["live"]["workers"])
+        nice = int(cfg["live"]["worker_nice"])
         ctx = ExamContext(cfg, model, self._slot.current.scorer, note, publisher=self._pub,
                           journal=journal, on_score=self._on_score, on_done=self._on_done,
                           slot=self._slot)
         self._live = LiveEngine(ctx, lambda name, uri: (
-            reader_factory(uri, None, None, name, workers), reopens(uri)))
+            reader_factory(uri, None, None, name, workers, nice), reopens(uri)))
         several = len(pairs) > 1
         for name, uri in pairs:
             self._live.add_source(name, uri,
                                   reader_factory(uri, None, None, name if several else None,
-                                                 workers), reopens(uri))
+                                                 workers, nice), reopens(uri))
         if ctl_ep:
             self._server = ControlServer(ctl_ep, self._live.handle, cfg, curve=curve)
         log.info("engine: %d source(s); control %s; scores %s", len(pairs), ctl_ep or "off",

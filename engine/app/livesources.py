@@ -23,7 +23,8 @@ def record_path(record: str | None, generation: int, name: str | None = None) ->
 
 
 def reader_factory(source: str, branch: str | None, record: str | None,
-                   name: str | None = None, workers: bool = True) -> Callable[[int], Any]:
+                   name: str | None = None, workers: bool = True,
+                   nice: int = 0) -> Callable[[int], Any]:
     """A function opening the live reader for ``source`` (called again on every re-open); a
     ``sim://`` source is the simulator's frame generator, which starts its exam again.
     ``workers`` (``live.workers``): each pipeline runs in a source worker process
@@ -41,7 +42,7 @@ def reader_factory(source: str, branch: str | None, record: str | None,
     def open_reader(generation: int):
         rec = record_path(record, generation, name)
         if workers:
-            return WorkerReader(source, branch, record=rec, name=name or "main",
+            return WorkerReader(source, branch, record=rec, name=name or "main", nice=nice,
                                 entry="ceustream.engine.app.sourceworker" if sim is not None
                                 else "ceustream.pipelines.worker")
         return LiveReader(source, branch, generator=sim, record=rec)

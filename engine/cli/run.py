@@ -171,12 +171,13 @@ def run(args) -> int:
         wake.set()
 
     workers = bool(cfg["live"]["workers"])
+    nice = int(cfg["live"]["worker_nice"])
 
     def opener(name: str, uri: str):
         """A source added over the control socket (``add_source``)."""
         if kind(uri) != "sim":
             source_description(uri)
-        return reader_factory(uri, None, None, name, workers), reopens(uri)
+        return reader_factory(uri, None, None, name, workers, nice), reopens(uri)
 
     eng = LiveEngine(ExamContext(cfg, model, slot.current.scorer, note, publisher=pub,
                                  journal=not args.no_journal,
@@ -188,7 +189,7 @@ def run(args) -> int:
         metrics = serve(tel, cfg)
         for name, uri in sources:  # before the control socket: its first answer knows them
             open_reader = reader_factory(uri, branch, args.record, name if several else None,
-                                         workers)
+                                         workers, nice)
             eng.add_source(name, uri, open_reader, reopens(uri))
         if metrics is not None:  # /readyz: from now on, every source is known
             from ceustream.engine.app.health import engine_readiness

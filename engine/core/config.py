@@ -29,7 +29,7 @@ _POSITIVE = {
     ("live", "history_s"), ("live", "history_max_mb"), ("engine", "max_batch"),
     ("engine", "slot_late_s"), ("engine", "max_model_mb"),
 }
-_NON_NEGATIVE = {("model", "threads"), ("arrival", "min_rise"), ("replay", "seek_min_gap_s"),
+_NON_NEGATIVE = {("live", "worker_nice"), ("model", "threads"), ("arrival", "min_rise"), ("replay", "seek_min_gap_s"),
                  ("engine", "batch_window_ms"), ("engine", "max_copied_slots")}
 
 
@@ -104,6 +104,8 @@ def _validate(cfg: dict) -> None:
         if not (cfg[table][key] >= 0 and math.isfinite(cfg[table][key])):
             raise UsageError(f"setting {table}.{key} must be a finite number >= 0, "
                              f"got {cfg[table][key]}")
+    if cfg["live"]["worker_nice"] > 19:
+        raise UsageError(f"setting live.worker_nice must be 0-19, got {cfg['live']['worker_nice']}")
 
 
 def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> dict:
