@@ -27,6 +27,7 @@ static const gchar *const APHE[] = { "nonrim", "rim", "none", NULL };
 static const gchar *const WASHOUT[] = { "none", "early", "late", NULL };
 static const gchar *const DEGREE[] = { "none", "mild", "marked", NULL };
 static const gchar *const DOMAIN_STATES[] = { "in", "out", "unknown", NULL };
+static const gchar *const BASES[] = { "network", "fusion", "physiology", NULL };
 static const gchar *const CATEGORY[] = { "LR-5-like", "LR-4-like", "LR-3-like",
   "LR-M-like", NULL
 };
@@ -83,6 +84,7 @@ const HudField hud_fields[] = {
   {"domain.distance", B, tNUM | tNUL, 0, 0, 1e9, FALSE, NULL},
   {"domain.threshold", B, tNUM | tNUL, 0, 0, 1e9, FALSE, NULL},
   {"domain.method", B, tSTR, 0, 0, 0, FALSE, NULL},
+  {"score_basis", B, tSTR, 0, 0, 0, FALSE, BASES},
   {"score", S, tNUM, 0, 0, 1, TRUE, NULL},
   {"slot", S, tINT | tNUL, 0, 0, 999, FALSE, NULL},
   {"provisional", S, tBOO, 0, 0, 0, FALSE, NULL},
@@ -427,6 +429,8 @@ read_common (JsonObject * o, HudState * s)
     read_features (o, &s->features);
   s->final = get_bool (o, "final", s->final);
   copy_str (s->label, s->final ? get_str (o, "label") : NULL);
+  if (member (o, "score_basis"))      /* a status without it keeps the score's */
+    copy_str (s->basis, get_str (o, "score_basis"));
 }
 
 static void

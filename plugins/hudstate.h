@@ -112,6 +112,7 @@ typedef struct
   gdouble score;
   gdouble threshold;
   gchar label[HUD_STR];         /* empty until final */
+  gchar basis[HUD_STR];         /* what the score stands on (score_basis); empty: the network */
   gboolean final;
   gint slots_filled;
   gint slots_total;

@@ -194,7 +194,11 @@ hud_view_build (HudView * v, const HudState * s, const HudStyle * style, gint64 
     g_strlcpy (v->headline, "OUTSIDE MODEL DOMAIN", sizeof v->headline);
     if (f->present && f->category[0])
       words (&v->label, HUD_TONE_TEXT, "TIC %s", f->category);
-    words (&v->detail, HUD_TONE_MUTED, "CNN P(HCC) %s - not valid here", v->score);
+    if (has && g_str_equal (s->basis, "physiology"))
+      /* the engine's score out of its domain: the TIC reading's P(HCC), not the network's */
+      words (&v->detail, HUD_TONE_TEXT, "physiology P(HCC) %s", v->score);
+    else
+      words (&v->detail, HUD_TONE_MUTED, "CNN P(HCC) %s - not valid here", v->score);
     if (s->domain == HUD_DOMAIN_OUT && !isnan (s->domain_distance)
         && !isnan (s->domain_threshold))
       g_snprintf (v->domain_words, sizeof v->domain_words, "domain distance %.2f > %.2f",

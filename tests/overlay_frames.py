@@ -257,10 +257,13 @@ def example_messages(src: ScreenSource, kind: str) -> list:
     w, h = src.width, src.height
     if kind == "outside":
         f = features(30, summary="APHE ✓ (non-rim) · washout late, mild · LR-5-like")
-        return [status(n=30, phase="complete", score=0.87, final=True, label="indeterminate",
+        # the engine's score out of its domain is the physiology reading's P(HCC)
+        dom = {"state": "out", "distance": 3.1, "threshold": 2.0, "method": "embedding"}
+        return [status(n=30, phase="complete", score=0.81, final=True, label="indeterminate",
                        roi=list(src.roi), frame_size=[w, h], features=f,
-                       warnings=["out_of_distribution"]),
-                final_score(0.87, "indeterminate", features=f,
+                       warnings=["out_of_distribution"], score_basis="physiology"),
+                final_score(0.81, "indeterminate", features=f, domain=dom,
+                            score_basis="physiology",
                             flags=["trained_on_simulated_data", "out_of_distribution"])]
     return [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
                    roi=list(src.roi), frame_size=[w, h], features=features(30),

@@ -881,6 +881,28 @@ def test_the_view_says_provisional_final_and_outside_the_model_domain(hudcheck):
         assert "OUTSIDE MODEL DOMAIN" in tags  # wrapped, whole
 
 
+def test_outside_the_domain_a_physiology_score_is_named_as_such(hudcheck):
+    """Out of the domain the engine's ``score`` is the physiology reading's P(HCC)
+    (``score_basis``: physiology): the screen names it so, never as the network's; a
+    status without the field keeps the score's basis; a network-based score out of domain
+    (an engine without the reading) keeps the grey "not valid here"."""
+    f = features(30, summary="APHE ✓ (non-rim) · washout late, mild · LR-5-like")
+    phys, phys_status, net = _view(hudcheck, [
+        final_score(0.81, "indeterminate", features=f, domain=_domain("out", 3.1, 2.0),
+                    score_basis="physiology"),
+        status(n=30, phase="complete", score=0.81, final=True, label="indeterminate",
+               features=f, warnings=["out_of_distribution"]),
+        final_score(0.62, "indeterminate", exam="ex2", features=f,
+                    domain=_domain("out", 3.1, 2.0), score_basis="network"),
+    ], "auto", 1920, 1080)
+    for o in (phys, phys_status):
+        v = o["view"]
+        assert v["headline"] == "OUTSIDE MODEL DOMAIN" and v["tic_label"] == "TIC LR-5-like"
+        assert v["detail"] == "physiology P(HCC) 0.81"
+        assert "CNN" not in " ".join(i.get("text", "") for i in o["items"])
+    assert net["view"]["detail"] == "CNN P(HCC) 0.62 - not valid here"
+
+
 def _domain(state: str, distance=None, threshold=None) -> dict:
     return {"state": state, "distance": distance, "threshold": threshold, "method": "embedding"}
 
