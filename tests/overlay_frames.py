@@ -112,9 +112,9 @@ def pattern_screen(width: int = 1920, height: int = 1080) -> ScreenSource:
     return ScreenSource(f"pattern_{width}x{height}", width, height, frame, image, text, roi)
 
 
-def run_overlay(src: ScreenSource, messages, props: str = "", want=None, frames_max: int = 400):
-    """(input frame, output frame, shown) once ``want(shown)`` holds (default: the newest
-    message drawn and the screen learnt where the layout learns it)."""
+def _overlay_pipeline(src: ScreenSource, props: str, sink_props: str = ""):
+    """(Gst, publisher, pipeline, appsrc, ceushud, appsink) playing: the screen's RGB frames
+    through ceushud (BGRx) and back to RGB, the element subscribed to a test publisher."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_overlay import Publisher
 
@@ -128,9 +128,15 @@ def run_overlay(src: ScreenSource, messages, props: str = "", want=None, frames_
         f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},"
         f"framerate=30/1 ! videoconvert ! video/x-raw,format=BGRx ! ceushud name=hud "
         f"endpoint={pub.endpoint} stale-after=600 {props} ! videoconvert ! "
-        "video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=2")
-    appsrc, hud, sink = p.get_by_name("src"), p.get_by_name("hud"), p.get_by_name("sink")
+        f"video/x-raw,format=RGB ! appsink name=sink sync=false{sink_props}")
     p.set_state(Gst.State.PLAYING)
+    return Gst, pub, p, p.get_by_name("src"), p.get_by_name("hud"), p.get_by_name("sink")
+
+
+def run_overlay(src: ScreenSource, messages, props: str = "", want=None, frames_max: int = 400):
+    """(input frame, output frame, shown) once ``want(shown)`` holds (default: the newest
+    message drawn and the screen learnt where the layout learns it)."""
+    Gst, pub, p, appsrc, hud, sink = _overlay_pipeline(src, props, " max-buffers=2")
     sent = 0
 
     def shown():
@@ -184,22 +190,7 @@ def run_from_first_frame(src: ScreenSource, messages, props: str = "", frames: i
     """[(input frame, output frame)] for every frame from the first on: the element has
     taken ``messages`` before the first frame is pushed, then ``frames`` frames go through
     one at a time (each pulled before the next is pushed), past the screen's learning."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_overlay import Publisher
-
-    from ceustream.pipelines import gst
-
-    gst.require("ceushud")
-    Gst = gst.Gst
-    pub = Publisher()
-    w, h = src.width, src.height
-    p = Gst.parse_launch(
-        f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},"
-        f"framerate=30/1 ! videoconvert ! video/x-raw,format=BGRx ! ceushud name=hud "
-        f"endpoint={pub.endpoint} stale-after=600 {props} ! videoconvert ! "
-        "video/x-raw,format=RGB ! appsink name=sink sync=false")
-    appsrc, hud, sink = p.get_by_name("src"), p.get_by_name("hud"), p.get_by_name("sink")
-    p.set_state(Gst.State.PLAYING)
+    Gst, pub, p, appsrc, hud, sink = _overlay_pipeline(src, props)
     out = []
     try:
         deadline = time.monotonic() + 30

@@ -1137,6 +1137,25 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+def _final_hcc(src) -> list:
+    """A complete exam's status and final HCC score for a screen (its ROI and size)."""
+    return [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
+                   roi=list(src.roi), frame_size=[src.width, src.height],
+                   features=features(30), warnings=["slot_late"]),
+            final_score(0.87, "HCC", features=features(30))]
+
+
+def _roi_zone(src, out_h: int) -> np.ndarray:
+    """Where the ROI's corner brackets may draw on the screen: a band around the ROI's
+    edges as wide as a thick line of an ``out_h``-line output."""
+    rx, ry, rw, rh = src.roi
+    band = max(4, int(0.006 * out_h) + 3)
+    zone = np.zeros((src.height, src.width), bool)
+    zone[max(ry - band, 0):ry + rh + band, max(rx - band, 0):rx + rw + band] = True
+    zone[ry + band:ry + rh - band, rx + band:rx + rw - band] = False
+    return zone
+
+
 @pytest.mark.parametrize("name", ["simulator_480p", "renderer_b_720p", "pattern_1080p"])
 def test_auto_covers_no_image_and_no_scanner_text_and_reads_right(name):
     """layout=auto on a simulated scanner screen: the output, compared pixel by pixel with
@@ -1148,20 +1167,12 @@ def test_auto_covers_no_image_and_no_scanner_text_and_reads_right(name):
 
     src = _screens()[name]()
     w, h = src.width, src.height
-    msgs = [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
-                   roi=list(src.roi), frame_size=[w, h], features=features(30),
-                   warnings=["slot_late"]),
-            final_score(0.87, "HCC", features=features(30))]
+    msgs = _final_hcc(src)
     inp, out, shown = of.run_overlay(src, msgs, "layout=auto")
     vx, vy = _video_in(out, w, h)
     video = out[vy:vy + h, vx:vx + w].astype(int)
     diff = np.abs(video - inp.astype(int)).max(axis=2) > 24
-    # the ROI's corner brackets: a band around the ROI's edges as wide as a thick line
-    rx, ry, rw, rh = src.roi
-    band = max(4, int(0.006 * out.shape[0]) + 3)
-    roi_zone = np.zeros((h, w), bool)
-    roi_zone[max(ry - band, 0):ry + rh + band, max(rx - band, 0):rx + rw + band] = True
-    roi_zone[ry + band:ry + rh - band, rx + band:rx + rw - band] = False
+    roi_zone = _roi_zone(src, out.shape[0])
     inside = diff & src.image & ~roi_zone
     assert inside.sum() == 0, f"{inside.sum()} overlay pixels inside the image area"
     assert (diff & src.image & roi_zone).sum() > 20  # the ROI is marked
@@ -1185,16 +1196,9 @@ def test_auto_from_the_first_frame_covers_nothing_and_nothing_jumps(name):
 
     src = _screens()[name]()
     w, h = src.width, src.height
-    msgs = [status(n=30, phase="complete", score=0.87, final=True, label="HCC",
-                   roi=list(src.roi), frame_size=[w, h], features=features(30),
-                   warnings=["slot_late"]),
-            final_score(0.87, "HCC", features=features(30))]
+    msgs = _final_hcc(src)
     frames = of.run_from_first_frame(src, msgs, "layout=auto", 40)
-    rx, ry, rw, rh = src.roi
-    band = max(4, int(0.006 * frames[0][1].shape[0]) + 3)
-    roi_zone = np.zeros((h, w), bool)
-    roi_zone[max(ry - band, 0):ry + rh + band, max(rx - band, 0):rx + rw + band] = True
-    roi_zone[ry + band:ry + rh - band, rx + band:rx + rw - band] = False
+    roi_zone = _roi_zone(src, frames[0][1].shape[0])
     first = frames[0][1]
     vx, vy = _video_in(first, w, h)
     outside = np.ones(first.shape[:2], bool)  # the output's pixels that show no image
